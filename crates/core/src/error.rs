@@ -1,0 +1,135 @@
+//! The error type of `tuneloop-core`.
+
+use crate::params::ArmId;
+
+/// What went wrong in `tuneloop-core` (and in any [`Policy`](crate::Policy)).
+///
+/// Every variant carries the offending value and where it was, so that a
+/// message can name what to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A numeric parameter is outside its valid range (or not finite).
+    #[error("parameter `{field}` = {value} is out of range: expected {expected}")]
+    ParameterOutOfRange {
+        /// Name of the parameter.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
+    /// A non-numeric parameter is invalid (an empty model name, say).
+    #[error("parameter `{field}` is invalid: {reason}")]
+    InvalidParameter {
+        /// Name of the parameter.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// A feature value is NaN or infinite.
+    #[error("feature {index} is not finite: {value}")]
+    NonFiniteFeature {
+        /// Position of the feature.
+        index: usize,
+        /// The value given.
+        value: f64,
+    },
+    /// A vector has the wrong length.
+    #[error("dimension mismatch: expected {expected}, got {actual}")]
+    DimensionMismatch {
+        /// The length the receiver was built for.
+        expected: usize,
+        /// The length given.
+        actual: usize,
+    },
+    /// An arm set with no arm.
+    #[error("the arm set is empty")]
+    EmptyArmSet,
+    /// An arm set larger than [`MAX_ARMS`](crate::MAX_ARMS).
+    #[error("the arm set would have {size} arms, more than the maximum {max}")]
+    TooManyArms {
+        /// Requested size (saturating).
+        size: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// An arm index outside the arm set.
+    #[error("unknown arm {arm}: there are {num_arms} arms")]
+    UnknownArm {
+        /// The index given.
+        arm: usize,
+        /// How many arms there are.
+        num_arms: usize,
+    },
+    /// An arm id not in the arm set.
+    #[error("unknown arm id {id}")]
+    UnknownArmId {
+        /// The id given.
+        id: ArmId,
+    },
+    /// A text that does not parse as an [`ArmId`].
+    #[error("`{text}` is not an arm id (16 hexadecimal digits)")]
+    InvalidArmId {
+        /// The text given.
+        text: String,
+    },
+    /// No arm is eligible.
+    #[error("the eligible set is empty")]
+    EmptyEligibleSet,
+    /// An arm listed twice in an eligible set or distribution.
+    #[error("arm {arm} is listed twice")]
+    DuplicateArm {
+        /// The repeated arm index.
+        arm: usize,
+    },
+    /// A probability that is negative, above 1 or not finite.
+    #[error("probability at position {index} is invalid: {value}")]
+    InvalidProbability {
+        /// Position in the distribution.
+        index: usize,
+        /// The value given.
+        value: f64,
+    },
+    /// Probabilities that do not sum to one.
+    #[error("probabilities sum to {sum}, not 1 (tolerance {tolerance})")]
+    ProbabilitiesDoNotSumToOne {
+        /// Their sum.
+        sum: f64,
+        /// The tolerance allowed.
+        tolerance: f64,
+    },
+    /// A reward that is NaN or infinite.
+    #[error("reward {value} is not a finite number")]
+    InvalidReward {
+        /// The value given.
+        value: f64,
+    },
+    /// An outcome field out of range.
+    #[error("outcome field `{field}` = {value} is invalid: expected {expected}")]
+    InvalidOutcome {
+        /// Name of the field.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
+    /// A configuration value that cannot be used.
+    #[error("invalid configuration `{field}`: {reason}")]
+    InvalidConfig {
+        /// Name of the setting.
+        field: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A snapshot that cannot be written or restored.
+    #[error("snapshot: {reason}")]
+    Snapshot {
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,91 @@
+//! The vocabulary of tuneloop, shared by every other crate.
+//!
+//! - [`ParameterSet`] — the generation parameters of one LLM call, validated,
+//!   with a stable content-hash identity [`ArmId`].
+//! - [`ArmSet`] — the arms a policy chooses among: an explicit list or a
+//!   grid, deduplicated, bounded by [`MAX_ARMS`], with numeric arm features.
+//! - [`Features`] — a finite context vector; [`TaskFeatures`] — what an agent
+//!   planner knows about a task; a [`Featurizer`] turns one into the other
+//!   ([`DefaultFeaturizer`] has a documented, fixed layout).
+//! - [`TaskOutcome`] — what a call produced; [`RewardFunction`] — what it was
+//!   worth, always in `[0, 1]`.
+//! - [`Policy`] — the trait every chooser implements, with the
+//!   [`ActionDistribution`] over eligible arms and a reproducible
+//!   [`Selection`] keyed by a [`SelectionKey`] (seed + [`DecisionId`]).
+//! - [`Clock`] — injected time ([`SystemClock`], [`ManualClock`]).
+//!
+//! ```
+//! use tuneloop_core::{
+//!     ArmSet, DefaultFeaturizer, Featurizer, RewardFunction, TaskFeatures, TaskOutcome,
+//! };
+//!
+//! let arms = ArmSet::grid()
+//!     .models(["gpt-4o-mini"])
+//!     .temperatures([0.0, 0.3, 0.7])
+//!     .max_tokens([256, 1024])
+//!     .build()?;
+//! let featurizer = DefaultFeaturizer::default();
+//! let x = featurizer.featurize(&TaskFeatures { title_length: 40, ..Default::default() })?;
+//! assert_eq!(x.len(), featurizer.dim());
+//!
+//! let reward = RewardFunction::default().reward(&TaskOutcome::success(0.9, 1200.0))?;
+//! assert!((0.0..=1.0).contains(&reward));
+//! println!("{} arms; first is {}", arms.len(), arms.iter().next().map(|a| a.id.to_string()).unwrap_or_default());
+//! # Ok::<(), tuneloop_core::Error>(())
+//! ```
+
+pub mod arms;
+pub mod clock;
+pub mod error;
+pub mod features;
+pub mod hash;
+pub mod id;
+pub mod outcome;
+pub mod params;
+pub mod policy;
+
+pub use arms::{Arm, ArmGrid, ArmSet, MAX_ARMS};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use features::{DefaultFeaturizer, Features, Featurizer, RiskTier, TaskFeatures};
+pub use id::DecisionId;
+pub use outcome::{ErrorClass, RewardFunction, RewardFunctionBuilder, TaskOutcome};
+pub use params::{ArmId, ParameterSet, ParameterSetBuilder};
+pub use policy::{
+    ActionDistribution, PROBABILITY_TOLERANCE, Policy, PolicySnapshot, Selection, SelectionKey,
+    check_eligible,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<Error>();
+        assert_send_sync::<ParameterSet>();
+        assert_send_sync::<ParameterSetBuilder>();
+        assert_send_sync::<ArmId>();
+        assert_send_sync::<Arm>();
+        assert_send_sync::<ArmSet>();
+        assert_send_sync::<ArmGrid>();
+        assert_send_sync::<Features>();
+        assert_send_sync::<TaskFeatures>();
+        assert_send_sync::<DefaultFeaturizer>();
+        assert_send_sync::<TaskOutcome>();
+        assert_send_sync::<RewardFunction>();
+        assert_send_sync::<RewardFunctionBuilder>();
+        assert_send_sync::<ActionDistribution>();
+        assert_send_sync::<Selection>();
+        assert_send_sync::<SelectionKey>();
+        assert_send_sync::<PolicySnapshot>();
+        assert_send_sync::<DecisionId>();
+        assert_send_sync::<ManualClock>();
+        assert_send_sync::<SystemClock>();
+        assert_send_sync::<Box<dyn Policy>>();
+        assert_send_sync::<Box<dyn Featurizer>>();
+        assert_send_sync::<Box<dyn Clock>>();
+    }
+}
