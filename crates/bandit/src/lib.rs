@@ -8,6 +8,8 @@
 //! | [`EpsilonGreedy`] | per-arm ridge regression, greedy + ε uniform | exact |
 //! | [`Uniform`] | none | exact |
 //! | [`Fixed`] | the incumbent arm + floor | exact |
+//! | [`SharedLinear`] (UCB) | one ridge model over context ⊗ arm features | exact |
+//! | [`SharedLinear`] (Thompson) | one Bayesian model over context ⊗ arm features | Monte-Carlo estimate, flagged |
 //!
 //! Every learning policy mixes in an exploration floor, so each eligible arm
 //! has probability at least `floor / K` and off-policy evaluation always has
@@ -38,12 +40,14 @@ mod linucb;
 mod normal;
 mod ridge;
 mod scratch;
+mod shared;
 mod snapshot;
 mod thompson;
 
 pub use baselines::{Fixed, Uniform};
 pub use error::{Error, Result};
 pub use linucb::{EpsilonGreedy, EpsilonGreedyParams, LinUcb, LinUcbParams};
+pub use shared::{MAX_SHARED_DIM, SharedLinear, THOMPSON_SHARED_DRAWS};
 pub use snapshot::SCHEMA_VERSION;
 pub use thompson::{ThompsonGaussian, ThompsonParams};
 
@@ -73,6 +77,10 @@ pub enum PolicyConfig {
         /// Uniform exploration mass.
         exploration_floor: f64,
     },
+    /// [`SharedLinear`] in UCB mode (needs the arm set: [`PolicyConfig::build_for_arms`]).
+    LinucbShared(LinUcbParams),
+    /// [`SharedLinear`] in Thompson mode (needs the arm set).
+    ThompsonShared(ThompsonParams),
 }
 
 impl PolicyConfig {
@@ -83,6 +91,13 @@ impl PolicyConfig {
     /// [`Error::InvalidParameter`].
     pub fn build(&self, num_arms: usize, dim: usize) -> Result<Box<dyn Policy>> {
         Ok(match self {
+            PolicyConfig::LinucbShared(_) | PolicyConfig::ThompsonShared(_) => {
+                return Err(Error::InvalidParameter {
+                    field: "kind",
+                    value: f64::NAN,
+                    expected: "a policy without arm features (shared policies need build_for_arms)",
+                });
+            }
             PolicyConfig::LinUcb(p) => Box::new(p.build(num_arms, dim)?),
             PolicyConfig::Thompson(p) => Box::new(p.build(num_arms, dim)?),
             PolicyConfig::EpsilonGreedy(p) => Box::new(p.build(num_arms, dim)?),
@@ -92,6 +107,26 @@ impl PolicyConfig {
                 exploration_floor,
             } => Box::new(Fixed::new(*arm, num_arms, dim, *exploration_floor)?),
         })
+    }
+}
+
+impl PolicyConfig {
+    /// The policy of this kind over the arms of `arms` and contexts of
+    /// dimension `dim`: the only way to build the shared kinds, which read
+    /// the arms' features.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`].
+    pub fn build_for_arms(
+        &self,
+        arms: &tuneloop_core::ArmSet,
+        dim: usize,
+    ) -> Result<Box<dyn Policy>> {
+        match self {
+            PolicyConfig::LinucbShared(p) => Ok(Box::new(p.build_shared(arms, dim)?)),
+            PolicyConfig::ThompsonShared(p) => Ok(Box::new(p.build_shared(arms, dim)?)),
+            other => other.build(arms.len(), dim),
+        }
     }
 }
 
@@ -106,6 +141,9 @@ pub fn restore(snapshot: &PolicySnapshot) -> Result<Box<dyn Policy>> {
         EpsilonGreedy::KIND => Box::new(EpsilonGreedy::restore(snapshot)?),
         Uniform::KIND => Box::new(Uniform::restore(snapshot)?),
         Fixed::KIND => Box::new(Fixed::restore(snapshot)?),
+        SharedLinear::KIND_UCB | SharedLinear::KIND_THOMPSON => {
+            Box::new(SharedLinear::restore(snapshot)?)
+        }
         other => {
             return Err(Error::Snapshot {
                 reason: format!("unknown policy kind `{other}`"),
@@ -132,5 +170,6 @@ mod tests {
         assert_send_sync::<Uniform>();
         assert_send_sync::<Fixed>();
         assert_send_sync::<PolicyConfig>();
+        assert_send_sync::<SharedLinear>();
     }
 }

@@ -270,8 +270,7 @@ impl RidgeArms {
         }
     }
 
-    /// The cached inverse and θ of one arm (for tests and diagnostics).
-    #[cfg(test)]
+    /// The cached inverse (row-major) and θ of one arm.
     pub(crate) fn arm_state(&self, arm: usize) -> (&[f64], &[f64]) {
         let d = self.d;
         (

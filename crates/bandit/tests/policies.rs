@@ -497,3 +497,167 @@ fn discounting_follows_a_drifting_best_arm() -> TestResult {
     );
     Ok(())
 }
+
+/// A grid of 7 temperatures × 6 max_tokens × 3 top_p = 126 arms; two task
+/// types whose best temperature and length differ; noisy quality. Returns
+/// the mean regret per round over rounds 300..400, as a fraction of the
+/// oracle's expected reward.
+fn grid_regret(
+    cfg_shared: bool,
+    thompson: bool,
+    seed: u64,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    use tuneloop_core::ArmSet;
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2])
+        .max_tokens([128, 256, 512, 1024, 2048, 4096])
+        .top_ps([0.8, 0.9, 1.0])
+        .build()?;
+    assert_eq!(arms.len(), 126);
+    let mean = |task: usize, arm: usize| -> f64 {
+        let p = &arms.iter().nth(arm).map(|a| a.params.clone());
+        let Some(p) = p else { return 0.0 };
+        let (t0, k0) = if task == 0 {
+            (0.2, 512.0f64)
+        } else {
+            (0.9, 2048.0f64)
+        };
+        let dk = (f64::from(p.max_tokens()).ln() - k0.ln()) / 2.0;
+        (0.9 - 0.5 * (p.temperature() - t0).powi(2) - 0.15 * dk * dk - 0.05 * (1.0 - p.top_p()))
+            .clamp(0.0, 1.0)
+    };
+    let all = arms.all_indices();
+    let mut policy: Box<dyn Policy> = match (cfg_shared, thompson) {
+        (true, false) => Box::new(
+            LinUcbParams {
+                alpha: 0.5,
+                ..Default::default()
+            }
+            .build_shared(&arms, 3)?,
+        ),
+        (true, true) => Box::new(ThompsonParams::default().build_shared(&arms, 3)?),
+        (false, _) => Box::new(LinUcbParams::default().build(arms.len(), 3)?),
+    };
+    let mut env = ChaCha8Rng::seed_from_u64(seed);
+    let (mut regret, mut oracle) = (0.0, 0.0);
+    for t in 0..400u128 {
+        let task = (t % 2) as usize;
+        let x = Features::new(vec![
+            1.0,
+            if task == 0 { 1.0 } else { 0.0 },
+            if task == 1 { 1.0 } else { 0.0 },
+        ])?;
+        let s = policy.select(&x, &all, &SelectionKey::new(seed, DecisionId::from_u128(t)))?;
+        let m = mean(task, s.arm);
+        let noise = (uniform01(&mut env) - 0.5) * 0.4;
+        policy.update(&x, s.arm, (m + noise).clamp(0.0, 1.0))?;
+        if t >= 300 {
+            let best = all.iter().map(|&a| mean(task, a)).fold(0.0, f64::max);
+            regret += best - m;
+            oracle += best;
+        }
+    }
+    Ok(regret / oracle)
+}
+
+#[test]
+fn shared_models_learn_a_126_arm_grid_in_a_few_hundred_rounds() -> TestResult {
+    for seed in [1, 2, 3] {
+        let ucb = grid_regret(true, false, seed)?;
+        let ts = grid_regret(true, true, seed)?;
+        let disjoint = grid_regret(false, false, seed)?;
+        // Per-round regret in rounds 300..400 under 5% of the oracle for
+        // the shared models; the disjoint model, which must try each of the
+        // 126 arms per context, is still far from it.
+        assert!(ucb < 0.05, "seed {seed}: shared LinUCB regret {ucb:.3}");
+        assert!(ts < 0.05, "seed {seed}: shared Thompson regret {ts:.3}");
+        assert!(
+            disjoint > ucb,
+            "seed {seed}: disjoint {disjoint:.3} vs shared {ucb:.3}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn shared_thompson_propensity_matches_its_frequency() -> TestResult {
+    use tuneloop_core::ArmSet;
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0])
+        .build()?;
+    let mut p = ThompsonParams::default().build_shared(&arms, 1)?;
+    let x = Features::new(vec![1.0])?;
+    for i in 0..30 {
+        p.update(&x, i % 3, [0.4, 0.5, 0.45][i % 3])?;
+    }
+    let d = p.distribution(&x, &[0, 1, 2])?;
+    let n = 4000u32;
+    let mut counts = [0u32; 3];
+    let mut prop_sum = [0.0; 3];
+    for t in 0..n {
+        let s = p.select(
+            &x,
+            &[0, 1, 2],
+            &SelectionKey::new(4, DecisionId::from_u128(u128::from(t))),
+        )?;
+        assert!(s.propensity_estimated && s.propensity > 0.0);
+        counts[s.arm] += 1;
+        prop_sum[s.arm] += s.propensity;
+    }
+    for arm in 0..3 {
+        let f = f64::from(counts[arm]) / f64::from(n);
+        let q = d.probability_of(arm);
+        // Frequency vs the (Monte-Carlo) distribution: binomial sd plus
+        // the distribution's own MC error (1024 draws).
+        let sd = (q * (1.0 - q) / f64::from(n)).sqrt() + (q * (1.0 - q) / 1024.0).sqrt();
+        assert!(
+            (f - q).abs() < 4.0 * sd + 1e-3,
+            "arm {arm}: frequency {f}, probability {q}"
+        );
+        if counts[arm] > 0 {
+            let mean_prop = prop_sum[arm] / f64::from(counts[arm]);
+            assert!(
+                (mean_prop - q).abs() < 4.0 * sd + 0.02,
+                "arm {arm}: mean logged propensity {mean_prop}, probability {q}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn shared_policies_restore_exactly() -> TestResult {
+    use tuneloop_core::ArmSet;
+    let arms = ArmSet::grid()
+        .models(["a", "b"])
+        .temperatures([0.0, 0.7])
+        .max_tokens([64, 512])
+        .build()?;
+    let all = arms.all_indices();
+    let mut env = ChaCha8Rng::seed_from_u64(21);
+    let policies: Vec<Box<dyn Policy>> = vec![
+        Box::new(LinUcbParams::default().build_shared(&arms, 2)?),
+        Box::new(ThompsonParams::default().build_shared(&arms, 2)?),
+    ];
+    for mut live in policies {
+        for t in 0..50u128 {
+            let x = Features::new(vec![1.0, uniform01(&mut env)])?;
+            let s = live.select(&x, &all, &SelectionKey::new(2, DecisionId::from_u128(t)))?;
+            live.update(&x, s.arm, uniform01(&mut env))?;
+        }
+        let json = serde_json::to_string(&live.snapshot()?)?;
+        let mut back = restore(&serde_json::from_str(&json)?)?;
+        assert_eq!(back.kind(), live.kind());
+        for t in 50..100u128 {
+            let x = Features::new(vec![1.0, uniform01(&mut env)])?;
+            let key = SelectionKey::new(2, DecisionId::from_u128(t));
+            let s = live.select(&x, &all, &key)?;
+            assert_eq!(back.select(&x, &all, &key)?, s);
+            live.update(&x, s.arm, 0.5)?;
+            back.update(&x, s.arm, 0.5)?;
+        }
+    }
+    Ok(())
+}

@@ -11,9 +11,6 @@ use crate::params::{ArmId, ParameterSet};
 /// before anything is allocated.
 pub const MAX_ARMS: usize = 4096;
 
-/// `max_tokens` enters arm features as `ln(max_tokens) / ln(MAX_TOKENS_SCALE)`.
-const MAX_TOKENS_SCALE: f64 = 131_072.0;
-
 /// One arm: a parameter set and its stable id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Arm {
@@ -30,21 +27,25 @@ pub struct Arm {
 ///
 /// **Arm features** describe each arm numerically, so that a policy with
 /// shared parameters can carry what it learns about one arm to its
-/// neighbours. The columns are, in order, keeping only those that vary
-/// across the set (a constant column adds nothing beyond the bias):
+/// neighbours. Each numeric parameter is mapped linearly from its range
+/// over the set, `[lo, hi]`, to `c` in `[-1, 1]`; parameters that do not vary
+/// across the set are left out (they add nothing beyond the bias). The
+/// columns are, in order:
 ///
 /// | name | value |
 /// |---|---|
 /// | `bias` | 1 (always kept) |
-/// | `temperature`, `temperature^2` | temperature / 2, and its square |
-/// | `top_p`, `top_p^2` | top_p, and its square |
-/// | `log_max_tokens`, `log_max_tokens^2` | ln(max_tokens) / ln(131072), and its square |
-/// | `frequency_penalty`, `presence_penalty` | penalty / 2 |
-/// | `model=NAME` | one-hot, one column per distinct model |
-/// | `variant=NAME` | one-hot per distinct prompt variant (`variant=` for none) |
+/// | `temperature`, `temperature^2` | `c` of temperature, and `c²` |
+/// | `top_p`, `top_p^2` | `c` of top_p, and `c²` |
+/// | `log_max_tokens`, `log_max_tokens^2` | `c` of ln(max_tokens), and `c²` |
+/// | `frequency_penalty`, `presence_penalty` | `c` of the penalty |
+/// | `model=NAME` | one-hot, one column per distinct model (if several) |
+/// | `variant=NAME` | one-hot per distinct prompt variant, `variant=` for none (if several) |
 ///
 /// The squares let a linear model find an interior best temperature or
-/// length, which is the usual shape of quality against these parameters.
+/// length, which is the usual shape of quality against these parameters;
+/// centring and scaling to `[-1, 1]` keeps that quadratic well conditioned
+/// against a ridge prior.
 ///
 /// ```
 /// use tuneloop_core::ArmSet;
@@ -199,59 +200,64 @@ fn distinct<T: PartialEq + Clone>(values: impl Iterator<Item = T>) -> Vec<T> {
     out
 }
 
+/// Maps `v` from `[lo, hi]` to `[-1, 1]` (0 when the range is empty).
+fn centered(v: f64, lo: f64, hi: f64) -> f64 {
+    if hi - lo > 1e-12 {
+        2.0 * (v - lo) / (hi - lo) - 1.0
+    } else {
+        0.0
+    }
+}
+
 fn arm_features(arms: &[Arm]) -> (Vec<String>, Vec<f64>) {
-    type Column = (String, Box<dyn Fn(&ParameterSet) -> f64>);
-    let log_tokens = |p: &ParameterSet| f64::from(p.max_tokens()).ln() / MAX_TOKENS_SCALE.ln();
-    let mut candidates: Vec<Column> = vec![
-        ("temperature".into(), Box::new(|p| p.temperature() / 2.0)),
-        (
-            "temperature^2".into(),
-            Box::new(|p| (p.temperature() / 2.0).powi(2)),
-        ),
-        ("top_p".into(), Box::new(|p| p.top_p())),
-        ("top_p^2".into(), Box::new(|p| p.top_p().powi(2))),
-        ("log_max_tokens".into(), Box::new(log_tokens)),
-        (
-            "log_max_tokens^2".into(),
-            Box::new(move |p| log_tokens(p).powi(2)),
-        ),
-        (
-            "frequency_penalty".into(),
-            Box::new(|p| p.frequency_penalty() / 2.0),
-        ),
-        (
-            "presence_penalty".into(),
-            Box::new(|p| p.presence_penalty() / 2.0),
-        ),
+    type Getter = fn(&ParameterSet) -> f64;
+    let numeric: [(&str, Getter, bool); 5] = [
+        ("temperature", |p| p.temperature(), true),
+        ("top_p", |p| p.top_p(), true),
+        ("log_max_tokens", |p| f64::from(p.max_tokens()).ln(), true),
+        ("frequency_penalty", |p| p.frequency_penalty(), false),
+        ("presence_penalty", |p| p.presence_penalty(), false),
     ];
-    let models = distinct(arms.iter().map(|a| a.params.model().to_owned()));
-    if models.len() > 1 {
-        for m in models {
-            let name = format!("model={m}");
-            candidates.push((name, Box::new(move |p| f64::from(u8::from(p.model() == m)))));
-        }
-    }
-    let variants = distinct(
-        arms.iter()
-            .map(|a| a.params.prompt_variant().map(str::to_owned)),
-    );
-    if variants.len() > 1 {
-        for v in variants {
-            let name = format!("variant={}", v.as_deref().unwrap_or(""));
-            candidates.push((
-                name,
-                Box::new(move |p| f64::from(u8::from(p.prompt_variant() == v.as_deref()))),
-            ));
-        }
-    }
     let mut names = vec!["bias".to_owned()];
     let mut columns: Vec<Vec<f64>> = vec![vec![1.0; arms.len()]];
-    for (name, f) in candidates {
-        let col: Vec<f64> = arms.iter().map(|a| f(&a.params)).collect();
-        let first = col[0];
-        if col.iter().any(|&v| (v - first).abs() > 1e-12) {
-            names.push(name);
+    for (name, get, square) in numeric {
+        let raw: Vec<f64> = arms.iter().map(|a| get(&a.params)).collect();
+        let lo = raw.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = raw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if hi - lo <= 1e-12 {
+            continue;
+        }
+        let col: Vec<f64> = raw.iter().map(|&v| centered(v, lo, hi)).collect();
+        if square {
+            names.push(name.to_owned());
+            names.push(format!("{name}^2"));
+            columns.push(col.iter().map(|c| c * c).collect());
+            columns.insert(columns.len() - 1, col);
+        } else {
+            names.push(name.to_owned());
             columns.push(col);
+        }
+    }
+    let models = distinct(arms.iter().map(|a| a.params.model()));
+    if models.len() > 1 {
+        for m in models {
+            names.push(format!("model={m}"));
+            columns.push(
+                arms.iter()
+                    .map(|a| f64::from(u8::from(a.params.model() == m)))
+                    .collect(),
+            );
+        }
+    }
+    let variants = distinct(arms.iter().map(|a| a.params.prompt_variant()));
+    if variants.len() > 1 {
+        for v in variants {
+            names.push(format!("variant={}", v.unwrap_or("")));
+            columns.push(
+                arms.iter()
+                    .map(|a| f64::from(u8::from(a.params.prompt_variant() == v)))
+                    .collect(),
+            );
         }
     }
     let d = names.len();
@@ -463,9 +469,14 @@ mod tests {
             s.arm_feature_names(),
             ["bias", "temperature", "temperature^2", "model=a", "model=b"]
         );
-        // Arm 3 is model b, temperature 1.0.
+        // Arm 3 is model b, temperature 1.0: c = 1, c² = 1.
         let f = s.arm_features(3).ok_or(Error::EmptyArmSet)?;
-        let expected = [1.0, 0.5, 0.25, 0.0, 1.0];
+        let expected = [1.0, 1.0, 1.0, 0.0, 1.0];
+        // Arm 0 is model a, temperature 0.0: c = -1, c² = 1.
+        let f0 = s.arm_features(0).ok_or(Error::EmptyArmSet)?;
+        for (x, e) in f0.iter().zip([1.0, -1.0, 1.0, 1.0, 0.0]) {
+            assert!((x - e).abs() < 1e-15, "{f0:?}");
+        }
         for (x, e) in f.iter().zip(expected) {
             assert!((x - e).abs() < 1e-15, "{f:?}");
         }
