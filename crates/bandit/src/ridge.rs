@@ -31,6 +31,8 @@ pub(crate) struct RidgeArms {
     sum_r2: Vec<f64>,
     /// Effective number of observations per arm (discounted like `b`).
     n: Vec<f64>,
+    /// `b_aᵀθ_a`, kept current by every update, for the noise estimate.
+    btheta: Vec<f64>,
     since_refresh: Vec<u32>,
 }
 
@@ -62,6 +64,7 @@ impl RidgeArms {
             theta: vec![0.0; k * d],
             sum_r2: vec![0.0; k],
             n: vec![0.0; k],
+            btheta: vec![0.0; k],
             since_refresh: vec![0; k],
         }
     }
@@ -83,6 +86,7 @@ impl RidgeArms {
             && self.theta.len() == k * d
             && self.sum_r2.len() == k
             && self.n.len() == k
+            && self.btheta.len() == k
             && self.since_refresh.len() == k
             && self.lambda.is_finite()
             && self.lambda > 0.0
@@ -96,36 +100,21 @@ impl RidgeArms {
     }
 
     /// `(θ_a·x, xᵀA_a⁻¹x)`: the ridge prediction and its variance factor.
+    /// `u` is scratch space of length `d` (it receives `A_a⁻¹x`).
     #[inline]
-    pub(crate) fn predict(&self, arm: usize, x: &[f64]) -> (f64, f64) {
+    pub(crate) fn predict(&self, arm: usize, x: &[f64], u: &mut [f64]) -> (f64, f64) {
         let d = self.d;
-        let m = &self.a_inv[arm * d * d..(arm + 1) * d * d];
-        let theta = &self.theta[arm * d..(arm + 1) * d];
-        let mut mean = 0.0;
-        let mut quad = 0.0;
-        for i in 0..d {
-            let row = &m[i * d..(i + 1) * d];
-            let mut s = 0.0;
-            for j in 0..d {
-                s += row[j] * x[j];
-            }
-            quad += x[i] * s;
-            mean += theta[i] * x[i];
-        }
-        (mean, quad.max(0.0))
+        sym_matvec(&self.a_inv[arm * d * d..(arm + 1) * d * d], x, u);
+        let mean = dot(&self.theta[arm * d..(arm + 1) * d], x);
+        (mean, dot(x, u).max(0.0))
     }
 
     /// Residual noise variance of the arm: `(s0 n0 + RSS) / (n0 + n)` with
     /// `RSS = Σr² − bᵀθ` (exact for ridge) and a prior of `s0` worth `n0`
     /// observations.
+    #[inline]
     pub(crate) fn noise_variance(&self, arm: usize, s0: f64, n0: f64) -> f64 {
-        let d = self.d;
-        let btheta: f64 = self.b[arm * d..(arm + 1) * d]
-            .iter()
-            .zip(&self.theta[arm * d..(arm + 1) * d])
-            .map(|(b, t)| b * t)
-            .sum();
-        let rss = (self.sum_r2[arm] - btheta).max(0.0);
+        let rss = (self.sum_r2[arm] - self.btheta[arm]).max(0.0);
         (s0 * n0 + rss) / (n0 + self.n[arm])
     }
 
@@ -183,24 +172,16 @@ impl RidgeArms {
         // Sherman–Morrison: A⁻¹ ← A⁻¹ − u uᵀ / (1 + xᵀu), u = A⁻¹x;
         // θ ← θ + u (r − xᵀθ) / (1 + xᵀu).
         let m = &mut self.a_inv[arm * dd..(arm + 1) * dd];
-        let mut u = [0.0f64; 64];
+        let mut stack = [0.0f64; 64];
         let mut heap;
-        let u: &mut [f64] = if d <= 64 {
-            &mut u[..d]
+        let u: &mut [f64] = if d <= stack.len() {
+            &mut stack[..d]
         } else {
             heap = vec![0.0; d];
             &mut heap
         };
-        let mut xu = 0.0;
-        for i in 0..d {
-            let row = &m[i * d..(i + 1) * d];
-            let mut s = 0.0;
-            for j in 0..d {
-                s += row[j] * x[j];
-            }
-            u[i] = s;
-            xu += x[i] * s;
-        }
+        sym_matvec(m, x, u);
+        let xu = dot(x, u);
         let denom = 1.0 + xu;
         if !(denom.is_finite() && denom >= 1.0 - 1e-9) {
             // The cached inverse lost positive definiteness: rebuild it.
@@ -216,11 +197,20 @@ impl RidgeArms {
             }
         }
         let theta = &mut self.theta[arm * d..(arm + 1) * d];
-        let xt: f64 = theta.iter().zip(x).map(|(t, xi)| t * xi).sum();
+        let xt = dot(theta, x);
         let step = (r - xt) * inv;
         for (t, ui) in theta.iter_mut().zip(u.iter()) {
             *t += ui * step;
         }
+        self.refresh_btheta(arm);
+    }
+
+    fn refresh_btheta(&mut self, arm: usize) {
+        let d = self.d;
+        self.btheta[arm] = dot(
+            &self.b[arm * d..(arm + 1) * d],
+            &self.theta[arm * d..(arm + 1) * d],
+        );
     }
 
     /// Recomputes `A⁻¹` and `θ` of `arm` from `A` and `b` by Cholesky. If
@@ -268,6 +258,7 @@ impl RidgeArms {
                 .map(|(a, b)| a * b)
                 .sum();
         }
+        self.refresh_btheta(arm);
     }
 
     /// The cached inverse (row-major) and θ of one arm.
@@ -283,6 +274,58 @@ impl RidgeArms {
     pub(crate) fn counts(&self) -> &[f64] {
         &self.n
     }
+}
+
+/// `u = M x` for a symmetric row-major `d × d` matrix `M`, accumulated
+/// four columns at a time (`u += Σ x_j · M[j, ..]`): independent lanes the
+/// compiler vectorizes, `u` loaded and stored once per four columns, and
+/// zero features skipped.
+#[inline(always)]
+pub(crate) fn sym_matvec(m: &[f64], x: &[f64], u: &mut [f64]) {
+    let d = x.len();
+    u.fill(0.0);
+    let mut j = 0;
+    while j + 4 <= d {
+        let (x0, x1, x2, x3) = (x[j], x[j + 1], x[j + 2], x[j + 3]);
+        if x0 != 0.0 || x1 != 0.0 || x2 != 0.0 || x3 != 0.0 {
+            let r0 = &m[j * d..(j + 1) * d];
+            let r1 = &m[(j + 1) * d..(j + 2) * d];
+            let r2 = &m[(j + 2) * d..(j + 3) * d];
+            let r3 = &m[(j + 3) * d..(j + 4) * d];
+            for i in 0..d {
+                u[i] += (x0 * r0[i] + x1 * r1[i]) + (x2 * r2[i] + x3 * r3[i]);
+            }
+        }
+        j += 4;
+    }
+    while j < d {
+        let xj = x[j];
+        if xj != 0.0 {
+            let row = &m[j * d..(j + 1) * d];
+            for (ui, &mj) in u.iter_mut().zip(row) {
+                *ui += xj * mj;
+            }
+        }
+        j += 1;
+    }
+}
+
+/// A dot product with four independent accumulators, so the additions do
+/// not wait on each other.
+#[inline(always)]
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = a.len() / 4;
+    for c in 0..chunks {
+        for l in 0..4 {
+            acc[l] += a[c * 4 + l] * b[c * 4 + l];
+        }
+    }
+    let mut tail = 0.0;
+    for i in chunks * 4..a.len().min(b.len()) {
+        tail += a[i] * b[i];
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 #[cfg(test)]
@@ -389,7 +432,7 @@ mod tests {
         for _ in 0..100 {
             arms.update(0, &[1.0], 1.0);
         }
-        let (mean, _) = arms.predict(0, &[1.0]);
+        let (mean, _) = arms.predict(0, &[1.0], &mut [0.0]);
         // Effective window ~10 observations: the old zeros are forgotten.
         assert!(mean > 0.85, "{mean}");
         assert!(arms.counts()[0] < 10.5);
@@ -408,7 +451,7 @@ mod tests {
                 if i % 2 == 0 { 1e-6 } else { 0.0 },
             ];
             arms.update(0, &x, 0.5);
-            let (m, v) = arms.predict(0, &x);
+            let (m, v) = arms.predict(0, &x, &mut [0.0; 4]);
             assert!(m.is_finite() && v.is_finite() && v >= 0.0);
         }
         assert!(arms.check_shape());

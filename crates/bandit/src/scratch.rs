@@ -1,9 +1,9 @@
-//! A small buffer on the stack for up to 128 values, on the heap beyond:
+//! A small buffer on the stack for up to 64 values, on the heap beyond:
 //! per-decision scores without an allocation in the common case.
 
 use std::ops::{Deref, DerefMut};
 
-const STACK: usize = 128;
+const STACK: usize = 64;
 
 // The stack variant is large on purpose: it lives for one decision, and it
 // is what spares the hot path an allocation.

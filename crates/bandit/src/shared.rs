@@ -23,7 +23,7 @@ use tuneloop_core::{
 };
 
 use crate::error::{Error, Result, check_param};
-use crate::linucb::{LinUcbParams, check_shape};
+use crate::linucb::{LinUcbParams, NOISE_PRIOR, NOISE_PRIOR_WEIGHT, check_shape};
 use crate::normal::{NormalSampler, open_uniform};
 use crate::ridge::RidgeArms;
 use crate::snapshot::{from_snapshot, to_snapshot};
@@ -43,6 +43,7 @@ pub const THOMPSON_SHARED_DRAWS: usize = 255;
 enum Exploration {
     Ucb {
         alpha: f64,
+        noise_scaled: bool,
     },
     Thompson {
         scale: f64,
@@ -66,7 +67,7 @@ enum Exploration {
 /// use tuneloop_bandit::LinUcbParams;
 /// use tuneloop_core::{ArmSet, DecisionId, Features, Policy, SelectionKey};
 /// let arms = ArmSet::grid().models(["m"]).temperatures([0.0, 0.25, 0.5, 0.75, 1.0]).build()?;
-/// let mut p = LinUcbParams { alpha: 0.2, ..Default::default() }.build_shared(&arms, 1)?;
+/// let mut p = LinUcbParams::default().build_shared(&arms, 1)?;
 /// let x = Features::new(vec![1.0])?;
 /// // Reward peaks at temperature 0.5: a quadratic the shared model can fit.
 /// for round in 0..300u128 {
@@ -111,7 +112,10 @@ impl LinUcbParams {
     pub fn build_shared(&self, arms: &ArmSet, dim: usize) -> Result<SharedLinear> {
         self.check()?;
         SharedLinear::new(
-            Exploration::Ucb { alpha: self.alpha },
+            Exploration::Ucb {
+                alpha: self.alpha,
+                noise_scaled: self.noise_scaled,
+            },
             self.exploration_floor,
             self.lambda,
             self.refresh_every,
@@ -287,7 +291,21 @@ impl SharedLinear {
         Ok(self.project(x.as_slice()))
     }
 
-    fn ucb_probs(&self, p: &Projection, eligible: &[usize], alpha: f64) -> Vec<f64> {
+    fn ucb_probs(
+        &self,
+        p: &Projection,
+        eligible: &[usize],
+        alpha: f64,
+        noise_scaled: bool,
+    ) -> Vec<f64> {
+        let sd = if noise_scaled {
+            self.ridge
+                .noise_variance(0, NOISE_PRIOR, NOISE_PRIOR_WEIGHT)
+                .sqrt()
+        } else {
+            1.0
+        };
+        let alpha = alpha * sd;
         let scores: Vec<f64> = eligible
             .iter()
             .map(|&a| {
@@ -391,9 +409,12 @@ impl Policy for SharedLinear {
     fn distribution(&self, x: &Features, eligible: &[usize]) -> CoreResult<ActionDistribution> {
         let p = self.checked(x, eligible)?;
         match self.exploration {
-            Exploration::Ucb { alpha } => ActionDistribution::new(
+            Exploration::Ucb {
+                alpha,
+                noise_scaled,
+            } => ActionDistribution::new(
                 eligible.to_vec(),
-                self.ucb_probs(&p, eligible, alpha),
+                self.ucb_probs(&p, eligible, alpha, noise_scaled),
                 false,
             )?
             .with_floor(self.exploration_floor),
@@ -438,10 +459,13 @@ impl Policy for SharedLinear {
         let mut rng = ChaCha8Rng::from_seed(key.rng_seed());
         let u = open_uniform(&mut rng);
         match self.exploration {
-            Exploration::Ucb { alpha } => {
+            Exploration::Ucb {
+                alpha,
+                noise_scaled,
+            } => {
                 let d = ActionDistribution::new(
                     eligible.to_vec(),
-                    self.ucb_probs(&p, eligible, alpha),
+                    self.ucb_probs(&p, eligible, alpha, noise_scaled),
                     false,
                 )?
                 .with_floor(floor)?;

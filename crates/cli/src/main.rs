@@ -1,41 +1,158 @@
-//! The `tuneloop` command line. See `DESIGN.md` for the contract: JSON on
-//! stdout, progress on stderr, exit 0 on success, 2 on bad input, 1 otherwise.
+//! The `tuneloop` command line. Contract (DESIGN.md): JSON on stdout unless
+//! `--format text`, progress and logs on stderr; exit 0 on success, 2 on bad
+//! input (the message names file, line and field), 1 otherwise.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod bench;
+mod csv;
+mod error;
+mod simulate;
+
+use error::{CliError, CliResult};
 
 /// Learn LLM generation parameters from outcomes, safely.
 #[derive(Debug, Parser)]
 #[command(name = "tuneloop", version, about)]
 struct Cli {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json, global = true)]
+    format: Format,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Json,
+    Text,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Estimator-level off-policy evaluation of a JSON Lines file.
+    /// Estimator-level off-policy evaluation of a JSON Lines file (not implemented yet).
     Ope,
-    /// Policy-level evaluation of a candidate on a decision log.
+    /// Policy-level evaluation of a candidate on a decision log (not implemented yet).
     Evaluate,
-    /// Supervised-to-bandit or built-in scenario simulation.
-    Simulate,
-    /// Latency of the hot paths.
-    Bench,
-    /// A self-contained HTML report of a decision log.
+    /// Supervised-to-bandit simulation, or a built-in scenario.
+    Simulate {
+        /// CSV with a header, numeric features, last column an integer label.
+        #[arg(long, conflicts_with = "scenario")]
+        supervised: Option<PathBuf>,
+        /// A built-in scenario: `llm-params`.
+        #[arg(long)]
+        scenario: Option<String>,
+        /// linucb|thompson|epsilon-greedy|uniform.
+        #[arg(long, default_value = "linucb")]
+        policy: String,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Scenario: rounds per task type.
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+        /// Scenario: independent runs averaged.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    /// Latency of the hot paths (p50/p99/max, nanoseconds).
+    Bench {
+        /// Context dimension.
+        #[arg(long, default_value_t = 16)]
+        dims: usize,
+        /// Number of arms.
+        #[arg(long, default_value_t = 32)]
+        arms: usize,
+        /// Timed calls of each kind.
+        #[arg(long, default_value_t = 100_000)]
+        iterations: usize,
+    },
+    /// A self-contained HTML report of a decision log (not implemented yet).
     Report,
+}
+
+fn not_yet(name: &str) -> CliResult<serde_json::Value> {
+    Err(CliError::Other(anyhow::anyhow!(
+        "`tuneloop {name}` is not implemented yet"
+    )))
+}
+
+fn run(cli: Cli) -> CliResult<serde_json::Value> {
+    match cli.command {
+        Command::Ope => not_yet("ope"),
+        Command::Evaluate => not_yet("evaluate"),
+        Command::Report => not_yet("report"),
+        Command::Simulate {
+            supervised,
+            scenario,
+            policy,
+            seed,
+            rounds,
+            runs,
+        } => match (supervised, scenario) {
+            (Some(path), None) => simulate::supervised(&path, &policy, seed),
+            (None, Some(name)) if name == "llm-params" => {
+                simulate::scenario_llm_params(&policy, rounds, runs, seed)
+            }
+            (None, Some(name)) => Err(CliError::bad(format!(
+                "--scenario: unknown scenario `{name}`; known: llm-params"
+            ))),
+            _ => Err(CliError::bad(
+                "simulate needs --supervised FILE.csv or --scenario NAME",
+            )),
+        },
+        Command::Bench {
+            dims,
+            arms,
+            iterations,
+        } => bench::run(dims, arms, iterations),
+    }
+}
+
+fn print_text(v: &serde_json::Value, prefix: &str, out: &mut impl Write) -> std::io::Result<()> {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                print_text(v, &key, out)?;
+            }
+            Ok(())
+        }
+        other => writeln!(out, "{prefix}: {other}"),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let name = match cli.command {
-        Command::Ope => "ope",
-        Command::Evaluate => "evaluate",
-        Command::Simulate => "simulate",
-        Command::Bench => "bench",
-        Command::Report => "report",
-    };
-    eprintln!("tuneloop {name}: not implemented yet");
-    ExitCode::FAILURE
+    let format = cli.format;
+    match run(cli) {
+        Ok(v) => {
+            let mut out = std::io::stdout().lock();
+            let written = match format {
+                Format::Json => serde_json::to_writer_pretty(&mut out, &v)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| writeln!(out)),
+                Format::Text => print_text(&v, "", &mut out),
+            };
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tuneloop: cannot write output: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("tuneloop: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

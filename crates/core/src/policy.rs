@@ -236,18 +236,24 @@ fn check_unique_nonempty(arms: &[usize]) -> Result<()> {
     if arms.is_empty() {
         return Err(Error::EmptyEligibleSet);
     }
-    if arms.len() <= 64 {
-        for (i, a) in arms.iter().enumerate() {
-            if arms[..i].contains(a) {
-                return Err(Error::DuplicateArm { arm: *a });
+    // A bitset on the stack covers every arm index below 512 in O(n).
+    let mut bits = [0u64; 8];
+    let mut large = Vec::new();
+    for &a in arms {
+        if a < 512 {
+            let (word, bit) = (a / 64, 1u64 << (a % 64));
+            if bits[word] & bit != 0 {
+                return Err(Error::DuplicateArm { arm: a });
             }
+            bits[word] |= bit;
+        } else {
+            large.push(a);
         }
-    } else {
-        let mut seen = std::collections::HashSet::with_capacity(arms.len());
-        for a in arms {
-            if !seen.insert(*a) {
-                return Err(Error::DuplicateArm { arm: *a });
-            }
+    }
+    if !large.is_empty() {
+        large.sort_unstable();
+        if let Some(w) = large.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::DuplicateArm { arm: w[0] });
         }
     }
     Ok(())
@@ -463,6 +469,11 @@ mod tests {
         assert_eq!(
             check_eligible(&big, 200),
             Err(Error::DuplicateArm { arm: 50 })
+        );
+        let huge: Vec<usize> = (0..2000).chain([1500]).collect();
+        assert_eq!(
+            check_eligible(&huge, 4096),
+            Err(Error::DuplicateArm { arm: 1500 })
         );
         assert_eq!(check_eligible(&[1, 0], 2), Ok(()));
     }

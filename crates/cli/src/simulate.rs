@@ -1,0 +1,271 @@
+//! `tuneloop simulate`: supervised-to-bandit runs and built-in scenarios.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+use tuneloop_bandit::{EpsilonGreedyParams, LinUcbParams, PolicyConfig, ThompsonParams};
+use tuneloop_core::{
+    ArmSet, DecisionId, Features, Policy, RewardFunction, SelectionKey, TaskOutcome,
+};
+
+use crate::csv;
+use crate::error::{CliError, CliResult};
+
+/// The policies `simulate` knows by name.
+pub(crate) const POLICIES: &str = "linucb|thompson|epsilon-greedy|uniform";
+
+fn config(policy: &str, shared: bool) -> CliResult<PolicyConfig> {
+    let lp = LinUcbParams::default();
+    Ok(match (policy, shared) {
+        ("linucb", false) => PolicyConfig::LinUcb(lp),
+        ("linucb", true) => PolicyConfig::LinucbShared(lp),
+        ("thompson", false) => PolicyConfig::Thompson(ThompsonParams::default()),
+        ("thompson", true) => PolicyConfig::ThompsonShared(ThompsonParams::default()),
+        ("epsilon-greedy", _) => PolicyConfig::EpsilonGreedy(EpsilonGreedyParams::default()),
+        ("uniform", _) => PolicyConfig::Uniform,
+        (other, _) => {
+            return Err(CliError::bad(format!(
+                "--policy: unknown policy `{other}`; expected one of {POLICIES}"
+            )));
+        }
+    })
+}
+
+/// One round per row in file order; the arm equal to the label pays 1.
+/// The context is a bias term followed by the row's features.
+pub(crate) fn supervised(path: &Path, policy: &str, seed: u64) -> CliResult<Value> {
+    let data = csv::read(path)?;
+    let k = data.num_labels;
+    let d = data.width + 1;
+    let mut p = config(policy, false)?.build(k, d)?;
+    let eligible: Vec<usize> = (0..k).collect();
+    let mut total = 0.0;
+    let mut x = vec![0.0; d];
+    let start = Instant::now();
+    for (t, &label) in data.labels.iter().enumerate() {
+        x[0] = 1.0;
+        x[1..].copy_from_slice(&data.features[t * data.width..(t + 1) * data.width]);
+        let ctx = Features::new(x.clone())?;
+        let s = p.select(
+            &ctx,
+            &eligible,
+            &SelectionKey::new(seed, DecisionId::from_u128(t as u128)),
+        )?;
+        let r = if s.arm == label { 1.0 } else { 0.0 };
+        p.update(&ctx, s.arm, r)?;
+        total += r;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let rounds = data.labels.len();
+    Ok(json!({
+        "policy": policy,
+        "rounds": rounds,
+        "arms": k,
+        "features": data.width,
+        "average_reward": total / rounds as f64,
+        "decisions_per_second": rounds as f64 / secs.max(1e-9),
+        "seconds": secs,
+    }))
+}
+
+/// A task type of the `llm-params` scenario.
+struct TaskType {
+    name: &'static str,
+    best_temperature: f64,
+    /// Best max_tokens for a median prompt; it doubles from the smallest to
+    /// the largest prompt.
+    best_max_tokens: f64,
+    peak_quality: f64,
+}
+
+const TASKS: [TaskType; 4] = [
+    TaskType {
+        name: "code",
+        best_temperature: 0.2,
+        best_max_tokens: 2048.0,
+        peak_quality: 0.9,
+    },
+    TaskType {
+        name: "summarize",
+        best_temperature: 0.4,
+        best_max_tokens: 512.0,
+        peak_quality: 0.85,
+    },
+    TaskType {
+        name: "creative",
+        best_temperature: 1.0,
+        best_max_tokens: 1024.0,
+        peak_quality: 0.8,
+    },
+    TaskType {
+        name: "extract",
+        best_temperature: 0.0,
+        best_max_tokens: 256.0,
+        peak_quality: 0.95,
+    },
+];
+
+/// The synthetic environment: quality peaks at a task's best temperature
+/// and length (the length shifting with the prompt's size), Gaussian noise
+/// of sd 0.1; latency and cost grow with the tokens generated.
+struct Environment {
+    arms: ArmSet,
+    reward: RewardFunction,
+}
+
+impl Environment {
+    fn new() -> CliResult<Self> {
+        Ok(Environment {
+            arms: ArmSet::grid()
+                .models(["sim-model"])
+                .temperatures([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2])
+                .max_tokens([256, 512, 1024, 2048, 4096])
+                .build()?,
+            reward: RewardFunction::default(),
+        })
+    }
+
+    /// `s` in [-1, 1] is the centred log prompt size.
+    fn mean_quality(&self, task: &TaskType, arm: usize, s: f64) -> f64 {
+        let Some(a) = self.arms.get(arm) else {
+            return 0.0;
+        };
+        let p = &a.params;
+        let best_k = task.best_max_tokens * 2f64.powf(0.5 * s);
+        let dk = (f64::from(p.max_tokens()) / best_k).log2();
+        let dt = p.temperature() - task.best_temperature;
+        (task.peak_quality - 0.6 * dt * dt - 0.04 * dk * dk).clamp(0.0, 1.0)
+    }
+
+    fn outcome(&self, task: &TaskType, arm: usize, s: f64, rng: &mut ChaCha8Rng) -> TaskOutcome {
+        let q = self.mean_quality(task, arm, s);
+        let noise = gaussian(rng) * 0.1;
+        let max_tokens = self.arms.get(arm).map_or(256, |a| a.params.max_tokens());
+        let used = f64::from(max_tokens) * (0.5 + 0.5 * uniform(rng));
+        let prompt = 200.0 * 20f64.powf((s + 1.0) / 2.0);
+        TaskOutcome::success((q + noise).clamp(0.0, 1.0), 250.0 + 0.9 * used)
+            .with_tokens(prompt as u64, used as u64)
+            .with_cost((prompt + 3.0 * used) * 1e-6)
+    }
+}
+
+fn uniform(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
+    // Box–Muller; the scenario needs no value stability beyond its seed.
+    let u1 = uniform(rng).max(1e-300);
+    let u2 = uniform(rng);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// The `llm-params` scenario: four task types, each with its own policy
+/// over a 35-arm grid (7 temperatures × 5 max_tokens); the context is a
+/// bias and the centred log prompt size.
+pub(crate) fn scenario_llm_params(
+    policy: &str,
+    rounds: usize,
+    runs: usize,
+    seed: u64,
+) -> CliResult<Value> {
+    if rounds == 0 || runs == 0 {
+        return Err(CliError::bad("--rounds and --runs must be at least 1"));
+    }
+    let env = Environment::new()?;
+    let cfg = config(policy, true)?;
+    let all = env.arms.all_indices();
+    let window = 25.min(rounds);
+    let windows = rounds.div_ceil(window);
+    // Per task type and window: sums of realized-expected reward and oracle.
+    let mut got = vec![vec![0.0; windows]; TASKS.len()];
+    let mut best = vec![vec![0.0; windows]; TASKS.len()];
+    // Expected reward of an arm, by Monte Carlo over the outcome noise.
+    let mut mc_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut expected = |task: &TaskType, arm: usize, s: f64| -> f64 {
+        let n = 64;
+        (0..n)
+            .map(|_| {
+                env.reward
+                    .reward(&env.outcome(task, arm, s, &mut mc_rng))
+                    .unwrap_or(0.0)
+            })
+            .sum::<f64>()
+            / f64::from(n)
+    };
+    let start = Instant::now();
+    let mut decisions = 0usize;
+    for run in 0..runs {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(run as u64));
+        for (ti, task) in TASKS.iter().enumerate() {
+            let mut p: Box<dyn Policy> = cfg.build_for_arms(&env.arms, 2)?;
+            for t in 0..rounds {
+                let s = 2.0 * uniform(&mut rng) - 1.0;
+                let x = Features::new(vec![1.0, s])?;
+                let id =
+                    DecisionId::from_u128(((run as u128) << 64) | ((ti as u128) << 32) | t as u128);
+                let sel = p.select(&x, &all, &SelectionKey::new(seed, id))?;
+                let outcome = env.outcome(task, sel.arm, s, &mut rng);
+                p.update(&x, sel.arm, env.reward.reward(&outcome)?)?;
+                decisions += 1;
+                // Regret is measured in expectation, on a subsample of rounds
+                // (every 5th) to keep the Monte-Carlo oracle affordable.
+                if t % 5 == 0 {
+                    let chosen = expected(task, sel.arm, s);
+                    let oracle = all
+                        .iter()
+                        .map(|&a| expected(task, a, s))
+                        .fold(0.0, f64::max);
+                    got[ti][t / window] += chosen;
+                    best[ti][t / window] += oracle;
+                }
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let mut per_task = serde_json::Map::new();
+    let mut final_fraction_max: f64 = 0.0;
+    for (ti, task) in TASKS.iter().enumerate() {
+        let curve: Vec<Value> = (0..windows)
+            .map(|w| {
+                let b = best[ti][w];
+                json!({
+                    "rounds": [w * window, ((w + 1) * window).min(rounds)],
+                    "regret_fraction": if b > 0.0 { (b - got[ti][w]) / b } else { 0.0 },
+                })
+            })
+            .collect();
+        let last = windows - 1;
+        let frac = if best[ti][last] > 0.0 {
+            (best[ti][last] - got[ti][last]) / best[ti][last]
+        } else {
+            0.0
+        };
+        final_fraction_max = final_fraction_max.max(frac);
+        let samples = (rounds.div_ceil(5) * runs) as f64;
+        let (sum_got, sum_best): (f64, f64) = (got[ti].iter().sum(), best[ti].iter().sum());
+        per_task.insert(
+            task.name.to_owned(),
+            json!({
+                "average_reward": sum_got / samples,
+                "oracle_average_reward": sum_best / samples,
+                "final_window_regret_fraction": frac,
+                "regret_over_time": curve,
+            }),
+        );
+    }
+    Ok(json!({
+        "scenario": "llm-params",
+        "policy": policy,
+        "arms": env.arms.len(),
+        "task_types": TASKS.len(),
+        "rounds_per_task_type": rounds,
+        "runs": runs,
+        "worst_final_window_regret_fraction": final_fraction_max,
+        "task": per_task,
+        "decisions_per_second": decisions as f64 / secs.max(1e-9),
+    }))
+}
