@@ -51,6 +51,23 @@ impl From<tuneloop_core::Error> for CliError {
     }
 }
 
+impl From<tuneloop_counterfactual::Error> for CliError {
+    fn from(e: tuneloop_counterfactual::Error) -> Self {
+        use tuneloop_counterfactual::Error as E;
+        match e {
+            E::InvalidLine { .. }
+            | E::InvalidRound { .. }
+            | E::Empty
+            | E::NeedsRewardModel { .. }
+            | E::InvalidSetting { .. } => CliError::BadInput(e.to_string()),
+            E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                CliError::BadInput(e.to_string())
+            }
+            other => CliError::Other(other.into()),
+        }
+    }
+}
+
 impl From<serde_json::Error> for CliError {
     fn from(e: serde_json::Error) -> Self {
         CliError::Other(e.into())

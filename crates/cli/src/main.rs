@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod csv;
 mod error;
+mod ope;
 mod simulate;
 
 use error::{CliError, CliResult};
@@ -34,8 +35,33 @@ enum Format {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Estimator-level off-policy evaluation of a JSON Lines file (not implemented yet).
-    Ope,
+    /// Estimator-level off-policy evaluation of a JSON Lines file.
+    Ope {
+        /// JSON Lines, one logged round a line (gzip if it ends in .gz).
+        #[arg(long)]
+        input: PathBuf,
+        /// Comma-separated: ipw,snipw,dm,dr,sndr,switch-dr,dros (default: all the input allows).
+        #[arg(long)]
+        estimators: Option<String>,
+        /// Largest importance weight of ipw.
+        #[arg(long)]
+        clip: Option<f64>,
+        /// Switch-DR's threshold.
+        #[arg(long, default_value_t = 5.0)]
+        switch_tau: f64,
+        /// DRos's shrinkage.
+        #[arg(long, default_value_t = 100.0)]
+        dros_lambda: f64,
+        /// Bootstrap resamples (0: none).
+        #[arg(long, default_value_t = 10_000)]
+        bootstrap: usize,
+        /// Intervals are at level 1 - alpha.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Seed of the bootstrap.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Policy-level evaluation of a candidate on a decision log (not implemented yet).
     Evaluate,
     /// Supervised-to-bandit simulation, or a built-in scenario.
@@ -83,7 +109,27 @@ fn not_yet(name: &str) -> CliResult<serde_json::Value> {
 
 fn run(cli: Cli) -> CliResult<serde_json::Value> {
     match cli.command {
-        Command::Ope => not_yet("ope"),
+        Command::Ope {
+            input,
+            estimators,
+            clip,
+            switch_tau,
+            dros_lambda,
+            bootstrap,
+            alpha,
+            seed,
+        } => ope::run(
+            &input,
+            estimators.as_deref(),
+            tuneloop_counterfactual::EstimatorSettings {
+                clip,
+                switch_tau,
+                dros_lambda,
+                bootstrap,
+                alpha,
+                seed,
+            },
+        ),
         Command::Evaluate => not_yet("evaluate"),
         Command::Report => not_yet("report"),
         Command::Simulate {

@@ -37,10 +37,11 @@ fn config(policy: &str, shared: bool) -> CliResult<PolicyConfig> {
 /// One round per row in file order; the arm equal to the label pays 1.
 /// The context is a bias term followed by the row's features.
 pub(crate) fn supervised(path: &Path, policy: &str, seed: u64) -> CliResult<Value> {
+    let cfg = config(policy, false)?;
     let data = csv::read(path)?;
     let k = data.num_labels;
     let d = data.width + 1;
-    let mut p = config(policy, false)?.build(k, d)?;
+    let mut p = cfg.build(k, d)?;
     let eligible: Vec<usize> = (0..k).collect();
     let mut total = 0.0;
     let mut x = vec![0.0; d];

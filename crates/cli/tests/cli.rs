@@ -1,0 +1,215 @@
+//! The command-line contract: JSON on stdout, exit 2 with a message naming
+//! file, line and field on bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn tuneloop(args: &[&str]) -> std::io::Result<Output> {
+    Command::new(env!("CARGO_BIN_EXE_tuneloop"))
+        .args(args)
+        .output()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::io::Result<String> {
+    let p = dir.join(name);
+    std::fs::write(&p, text)?;
+    Ok(p.display().to_string())
+}
+
+fn assert_bad_input(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` not in: {err}");
+    }
+    assert!(out.stdout.is_empty());
+}
+
+const GOOD: &str = r#"{"action": 0, "reward": 1.0, "propensity": 0.5, "target": [0.2, 0.8], "reward_hat": [0.5, 0.5]}"#;
+
+#[test]
+fn ope_prints_every_estimator_the_input_allows() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let input = write(
+        dir.path(),
+        "ok.jsonl",
+        &format!(
+            "{GOOD}\n{}\n",
+            GOOD.replace("\"action\": 0", "\"action\": 1")
+        ),
+    )?;
+    let out = tuneloop(&["ope", "--input", &input, "--bootstrap", "100"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["rounds"], 2);
+    for e in ["ipw", "snipw", "dm", "dr", "sndr", "switch-dr", "dros"] {
+        assert!(v["estimators"][e]["estimate"].is_f64(), "{e}");
+        assert!(v["estimators"][e]["ci_low"].is_f64(), "{e}");
+    }
+    // IPW by hand: rounds (a=0, r=1, w=0.4) and (a=1, r=1, w=1.6): mean 1.0.
+    let ipw = v["estimators"]["ipw"]["estimate"].as_f64().ok_or("ipw")?;
+    assert!((ipw - 1.0).abs() < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn ope_bad_input_exits_2_naming_line_and_field() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cases = [
+        (
+            "propensity",
+            GOOD.replace("\"propensity\": 0.5", "\"propensity\": 0.0"),
+        ),
+        (
+            "propensity",
+            GOOD.replace("\"propensity\": 0.5", "\"propensity\": 1.5"),
+        ),
+        ("target", GOOD.replace("[0.2, 0.8]", "[0.2, 0.9]")),
+        ("action", GOOD.replace("\"action\": 0", "\"action\": 5")),
+        ("target", GOOD.replace("[0.2, 0.8]", "[0.2, 0.3, 0.5]")),
+        (
+            "reward",
+            GOOD.replace("\"reward\": 1.0", "\"reward\": \"x\""),
+        ),
+    ];
+    for (i, (field, bad)) in cases.iter().enumerate() {
+        let path = write(
+            dir.path(),
+            &format!("bad{i}.jsonl"),
+            &format!("{GOOD}\n\n{bad}\n"),
+        )?;
+        let out = tuneloop(&["ope", "--input", &path, "--bootstrap", "10"])?;
+        assert_bad_input(&out, &[&path, "line 3", field]);
+    }
+    let empty = write(dir.path(), "empty.jsonl", "")?;
+    assert_bad_input(&tuneloop(&["ope", "--input", &empty])?, &[&empty]);
+    let no_q = write(
+        dir.path(),
+        "noq.jsonl",
+        &format!("{}\n", GOOD.replace(", \"reward_hat\": [0.5, 0.5]", "")),
+    )?;
+    assert_bad_input(
+        &tuneloop(&["ope", "--input", &no_q, "--estimators", "dr"])?,
+        &["dr", "reward_hat"],
+    );
+    assert_bad_input(
+        &tuneloop(&["ope", "--input", "/nonexistent/x.jsonl"])?,
+        &["/nonexistent/x.jsonl"],
+    );
+    assert_bad_input(
+        &tuneloop(&["ope", "--input", &no_q, "--estimators", "nope"])?,
+        &["nope"],
+    );
+    assert_bad_input(
+        &tuneloop(&["ope", "--input", &no_q, "--alpha", "2"])?,
+        &["alpha"],
+    );
+    Ok(())
+}
+
+#[test]
+fn simulate_supervised_follows_the_design_contract() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // Label = 1 when x > 0: a learnable problem.
+    let mut csv = String::from("x,label\n");
+    for i in 0..2000 {
+        let x = f64::from(i % 7) - 3.0;
+        csv.push_str(&format!("{x},{}\n", u8::from(x > 0.0)));
+    }
+    let path = write(dir.path(), "data.csv", &csv)?;
+    let out = tuneloop(&[
+        "simulate",
+        "--supervised",
+        &path,
+        "--policy",
+        "linucb",
+        "--seed",
+        "3",
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["policy"], "linucb");
+    assert_eq!(v["rounds"], 2000);
+    assert!(v["average_reward"].as_f64().ok_or("reward")? > 0.85);
+    assert!(v["decisions_per_second"].as_f64().ok_or("dps")? > 0.0);
+    for p in ["thompson", "epsilon-greedy", "uniform"] {
+        let out = tuneloop(&["simulate", "--supervised", &path, "--policy", p])?;
+        assert!(out.status.success(), "{p}");
+    }
+    Ok(())
+}
+
+#[test]
+fn simulate_bad_csv_exits_2_naming_row_and_column() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let bad_cell = write(dir.path(), "cell.csv", "a,b,label\n1,2,0\n3,oops,1\n")?;
+    assert_bad_input(
+        &tuneloop(&["simulate", "--supervised", &bad_cell])?,
+        &["line 3", "column 2", "`b`", "oops"],
+    );
+    let nan = write(dir.path(), "nan.csv", "a,label\n1,0\nNaN,1\n")?;
+    assert_bad_input(
+        &tuneloop(&["simulate", "--supervised", &nan])?,
+        &["line 3", "column 1"],
+    );
+    let label = write(dir.path(), "label.csv", "a,label\n1,0\n2,1.5\n")?;
+    assert_bad_input(
+        &tuneloop(&["simulate", "--supervised", &label])?,
+        &["line 3", "label"],
+    );
+    let width = write(dir.path(), "width.csv", "a,label\n1,0\n2,1,3\n")?;
+    assert_bad_input(
+        &tuneloop(&["simulate", "--supervised", &width])?,
+        &["line 3", "3 cells"],
+    );
+    let empty = write(dir.path(), "empty.csv", "")?;
+    assert_bad_input(
+        &tuneloop(&["simulate", "--supervised", &empty])?,
+        &["empty"],
+    );
+    assert_bad_input(
+        &tuneloop(&["simulate", "--supervised", &bad_cell, "--policy", "nope"])?,
+        &["nope"],
+    );
+    assert_bad_input(&tuneloop(&["simulate", "--scenario", "nope"])?, &["nope"]);
+    Ok(())
+}
+
+#[test]
+fn scenario_and_bench_print_json() -> TestResult {
+    let out = tuneloop(&[
+        "simulate",
+        "--scenario",
+        "llm-params",
+        "--runs",
+        "1",
+        "--rounds",
+        "50",
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["arms"], 35);
+    let out = tuneloop(&["bench", "--iterations", "200", "--dims", "4", "--arms", "4"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert!(v["results"]["linucb_select"]["p50_ns"].is_u64());
+    Ok(())
+}

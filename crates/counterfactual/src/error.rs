@@ -1,0 +1,78 @@
+//! The error type of `tuneloop-counterfactual`.
+
+/// What went wrong reading logs or estimating a policy's value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error of the core vocabulary (a policy's own error, say).
+    #[error(transparent)]
+    Core(#[from] tuneloop_core::Error),
+    /// One logged round is invalid: which round (0-based), which field, why.
+    #[error("round {round}: field `{field}`: {reason}")]
+    InvalidRound {
+        /// Index of the round in its input, from 0.
+        round: usize,
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A line of a JSON Lines file that is not a valid record.
+    #[error("{path}: line {line}: {reason}")]
+    InvalidLine {
+        /// The file.
+        path: String,
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No rounds to estimate from.
+    #[error("no logged rounds to estimate from")]
+    Empty,
+    /// An estimator that needs reward-model predictions on data without them.
+    #[error("estimator `{estimator}` needs `reward_hat` (a reward model's predictions)")]
+    NeedsRewardModel {
+        /// The estimator's name.
+        estimator: &'static str,
+    },
+    /// A setting that cannot be used.
+    #[error("invalid setting `{field}` = {value}: expected {expected}")]
+    InvalidSetting {
+        /// The setting.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn check_setting(
+    field: &'static str,
+    value: f64,
+    ok: bool,
+    expected: &'static str,
+) -> Result<()> {
+    if value.is_finite() && ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSetting {
+            field,
+            value,
+            expected,
+        })
+    }
+}
