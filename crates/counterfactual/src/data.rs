@@ -237,7 +237,13 @@ fn describe_json_error(text: &[u8], err: &serde_json::Error) -> String {
         v.as_array()
             .is_some_and(|a| a.iter().all(serde_json::Value::is_number))
     };
-    let checks: [(&str, bool, &dyn Fn(&serde_json::Value) -> bool, &str); 5] = [
+    type Check<'a> = (
+        &'a str,
+        bool,
+        &'a dyn Fn(&serde_json::Value) -> bool,
+        &'a str,
+    );
+    let checks: [Check<'_>; 5] = [
         (
             "action",
             true,
