@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod csv;
 mod error;
+mod evaluate;
 mod ope;
 mod simulate;
 
@@ -62,8 +63,27 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Policy-level evaluation of a candidate on a decision log (not implemented yet).
-    Evaluate,
+    /// Policy-level evaluation of a candidate on a decision log.
+    Evaluate {
+        /// The decision log (JSON Lines written by the library).
+        #[arg(long)]
+        log: PathBuf,
+        /// linucb|thompson|epsilon-greedy|uniform|fixed:ARM, a JSON policy configuration, or @SNAPSHOT.json.
+        #[arg(long)]
+        policy: String,
+        /// Fraction of the log that trains a fresh learning policy before evaluation (default 0.5; 0 for fixed, uniform and snapshots).
+        #[arg(long)]
+        train_fraction: Option<f64>,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = 2_000)]
+        bootstrap: usize,
+        /// Level of the intervals and of the one-sided verdict.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Seed of the bootstrap.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Supervised-to-bandit simulation, or a built-in scenario.
     Simulate {
         /// CSV with a header, numeric features, last column an integer label.
@@ -130,7 +150,26 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 seed,
             },
         ),
-        Command::Evaluate => not_yet("evaluate"),
+        Command::Evaluate {
+            log,
+            policy,
+            train_fraction,
+            bootstrap,
+            alpha,
+            seed,
+        } => evaluate::run(
+            &log,
+            &policy,
+            evaluate::Options {
+                train_fraction,
+                settings: tuneloop_counterfactual::EstimatorSettings {
+                    bootstrap,
+                    alpha,
+                    seed,
+                    ..Default::default()
+                },
+            },
+        ),
         Command::Report => not_yet("report"),
         Command::Simulate {
             supervised,

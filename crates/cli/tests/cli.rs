@@ -213,3 +213,104 @@ fn scenario_and_bench_print_json() -> TestResult {
     assert!(v["results"]["linucb_select"]["p50_ns"].is_u64());
     Ok(())
 }
+
+/// Writes a uniformly logged 3-arm decision log (arm means 0.2, 0.8, 0.4).
+fn write_log(path: &Path, n: u64) -> TestResult {
+    use tuneloop_core::{ArmSet, DecisionId};
+    use tuneloop_counterfactual::{DecisionLog, JsonlLog, LoggedDecision};
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0])
+        .build()?;
+    let log = JsonlLog::open(path, u64::MAX, 0)?;
+    let mut state = 12345u64;
+    let mut next = || {
+        state = tuneloop_core::hash::splitmix64(state);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for i in 0..n {
+        let a = ((next() * 3.0) as usize).min(2);
+        let r = if next() < [0.2, 0.8, 0.4][a] {
+            1.0
+        } else {
+            0.0
+        };
+        let arm = arms.arm(a)?.clone();
+        log.append(&LoggedDecision {
+            schema_version: 1,
+            decision_id: DecisionId::from_u128(u128::from(i)),
+            request_id: None,
+            task_type: "t".into(),
+            model: "m".into(),
+            context_fingerprint: "0000000000000000".into(),
+            context: vec![1.0],
+            eligible: vec![0, 1, 2],
+            eligible_ids: arms.iter().map(|a| a.id).collect(),
+            arm: a,
+            arm_id: arm.id,
+            params: arm.params,
+            propensity: 1.0 / 3.0,
+            propensity_estimated: false,
+            policy_kind: "uniform".into(),
+            policy_version: 0,
+            cohort: None,
+            timestamp: chrono::Utc::now(),
+            outcome: None,
+            reward: Some(r),
+            reward_defaulted: false,
+        })?;
+    }
+    Ok(())
+}
+
+#[test]
+fn evaluate_gives_a_verdict_and_names_bad_input() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("decisions.jsonl");
+    write_log(&log, 3000)?;
+    let log_s = log.display().to_string();
+    let run = |policy: &str| {
+        tuneloop(&[
+            "evaluate",
+            "--log",
+            &log_s,
+            "--policy",
+            policy,
+            "--bootstrap",
+            "500",
+        ])
+    };
+    let out = run("fixed:1")?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["verdict"], "better");
+    let dr = v["candidate"]["dr"]["estimate"].as_f64().ok_or("dr")?;
+    assert!((dr - 0.8).abs() < 0.05, "{dr}");
+    let v: serde_json::Value = serde_json::from_slice(&run("fixed:0")?.stdout)?;
+    assert_eq!(v["verdict"], "not proven better");
+    // A learning policy trains on the first half and is judged on the rest.
+    let out = run("linucb")?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["trained_on_rounds"], 1500);
+    assert_eq!(v["verdict"], "better", "LinUCB learns arm 1: {v}");
+    assert_bad_input(&run("nope")?, &["nope"]);
+    assert_bad_input(&run("fixed:x")?, &["fixed:x"]);
+    assert_bad_input(&run("@/nonexistent.json")?, &["/nonexistent.json"]);
+    // A torn last line is a warning, not a failure.
+    let mut text = std::fs::read_to_string(&log)?;
+    text.push_str("{\"schema_version\": 1, \"decis");
+    std::fs::write(&log, text)?;
+    let out = run("fixed:1")?;
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("torn"));
+    Ok(())
+}

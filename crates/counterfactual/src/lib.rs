@@ -8,6 +8,13 @@
 //!   definitions of Open Bandit Pipeline, each with a seeded percentile
 //!   bootstrap interval, an analytic normal interval, its effective sample
 //!   size and largest weight.
+//! - [`log`] — the decision log: [`LoggedDecision`] records, memory and
+//!   JSON Lines sinks with rotation, a reader that survives a torn last
+//!   line, and [`PendingDecisions`] joining late outcomes.
+//! - [`OfflineEvaluator`] — a decision log and a candidate policy → both
+//!   policies' values, their paired difference, and the verdict: better
+//!   only if the one-sided lower 95% bound of the difference is `>= 0`.
+//! - [`cross_fit_ridge`] (reward models) and [`replay`] (Li et al.).
 //!
 //! ```
 //! use tuneloop_counterfactual::{EstimatorKind, EstimatorSettings, OpeData, OpeRound, estimate};
@@ -29,7 +36,42 @@
 mod data;
 mod error;
 mod estimators;
+mod evaluator;
+pub mod log;
+mod reward_model;
 
 pub use data::{OpeData, OpeRound, TARGET_SUM_TOLERANCE, read_jsonl};
 pub use error::{Error, Result};
-pub use estimators::{Estimate, EstimatorKind, EstimatorSettings, estimate, percentile_sorted};
+pub use estimators::{
+    Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, percentile_sorted,
+};
+pub use evaluator::{Evaluation, OfflineEvaluator, replay};
+pub use log::{
+    DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions, read_log,
+};
+pub use reward_model::cross_fit_ridge;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<Error>();
+        assert_send_sync::<OpeData>();
+        assert_send_sync::<OpeRound>();
+        assert_send_sync::<Estimate>();
+        assert_send_sync::<EstimatorSettings>();
+        assert_send_sync::<Paired>();
+        assert_send_sync::<OfflineEvaluator>();
+        assert_send_sync::<Evaluation>();
+        assert_send_sync::<LoggedDecision>();
+        assert_send_sync::<MemoryLog>();
+        assert_send_sync::<JsonlLog>();
+        assert_send_sync::<PendingDecisions>();
+        assert_send_sync::<JoinError>();
+        assert_send_sync::<Box<dyn DecisionLog>>();
+    }
+}

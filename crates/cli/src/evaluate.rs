@@ -1,0 +1,134 @@
+//! `tuneloop evaluate`: policy-level evaluation of a candidate on a
+//! decision log written by the library.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tuneloop_bandit::{EpsilonGreedyParams, LinUcbParams, PolicyConfig, ThompsonParams};
+use tuneloop_core::{Features, Policy, PolicySnapshot};
+use tuneloop_counterfactual::{EstimatorSettings, OfflineEvaluator, read_log};
+
+use crate::error::{CliError, CliResult};
+
+/// What `--policy` names.
+enum Candidate {
+    /// Build this and train it on the first part of the log.
+    Fresh(PolicyConfig),
+    /// A trained policy, evaluated on the whole log.
+    Snapshot(Box<dyn Policy>),
+}
+
+fn parse_spec(spec: &str) -> CliResult<Candidate> {
+    if let Some(path) = spec.strip_prefix('@') {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::bad(format!("--policy: cannot read snapshot {path}: {e}")))?;
+        let snap: PolicySnapshot = serde_json::from_str(&text)
+            .map_err(|e| CliError::bad(format!("--policy: {path}: not a policy snapshot: {e}")))?;
+        let p = tuneloop_bandit::restore(&snap)
+            .map_err(|e| CliError::bad(format!("--policy: {path}: {e}")))?;
+        return Ok(Candidate::Snapshot(p));
+    }
+    if spec.trim_start().starts_with('{') {
+        let cfg: PolicyConfig = serde_json::from_str(spec)
+            .map_err(|e| CliError::bad(format!("--policy: not a policy configuration: {e}")))?;
+        return Ok(Candidate::Fresh(cfg));
+    }
+    let cfg = match spec {
+        "linucb" => PolicyConfig::LinUcb(LinUcbParams::default()),
+        "thompson" => PolicyConfig::Thompson(ThompsonParams::default()),
+        "epsilon-greedy" => PolicyConfig::EpsilonGreedy(EpsilonGreedyParams::default()),
+        "uniform" => PolicyConfig::Uniform,
+        other => match other.strip_prefix("fixed:").map(str::parse::<usize>) {
+            Some(Ok(arm)) => PolicyConfig::Fixed {
+                arm,
+                exploration_floor: 0.0,
+            },
+            _ => {
+                return Err(CliError::bad(format!(
+                    "--policy: `{other}` is not linucb|thompson|epsilon-greedy|uniform|fixed:ARM, a JSON policy configuration or @SNAPSHOT.json"
+                )));
+            }
+        },
+    };
+    Ok(Candidate::Fresh(cfg))
+}
+
+/// Options of `evaluate` besides the log and the policy.
+pub(crate) struct Options {
+    pub(crate) train_fraction: Option<f64>,
+    pub(crate) settings: EstimatorSettings,
+}
+
+pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
+    let candidate = parse_spec(spec)?;
+    let contents = read_log(log)?;
+    for w in &contents.warnings {
+        eprintln!("tuneloop evaluate: warning: {w}");
+    }
+    let records = contents.records;
+    let first = records
+        .first()
+        .ok_or_else(|| CliError::bad(format!("{}: the log has no decisions", log.display())))?;
+    let dim = first.context.len();
+    let num_arms = records
+        .iter()
+        .flat_map(|r| r.eligible.iter())
+        .copied()
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let (policy, train) = match candidate {
+        Candidate::Snapshot(p) => (p, 0),
+        Candidate::Fresh(cfg) => {
+            let fraction = opts.train_fraction.unwrap_or(match cfg {
+                PolicyConfig::Uniform | PolicyConfig::Fixed { .. } => 0.0,
+                _ => 0.5,
+            });
+            if !(0.0..1.0).contains(&fraction) {
+                return Err(CliError::bad(format!(
+                    "--train-fraction: {fraction} is not in [0, 1)"
+                )));
+            }
+            let mut p = cfg
+                .build(num_arms, dim)
+                .map_err(|e| CliError::bad(format!("--policy: {e}")))?;
+            let train = (records.len() as f64 * fraction) as usize;
+            for (i, r) in records[..train].iter().enumerate() {
+                if let Some(reward) = r.reward {
+                    let x = Features::new(r.context.clone())?;
+                    p.update(&x, r.arm, reward).map_err(|e| {
+                        CliError::bad(format!(
+                            "{}: decision {} (record {}): {e}",
+                            log.display(),
+                            r.decision_id,
+                            i + 1
+                        ))
+                    })?;
+                }
+            }
+            (p, train)
+        }
+    };
+    let evaluator = OfflineEvaluator {
+        settings: opts.settings,
+        ..OfflineEvaluator::default()
+    };
+    let e = evaluator.evaluate(&records[train..], policy.as_ref())?;
+    let mut candidate = serde_json::Map::new();
+    for (k, est) in &e.candidate {
+        candidate.insert(k.name().to_owned(), serde_json::to_value(est)?);
+    }
+    Ok(json!({
+        "log": log.display().to_string(),
+        "policy": policy.kind(),
+        "trained_on_rounds": train,
+        "rounds": e.rounds,
+        "skipped_without_reward": e.skipped_without_reward,
+        "unsupported_rounds": e.unsupported_rounds,
+        "candidate": candidate,
+        "baseline": e.baseline,
+        "difference": e.difference,
+        "decision_estimator": evaluator.decision_estimator.name(),
+        "verdict": if e.candidate_is_better { "better" } else { "not proven better" },
+    }))
+}

@@ -1,0 +1,410 @@
+//! The decision log: one [`LoggedDecision`] per decision, written to a
+//! [`DecisionLog`] sink (memory or JSON Lines), read back with
+//! [`read_log`], and joined with outcomes that arrive later by
+//! [`PendingDecisions`].
+//!
+//! The JSON Lines format is stable and documented field by field in
+//! `docs/decision-log.md`; people load these files with pandas, DuckDB or
+//! `jq`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use tuneloop_core::{ArmId, DecisionId, ParameterSet, TaskOutcome};
+
+use crate::error::{Error, Result};
+
+/// Version of the record format written by this release.
+pub const LOG_SCHEMA_VERSION: u32 = 1;
+
+/// One decision and, once known, its outcome. Field names are stable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedDecision {
+    /// Version of this record's format.
+    pub schema_version: u32,
+    /// The decision's id (joins recommendation and outcome).
+    pub decision_id: DecisionId,
+    /// The caller's own request id, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Task type; each has its own arms and policy.
+    pub task_type: String,
+    /// Model of the chosen parameters.
+    pub model: String,
+    /// Stable fingerprint of the context (16 hex digits).
+    pub context_fingerprint: String,
+    /// The context features the policy saw.
+    pub context: Vec<f64>,
+    /// Indices (into the task type's arm set) of the eligible arms.
+    pub eligible: Vec<usize>,
+    /// Ids of the eligible arms, aligned with `eligible`.
+    pub eligible_ids: Vec<ArmId>,
+    /// Index of the chosen arm.
+    pub arm: usize,
+    /// Id of the chosen arm.
+    pub arm_id: ArmId,
+    /// The parameters applied.
+    pub params: ParameterSet,
+    /// The logging policy's probability of the chosen arm, in `(0, 1]`.
+    pub propensity: f64,
+    /// Whether `propensity` is an estimate.
+    pub propensity_estimated: bool,
+    /// Kind of the logging policy.
+    pub policy_kind: String,
+    /// Version of the logging policy.
+    pub policy_version: u64,
+    /// Rollout cohort, if a rollout was running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// When the decision was made.
+    pub timestamp: DateTime<Utc>,
+    /// What the call produced, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<TaskOutcome>,
+    /// The reward, once known (or defaulted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<f64>,
+    /// True when no outcome arrived in time and `reward` is the configured
+    /// default.
+    #[serde(default)]
+    pub reward_defaulted: bool,
+}
+
+impl LoggedDecision {
+    /// Checks what an estimator relies on.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRound`] naming the field (round index 0).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| {
+            Err(Error::InvalidRound {
+                round: 0,
+                field,
+                reason,
+            })
+        };
+        if !(self.propensity.is_finite() && self.propensity > 0.0 && self.propensity <= 1.0) {
+            return bad(
+                "propensity",
+                format!("{} is not in (0, 1]", self.propensity),
+            );
+        }
+        if self.eligible.len() != self.eligible_ids.len() {
+            return bad("eligible_ids", "not aligned with `eligible`".into());
+        }
+        if !self.eligible.contains(&self.arm) {
+            return bad(
+                "arm",
+                format!("{} is not among the eligible arms", self.arm),
+            );
+        }
+        if let Some(v) = self.context.iter().find(|v| !v.is_finite()) {
+            return bad("context", format!("contains {v}"));
+        }
+        if let Some(r) = self.reward
+            && !r.is_finite()
+        {
+            return bad("reward", format!("{r} is not finite"));
+        }
+        Ok(())
+    }
+}
+
+/// Where decision records go. Sinks are shared between threads.
+pub trait DecisionLog: Send + Sync + std::fmt::Debug {
+    /// Appends one record (durably handed to the sink before returning).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the record cannot be written.
+    fn append(&self, record: &LoggedDecision) -> Result<()>;
+}
+
+/// Keeps records in memory (tests, simulations, small tools).
+#[derive(Debug, Default)]
+pub struct MemoryLog {
+    records: Mutex<Vec<LoggedDecision>>,
+}
+
+impl MemoryLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of every record so far, in order.
+    pub fn records(&self) -> Vec<LoggedDecision> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl DecisionLog for MemoryLog {
+    fn append(&self, record: &LoggedDecision) -> Result<()> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(record.clone());
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct JsonlState {
+    file: File,
+    size: u64,
+}
+
+/// Appends records to a JSON Lines file, one line each, flushed per
+/// record. When the file would pass `max_bytes`, it is rotated: `log.jsonl`
+/// becomes `log.jsonl.1`, `.1` becomes `.2`, … up to `max_files`, and the
+/// oldest is dropped.
+#[derive(Debug)]
+pub struct JsonlLog {
+    path: PathBuf,
+    max_bytes: u64,
+    max_files: u32,
+    state: Mutex<JsonlState>,
+}
+
+impl JsonlLog {
+    /// Opens (or creates) `path` for appending, rotating at `max_bytes`
+    /// and keeping `max_files` rotated files.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn open(path: impl Into<PathBuf>, max_bytes: u64, max_files: u32) -> Result<Self> {
+        let path = path.into();
+        let file = open_append(&path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(JsonlLog {
+            path,
+            max_bytes: max_bytes.max(1),
+            max_files,
+            state: Mutex::new(JsonlState { file, size }),
+        })
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rotate(&self, state: &mut JsonlState) -> Result<()> {
+        let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
+        let io = |source| Error::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        if self.max_files == 0 {
+            std::fs::remove_file(&self.path).map_err(io)?;
+        } else {
+            for i in (1..self.max_files).rev() {
+                if name(i).exists() {
+                    std::fs::rename(name(i), name(i + 1)).map_err(io)?;
+                }
+            }
+            std::fs::rename(&self.path, name(1)).map_err(io)?;
+        }
+        state.file = open_append(&self.path)?;
+        state.size = 0;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+impl DecisionLog for JsonlLog {
+    fn append(&self, record: &LoggedDecision) -> Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(|e| Error::Io {
+            path: self.path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.size > 0 && state.size + line.len() as u64 > self.max_bytes {
+            self.rotate(&mut state)?;
+        }
+        let io = |source| Error::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        state.file.write_all(&line).map_err(io)?;
+        state.file.flush().map_err(io)?;
+        state.size += line.len() as u64;
+        Ok(())
+    }
+}
+
+/// What [`read_log`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogContents {
+    /// The records, in file order.
+    pub records: Vec<LoggedDecision>,
+    /// Problems that were skipped (a torn last line), for the user to see.
+    pub warnings: Vec<String>,
+}
+
+/// Reads a JSON Lines decision log. A last line that does not parse and
+/// does not end in a newline — a write torn by a crash — is skipped with a
+/// warning; any other bad line is an error naming it.
+///
+/// # Errors
+/// [`Error::Io`], or [`Error::InvalidLine`].
+pub fn read_log(path: &Path) -> Result<LogContents> {
+    let name = path.display().to_string();
+    let io = |source| Error::Io {
+        path: name.clone(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut reader = BufReader::new(file);
+    let mut records = Vec::new();
+    let mut warnings = Vec::new();
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let complete = buf.last() == Some(&b'\n');
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<LoggedDecision>(&buf) {
+            Ok(r) => {
+                r.validate().map_err(|e| Error::InvalidLine {
+                    path: name.clone(),
+                    line: line_no,
+                    reason: e.to_string(),
+                })?;
+                records.push(r);
+            }
+            Err(_) if !complete => {
+                warnings.push(format!(
+                    "{name}: line {line_no}: torn last line (no newline, does not parse) skipped"
+                ));
+            }
+            Err(e) => {
+                return Err(Error::InvalidLine {
+                    path: name.clone(),
+                    line: line_no,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(LogContents { records, warnings })
+}
+
+/// Decisions waiting for their outcome, joined by id within a wait window;
+/// after it, a configured default reward is applied and marked.
+#[derive(Debug)]
+pub struct PendingDecisions {
+    wait: Duration,
+    default_reward: f64,
+    pending: HashMap<DecisionId, LoggedDecision>,
+}
+
+/// Why an outcome could not be joined.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// No pending decision has this id (never made, or already joined).
+    #[error("no pending decision {0}")]
+    Unknown(DecisionId),
+    /// The decision's wait window closed before its outcome arrived.
+    #[error("decision {0} expired before its outcome arrived")]
+    Expired(DecisionId),
+}
+
+impl PendingDecisions {
+    /// Waits `wait` for each outcome; then applies `default_reward`.
+    pub fn new(wait: Duration, default_reward: f64) -> Self {
+        PendingDecisions {
+            wait,
+            default_reward,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Starts waiting for `decision`'s outcome.
+    pub fn insert(&mut self, decision: LoggedDecision) {
+        self.pending.insert(decision.decision_id, decision);
+    }
+
+    /// Number of decisions waiting.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Joins an outcome and its reward to its decision at time `now`.
+    ///
+    /// # Errors
+    /// [`JoinError::Unknown`] or [`JoinError::Expired`] (the decision stays
+    /// pending until [`expire`](Self::expire) takes it).
+    pub fn join(
+        &mut self,
+        id: DecisionId,
+        outcome: TaskOutcome,
+        reward: f64,
+        now: DateTime<Utc>,
+    ) -> Result<LoggedDecision, JoinError> {
+        let Some(d) = self.pending.get(&id) else {
+            return Err(JoinError::Unknown(id));
+        };
+        if now > d.timestamp + self.wait {
+            return Err(JoinError::Expired(id));
+        }
+        let mut d = self.pending.remove(&id).ok_or(JoinError::Unknown(id))?;
+        d.outcome = Some(outcome);
+        d.reward = Some(reward);
+        Ok(d)
+    }
+
+    /// Takes every decision whose window closed before `now`, with the
+    /// default reward applied and marked, oldest first.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<LoggedDecision> {
+        let wait = self.wait;
+        let ids: Vec<DecisionId> = self
+            .pending
+            .values()
+            .filter(|d| now > d.timestamp + wait)
+            .map(|d| d.decision_id)
+            .collect();
+        let mut out: Vec<LoggedDecision> = ids
+            .into_iter()
+            .filter_map(|id| self.pending.remove(&id))
+            .map(|mut d| {
+                d.reward = Some(self.default_reward);
+                d.reward_defaulted = true;
+                d
+            })
+            .collect();
+        out.sort_by_key(|d| d.timestamp);
+        out
+    }
+}
