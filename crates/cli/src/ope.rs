@@ -57,6 +57,7 @@ pub(crate) fn run(
                 "normal_ci_high": e.normal_high,
                 "ess": e.ess,
                 "max_weight": e.max_weight,
+                "unsupported_rounds": e.unsupported_rounds,
             }),
         );
     }

@@ -164,6 +164,11 @@ pub struct Estimate {
     pub ess: f64,
     /// Largest weight it uses.
     pub max_weight: f64,
+    /// Rounds where the target puts mass on actions the logger could not
+    /// take. The input gives only the logged action's propensity, so a
+    /// round counts when that propensity is 1 (the logger was
+    /// deterministic) and the target gives the other actions mass.
+    pub unsupported_rounds: usize,
 }
 
 /// Per-round quantities every estimator is a function of.
@@ -514,6 +519,15 @@ fn bootstrap_rows<const N: usize>(
     out
 }
 
+/// Rounds logged with propensity 1 whose target puts mass elsewhere.
+pub(crate) fn unsupported_rounds(data: &OpeData) -> usize {
+    (0..data.len())
+        .filter(|&i| {
+            data.propensity(i) >= 1.0 - 1e-12 && data.target(i)[data.action(i)] < 1.0 - 1e-12
+        })
+        .count()
+}
+
 fn ess_and_max(w: &[f64]) -> (f64, f64) {
     let (s, s2, m) = w.iter().fold((0.0, 0.0, 0.0f64), |(s, s2, m), &v| {
         (s + v, s2 + v * v, m.max(v))
@@ -553,6 +567,7 @@ pub fn estimate(
     for i in 0..n {
         full.add(&r, i);
     }
+    let unsupported = unsupported_rounds(data);
     let z = Normal::new(0.0, 1.0)
         .map(|d| d.inverse_cdf(1.0 - s.alpha / 2.0))
         .unwrap_or(1.959_963_984_540_054);
@@ -631,6 +646,7 @@ pub fn estimate(
                 normal_high: est + z * se,
                 ess,
                 max_weight,
+                unsupported_rounds: unsupported,
             },
         ));
     }
@@ -726,6 +742,7 @@ pub(crate) fn paired_difference(
         normal_high: mean + z * se,
         ess: n as f64,
         max_weight: 1.0,
+        unsupported_rounds: 0,
     };
     let paired = Paired {
         estimate: Quantity::Difference(kind).value(&full),

@@ -49,7 +49,7 @@ pub use evaluator::{Evaluation, OfflineEvaluator, replay};
 pub use log::{
     DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions, read_log,
 };
-pub use reward_model::cross_fit_ridge;
+pub use reward_model::{cross_fit_ridge, cross_fit_ridge_with_arm_features};
 
 #[cfg(test)]
 mod tests {

@@ -51,6 +51,60 @@ pub fn cross_fit_ridge(
     Ok(out)
 }
 
+/// Out-of-fold predictions of one ridge regression over the joint
+/// features `x ⊗ z_a` of context and arm features (`arm_features` is
+/// row-major `num_arms × m`), so arms that share parameters share evidence;
+/// layout and folds as in [`cross_fit_ridge`].
+///
+/// # Errors
+/// As [`cross_fit_ridge`].
+pub fn cross_fit_ridge_with_arm_features(
+    contexts: &[Vec<f64>],
+    actions: &[usize],
+    rewards: &[f64],
+    arm_features: &[f64],
+    num_arms: usize,
+    folds: usize,
+    lambda: f64,
+) -> Result<Vec<f64>> {
+    check_setting("folds", folds as f64, folds >= 2, "at least 2 folds")?;
+    check_setting("lambda", lambda, lambda > 0.0, "a ridge lambda > 0")?;
+    let m = arm_features.len() / num_arms.max(1);
+    check_setting(
+        "arm_features",
+        arm_features.len() as f64,
+        m > 0 && m * num_arms == arm_features.len(),
+        "num_arms rows of equal length",
+    )?;
+    let n = contexts.len();
+    let d = contexts.first().map_or(0, Vec::len);
+    let joint = |x: &[f64], a: usize| -> DVector<f64> {
+        let z = &arm_features[a * m..(a + 1) * m];
+        DVector::from_iterator(
+            d * m,
+            x.iter().flat_map(|xi| z.iter().map(move |zj| xi * zj)),
+        )
+    };
+    let mut out = vec![0.0; n * num_arms];
+    for f in 0..folds {
+        let mut gram = DMatrix::<f64>::identity(d * m, d * m) * lambda;
+        let mut b = DVector::<f64>::zeros(d * m);
+        for i in (0..n).filter(|&i| i % folds != f) {
+            let phi = joint(&contexts[i], actions[i]);
+            gram.ger(1.0, &phi, &phi, 1.0);
+            b.axpy(rewards[i], &phi, 1.0);
+        }
+        let Some(ch) = gram.cholesky() else { continue };
+        let theta = ch.solve(&b);
+        for i in (0..n).filter(|&i| i % folds == f) {
+            for a in 0..num_arms {
+                out[i * num_arms + a] = theta.dot(&joint(&contexts[i], a));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +133,22 @@ mod tests {
             assert!((q[i * 2 + 1] - (0.9 - 0.3 * x[1])).abs() < 1e-4);
         }
         assert!(cross_fit_ridge(&contexts, &actions, &rewards, 2, 1, 1.0).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn arm_features_let_an_unplayed_arm_be_predicted() -> Result<()> {
+        // Reward = 0.1 + 0.6·t over temperature t; arm features [1, t].
+        // Arm 2 (t = 1.0) is never played, yet its reward is predicted.
+        let temps = [0.0, 0.5, 1.0];
+        let z: Vec<f64> = temps.iter().flat_map(|&t| [1.0, t]).collect();
+        let contexts: Vec<Vec<f64>> = (0..300).map(|_| vec![1.0]).collect();
+        let actions: Vec<usize> = (0..300).map(|i| i % 2).collect();
+        let rewards: Vec<f64> = actions.iter().map(|&a| 0.1 + 0.6 * temps[a]).collect();
+        let q = cross_fit_ridge_with_arm_features(&contexts, &actions, &rewards, &z, 3, 3, 1e-6)?;
+        for i in 0..300 {
+            assert!((q[i * 3 + 2] - 0.7).abs() < 1e-3, "{}", q[i * 3 + 2]);
+        }
         Ok(())
     }
 }

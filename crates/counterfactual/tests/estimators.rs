@@ -313,3 +313,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn unsupported_rounds_are_counted() -> TestResult {
+    // A deterministic logger (propensity 1) on 3 of 5 rounds; the target
+    // puts mass on another action in 2 of those.
+    let rounds = vec![
+        round(0, 1.0, 1.0, vec![1.0, 0.0], None),
+        round(0, 1.0, 1.0, vec![0.5, 0.5], None),
+        round(1, 0.0, 1.0, vec![0.0, 1.0], None),
+        round(1, 0.0, 1.0, vec![0.9, 0.1], None),
+        round(0, 1.0, 0.5, vec![0.0, 1.0], None),
+    ];
+    let data = OpeData::new(rounds)?;
+    let s = EstimatorSettings { bootstrap: 0, ..Default::default() };
+    let out = estimate(&data, &[EstimatorKind::Ipw], &s)?;
+    assert_eq!(out[0].1.unsupported_rounds, 2);
+    Ok(())
+}
