@@ -277,61 +277,89 @@ fn describe_json_error(text: &[u8], err: &serde_json::Error) -> String {
 }
 
 /// Reads estimator-level JSON Lines (gzip if the name ends in `.gz`).
-/// Blank lines are skipped. The file is decompressed whole, then its lines
-/// are parsed on every core in order-preserving chunks.
+/// Blank lines are skipped. A reader thread inflates the file in
+/// newline-aligned chunks while the calling thread parses them, so
+/// decompression and parsing overlap.
 ///
 /// # Errors
 /// [`Error::Io`], or [`Error::InvalidLine`] naming the line and the field.
 pub fn read_jsonl(path: &Path) -> Result<OpeData> {
+    const CHUNK: usize = 1 << 20;
     let name = path.display().to_string();
     let io = |source| Error::Io {
         path: name.clone(),
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    if name.ends_with(".gz") {
-        flate2::read::MultiGzDecoder::new(BufReader::new(file))
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
+    let mut reader: Box<dyn Read + Send> = if name.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
     } else {
-        BufReader::new(file).read_to_end(&mut bytes).map_err(io)?;
-    }
-    let lines: Vec<(usize, &[u8])> = bytes
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-        .map(|(i, l)| (i + 1, l))
-        .collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .clamp(1, 8);
-    let chunk = lines.len().div_ceil(threads).max(1);
-    let parse = |part: &[(usize, &[u8])]| -> Result<Vec<OpeRound>> {
-        part.iter()
-            .map(|&(line, text)| {
-                serde_json::from_slice::<OpeRound>(text).map_err(|e| Error::InvalidLine {
-                    path: name.clone(),
-                    line,
-                    reason: describe_json_error(text, &e),
-                })
-            })
-            .collect()
+        Box::new(BufReader::new(file))
     };
-    let parts: Vec<Result<Vec<OpeRound>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || parse(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+    let mut rounds = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
+    let parsed: Result<()> = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut carry: Vec<u8> = Vec::new();
+            loop {
+                let mut buf = std::mem::take(&mut carry);
+                let start = buf.len();
+                buf.resize(start + CHUNK, 0);
+                let mut filled = start;
+                // Fill the chunk (a decoder may return short reads).
+                while filled < buf.len() {
+                    match reader.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(k) => filled += k,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                buf.truncate(filled);
+                if filled == start {
+                    if !buf.is_empty() {
+                        let _ = tx.send(Ok(buf));
+                    }
+                    return;
+                }
+                // Keep the partial last line for the next chunk.
+                if let Some(cut) = buf.iter().rposition(|&b| b == b'\n') {
+                    carry = buf.split_off(cut + 1);
+                }
+                if tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut line_no = 0;
+        for chunk in rx {
+            let chunk = chunk.map_err(io)?;
+            for text in chunk.split(|&b| b == b'\n') {
+                line_no += 1;
+                if text.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let round =
+                    serde_json::from_slice::<OpeRound>(text).map_err(|e| Error::InvalidLine {
+                        path: name.clone(),
+                        line: line_no,
+                        reason: describe_json_error(text, &e),
+                    })?;
+                rounds.push(round);
+                lines.push(line_no);
+            }
+            // `split` yields an empty tail after the chunk's final newline,
+            // counted above as a line: undo that.
+            if chunk.last() == Some(&b'\n') {
+                line_no -= 1;
+            }
+        }
+        Ok(())
     });
-    let mut rounds = Vec::with_capacity(lines.len());
-    for part in parts {
-        rounds.extend(part?);
-    }
+    parsed?;
     OpeData::new(rounds).map_err(|e| match e {
         Error::InvalidRound {
             round,
@@ -339,7 +367,7 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
             reason,
         } => Error::InvalidLine {
             path: name.clone(),
-            line: lines.get(round).map_or(0, |l| l.0),
+            line: lines.get(round).copied().unwrap_or(0),
             reason: format!("field `{field}`: {reason}"),
         },
         Error::Empty => Error::InvalidLine {

@@ -326,7 +326,10 @@ fn unsupported_rounds_are_counted() -> TestResult {
         round(0, 1.0, 0.5, vec![0.0, 1.0], None),
     ];
     let data = OpeData::new(rounds)?;
-    let s = EstimatorSettings { bootstrap: 0, ..Default::default() };
+    let s = EstimatorSettings {
+        bootstrap: 0,
+        ..Default::default()
+    };
     let out = estimate(&data, &[EstimatorKind::Ipw], &s)?;
     assert_eq!(out[0].1.unsupported_rounds, 2);
     Ok(())
