@@ -334,3 +334,37 @@ fn unsupported_rounds_are_counted() -> TestResult {
     assert_eq!(out[0].1.unsupported_rounds, 2);
     Ok(())
 }
+
+#[test]
+fn line_numbers_survive_chunked_reading() -> TestResult {
+    // 20,000 lines (~2 MB, several read chunks) with blank lines sprinkled
+    // in and a bad propensity on line 15,003.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("big.jsonl");
+    let good = r#"{"action": 1, "reward": 0.5, "propensity": 0.5, "target": [0.25, 0.75], "reward_hat": [0.125, 0.25]}"#;
+    let mut text = String::new();
+    for line in 1..=20_000 {
+        if line % 5_000 == 0 {
+            text.push('\n');
+        } else if line == 15_003 {
+            text.push_str(&good.replace("\"propensity\": 0.5", "\"propensity\": 2.0"));
+            text.push('\n');
+        } else {
+            text.push_str(good);
+            text.push('\n');
+        }
+    }
+    std::fs::write(&path, &text)?;
+    let err = read_jsonl(&path)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("line 15003") && err.contains("propensity"),
+        "{err}"
+    );
+    let fine = text.replace("\"propensity\": 2.0", "\"propensity\": 0.5");
+    std::fs::write(&path, fine)?;
+    assert_eq!(read_jsonl(&path)?.len(), 19_996);
+    Ok(())
+}
