@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::params::{ArmId, ParameterSet};
+use crate::params::{ArmId, ArmIdBuildHasher, ParameterSet};
 
 /// Most arms an [`ArmSet`] may hold. A grid that would exceed it is refused
 /// before anything is allocated.
@@ -62,7 +62,7 @@ pub struct Arm {
 #[serde(try_from = "Vec<ParameterSet>", into = "Vec<ParameterSet>")]
 pub struct ArmSet {
     arms: Vec<Arm>,
-    index: HashMap<ArmId, usize>,
+    index: HashMap<ArmId, usize, ArmIdBuildHasher>,
     feature_names: Vec<String>,
     /// Row-major, `arms.len() × feature_names.len()`.
     features: Vec<f64>,
@@ -89,7 +89,7 @@ impl ArmSet {
     /// distinct arms.
     pub fn new(params: impl IntoIterator<Item = ParameterSet>) -> Result<Self> {
         let mut arms = Vec::new();
-        let mut index = HashMap::new();
+        let mut index = HashMap::default();
         for p in params {
             let id = p.arm_id();
             if index.contains_key(&id) {

@@ -50,7 +50,7 @@ pub use error::{Error, Result};
 pub use features::{DefaultFeaturizer, Features, Featurizer, RiskTier, TaskFeatures};
 pub use id::DecisionId;
 pub use outcome::{ErrorClass, RewardFunction, RewardFunctionBuilder, TaskOutcome};
-pub use params::{ArmId, ParameterSet, ParameterSetBuilder};
+pub use params::{ArmId, ArmIdBuildHasher, ArmIdHasher, ParameterSet, ParameterSetBuilder};
 pub use policy::{
     ActionDistribution, PROBABILITY_TOLERANCE, Policy, PolicySnapshot, Selection, SelectionKey,
     check_eligible,

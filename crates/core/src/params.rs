@@ -534,3 +534,27 @@ mod tests {
         }
     }
 }
+
+/// A [`std::hash::Hasher`] for maps keyed by [`ArmId`]: an arm id is already
+/// a well-mixed 64-bit hash, so it is used as is instead of being hashed
+/// again (SipHash would cost more than the lookup).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArmIdHasher(u64);
+
+impl std::hash::Hasher for ArmIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for keys other than `ArmId`: fold the bytes in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// `BuildHasher` of [`ArmIdHasher`]: `HashMap<ArmId, V, ArmIdBuildHasher>`.
+pub type ArmIdBuildHasher = std::hash::BuildHasherDefault<ArmIdHasher>;

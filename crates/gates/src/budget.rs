@@ -1,0 +1,475 @@
+//! Token and cost budgets per time window, with reservations: reserve on
+//! recommendation, commit the actual on the outcome, release what expires.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use tuneloop_core::{ArmSet, DecisionId, ParameterSet};
+
+use crate::error::{Error, Result, check};
+use crate::gate::{Exclusion, Gate, GateContext, Reason};
+
+/// Price of a model, in US dollars per thousand tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Per 1,000 prompt tokens.
+    pub prompt_per_1k_usd: f64,
+    /// Per 1,000 completion tokens.
+    pub completion_per_1k_usd: f64,
+}
+
+/// The window budgets apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Window {
+    /// Fixed windows aligned to multiples of `seconds` since the Unix epoch
+    /// (86,400: calendar days in UTC).
+    Calendar {
+        /// Length of a window.
+        seconds: i64,
+    },
+    /// The last `seconds` before now.
+    Rolling {
+        /// Length of the window.
+        seconds: i64,
+    },
+}
+
+/// Configuration of a [`Budget`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Hard limit of tokens per window (`None`: unlimited).
+    pub token_limit: Option<u64>,
+    /// Hard limit of cost per window, in USD (`None`: unlimited).
+    pub cost_limit_usd: Option<f64>,
+    /// The window (default: calendar days, UTC).
+    pub window: Window,
+    /// Fraction of a limit at which usage reports the soft limit reached
+    /// (default 0.8).
+    pub soft_fraction: f64,
+    /// Seconds after which an uncommitted reservation is released
+    /// (default 600).
+    pub reservation_ttl_seconds: i64,
+    /// Prices per model.
+    pub prices: HashMap<String, Price>,
+    /// Price of models not in `prices` (`None`: such a model is an error).
+    pub default_price: Option<Price>,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            token_limit: None,
+            cost_limit_usd: None,
+            window: Window::Calendar { seconds: 86_400 },
+            soft_fraction: 0.8,
+            reservation_ttl_seconds: 600,
+            prices: HashMap::new(),
+            default_price: None,
+        }
+    }
+}
+
+/// Where a budget stands.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens spent in the window.
+    pub spent_tokens: u64,
+    /// Cost spent in the window.
+    pub spent_cost_usd: f64,
+    /// Tokens held by open reservations.
+    pub reserved_tokens: u64,
+    /// Cost held by open reservations.
+    pub reserved_cost_usd: f64,
+    /// Tokens left (`None`: unlimited); never negative.
+    pub remaining_tokens: Option<u64>,
+    /// Cost left (`None`: unlimited); never negative.
+    pub remaining_cost_usd: Option<f64>,
+    /// Whether spent + reserved passed the soft fraction of a limit.
+    pub soft_limit_reached: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Reservation {
+    tokens: u64,
+    cost: f64,
+    expires: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    window_start: Option<DateTime<Utc>>,
+    spent_tokens: u64,
+    spent_cost: f64,
+    /// Rolling windows only: spend events, oldest first.
+    events: VecDeque<(DateTime<Utc>, u64, f64)>,
+    reservations: HashMap<DecisionId, Reservation>,
+    reserved_tokens: u64,
+    reserved_cost: f64,
+}
+
+/// A thread-safe token and cost budget.
+///
+/// The hard limits bound what can be *reserved*: a reservation that would
+/// pass a limit is refused, atomically, so concurrent callers never
+/// overspend what they reserve. Committing records the actual usage (which
+/// happened, so it is never refused); usage beyond its reservation (a
+/// prompt longer than estimated) leaves the remainder at 0, never below.
+///
+/// ```
+/// use chrono::Utc;
+/// use tuneloop_core::DecisionId;
+/// use tuneloop_gates::{Budget, BudgetConfig};
+/// let budget = Budget::new(BudgetConfig { token_limit: Some(1_000), ..Default::default() })?;
+/// let now = Utc::now();
+/// budget.reserve(DecisionId::from_u128(1), 600, 0.0, now)?;
+/// assert!(budget.reserve(DecisionId::from_u128(2), 600, 0.0, now).is_err());
+/// budget.commit(DecisionId::from_u128(1), 350, 0.0, now)?;
+/// assert_eq!(budget.usage(now).remaining_tokens, Some(650));
+/// # Ok::<(), tuneloop_gates::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Budget {
+    config: BudgetConfig,
+    state: Mutex<State>,
+}
+
+fn check_price(p: &Price) -> Result<()> {
+    check(
+        "prompt_per_1k_usd",
+        p.prompt_per_1k_usd,
+        p.prompt_per_1k_usd >= 0.0,
+        "a finite price >= 0",
+    )?;
+    check(
+        "completion_per_1k_usd",
+        p.completion_per_1k_usd,
+        p.completion_per_1k_usd >= 0.0,
+        "a finite price >= 0",
+    )
+}
+
+impl Budget {
+    /// A budget with nothing spent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a NaN or negative limit or price, a
+    /// window of non-positive length, a soft fraction outside `(0, 1]`.
+    pub fn new(config: BudgetConfig) -> Result<Self> {
+        if let Some(c) = config.cost_limit_usd {
+            check("cost_limit_usd", c, c >= 0.0, "a finite cost limit >= 0")?;
+        }
+        let seconds = match config.window {
+            Window::Calendar { seconds } | Window::Rolling { seconds } => seconds,
+        };
+        check(
+            "window.seconds",
+            seconds as f64,
+            seconds > 0,
+            "a window of at least 1 second",
+        )?;
+        check(
+            "soft_fraction",
+            config.soft_fraction,
+            config.soft_fraction > 0.0 && config.soft_fraction <= 1.0,
+            "in (0, 1]",
+        )?;
+        check(
+            "reservation_ttl_seconds",
+            config.reservation_ttl_seconds as f64,
+            config.reservation_ttl_seconds > 0,
+            "a time to live of at least 1 second",
+        )?;
+        for p in config.prices.values().chain(config.default_price.iter()) {
+            check_price(p)?;
+        }
+        Ok(Budget {
+            config,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &BudgetConfig {
+        &self.config
+    }
+
+    /// What a call with `params` would reserve: `prompt_tokens +
+    /// max_tokens` tokens at the model's price.
+    ///
+    /// # Errors
+    /// [`Error::UnknownModel`] when the model has no price and there is no
+    /// default (only if a cost limit is set; without one, cost is 0).
+    pub fn estimate(&self, params: &ParameterSet, prompt_tokens: u64) -> Result<(u64, f64)> {
+        let completion = u64::from(params.max_tokens());
+        let tokens = prompt_tokens.saturating_add(completion);
+        if self.config.cost_limit_usd.is_none() {
+            return Ok((tokens, 0.0));
+        }
+        let price = self
+            .config
+            .prices
+            .get(params.model())
+            .or(self.config.default_price.as_ref())
+            .ok_or_else(|| Error::UnknownModel(params.model().to_owned()))?;
+        let cost = prompt_tokens as f64 / 1000.0 * price.prompt_per_1k_usd
+            + completion as f64 / 1000.0 * price.completion_per_1k_usd;
+        Ok((tokens, cost))
+    }
+
+    /// Moves the window to `now` and releases expired reservations. A clock
+    /// that goes backwards leaves the window where it is.
+    fn roll(&self, st: &mut State, now: DateTime<Utc>) {
+        match self.config.window {
+            Window::Calendar { seconds } => {
+                let idx = now.timestamp().div_euclid(seconds);
+                let start = Utc.timestamp_opt(idx.saturating_mul(seconds), 0).single();
+                if let Some(start) = start
+                    && st.window_start.is_none_or(|w| start > w)
+                {
+                    st.window_start = Some(start);
+                    st.spent_tokens = 0;
+                    st.spent_cost = 0.0;
+                }
+            }
+            Window::Rolling { seconds } => {
+                let horizon = now - Duration::seconds(seconds);
+                while let Some(&(t, tokens, cost)) = st.events.front() {
+                    if t > horizon {
+                        break;
+                    }
+                    st.events.pop_front();
+                    st.spent_tokens = st.spent_tokens.saturating_sub(tokens);
+                    st.spent_cost = (st.spent_cost - cost).max(0.0);
+                }
+            }
+        }
+        let expired: Vec<DecisionId> = st
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.expires <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(r) = st.reservations.remove(&id) {
+                st.reserved_tokens = st.reserved_tokens.saturating_sub(r.tokens);
+                st.reserved_cost = (st.reserved_cost - r.cost).max(0.0);
+            }
+        }
+    }
+
+    fn usage_of(&self, st: &State) -> Usage {
+        let remaining_tokens = self
+            .config
+            .token_limit
+            .map(|l| l.saturating_sub(st.spent_tokens.saturating_add(st.reserved_tokens)));
+        let remaining_cost_usd = self
+            .config
+            .cost_limit_usd
+            .map(|l| (l - st.spent_cost - st.reserved_cost).max(0.0));
+        let f = self.config.soft_fraction;
+        let soft_tokens = self.config.token_limit.is_some_and(|l| {
+            (st.spent_tokens.saturating_add(st.reserved_tokens)) as f64 >= f * l as f64
+        });
+        let soft_cost = self
+            .config
+            .cost_limit_usd
+            .is_some_and(|l| st.spent_cost + st.reserved_cost >= f * l);
+        Usage {
+            spent_tokens: st.spent_tokens,
+            spent_cost_usd: st.spent_cost,
+            reserved_tokens: st.reserved_tokens,
+            reserved_cost_usd: st.reserved_cost,
+            remaining_tokens,
+            remaining_cost_usd,
+            soft_limit_reached: soft_tokens || soft_cost,
+        }
+    }
+
+    /// Where the budget stands at `now`.
+    pub fn usage(&self, now: DateTime<Utc>) -> Usage {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.roll(&mut st, now);
+        self.usage_of(&st)
+    }
+
+    /// Why `tokens` and `cost` would not fit at `now`, if they would not.
+    pub fn shortfall(&self, tokens: u64, cost: f64, now: DateTime<Utc>) -> Option<Reason> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.roll(&mut st, now);
+        shortfall_of(&self.usage_of(&st), tokens, cost)
+    }
+
+    /// Reserves `tokens` and `cost` for decision `id`, atomically.
+    ///
+    /// # Errors
+    /// [`Error::OverBudget`] when it would pass a hard limit (nothing is
+    /// reserved), [`Error::DuplicateReservation`], or
+    /// [`Error::InvalidSetting`] for a NaN or negative cost.
+    pub fn reserve(
+        &self,
+        id: DecisionId,
+        tokens: u64,
+        cost: f64,
+        now: DateTime<Utc>,
+    ) -> Result<Usage> {
+        check("cost", cost, cost >= 0.0, "a finite cost >= 0")?;
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.roll(&mut st, now);
+        if st.reservations.contains_key(&id) {
+            return Err(Error::DuplicateReservation(id));
+        }
+        if let Some(Reason::OverBudget {
+            tokens: is_tokens,
+            needed,
+            available,
+        }) = shortfall_of(&self.usage_of(&st), tokens, cost)
+        {
+            return Err(Error::OverBudget {
+                resource: if is_tokens { "tokens" } else { "cost_usd" },
+                needed,
+                available,
+            });
+        }
+        let expires = now + Duration::seconds(self.config.reservation_ttl_seconds);
+        st.reservations.insert(
+            id,
+            Reservation {
+                tokens,
+                cost,
+                expires,
+            },
+        );
+        st.reserved_tokens = st.reserved_tokens.saturating_add(tokens);
+        st.reserved_cost += cost;
+        Ok(self.usage_of(&st))
+    }
+
+    /// Replaces decision `id`'s reservation by its actual usage.
+    ///
+    /// # Errors
+    /// [`Error::UnknownReservation`] (never made, already committed or
+    /// released, or expired), [`Error::InvalidSetting`] for a NaN or
+    /// negative cost; on error nothing changes.
+    pub fn commit(
+        &self,
+        id: DecisionId,
+        tokens: u64,
+        cost: f64,
+        now: DateTime<Utc>,
+    ) -> Result<Usage> {
+        check("cost", cost, cost >= 0.0, "a finite cost >= 0")?;
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.roll(&mut st, now);
+        let r = st
+            .reservations
+            .remove(&id)
+            .ok_or(Error::UnknownReservation(id))?;
+        st.reserved_tokens = st.reserved_tokens.saturating_sub(r.tokens);
+        st.reserved_cost = (st.reserved_cost - r.cost).max(0.0);
+        st.spent_tokens = st.spent_tokens.saturating_add(tokens);
+        st.spent_cost += cost;
+        if matches!(self.config.window, Window::Rolling { .. }) {
+            st.events.push_back((now, tokens, cost));
+        }
+        Ok(self.usage_of(&st))
+    }
+
+    /// Drops decision `id`'s reservation without spending it.
+    ///
+    /// # Errors
+    /// [`Error::UnknownReservation`].
+    pub fn release(&self, id: DecisionId, now: DateTime<Utc>) -> Result<Usage> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.roll(&mut st, now);
+        let r = st
+            .reservations
+            .remove(&id)
+            .ok_or(Error::UnknownReservation(id))?;
+        st.reserved_tokens = st.reserved_tokens.saturating_sub(r.tokens);
+        st.reserved_cost = (st.reserved_cost - r.cost).max(0.0);
+        Ok(self.usage_of(&st))
+    }
+}
+
+fn shortfall_of(u: &Usage, tokens: u64, cost: f64) -> Option<Reason> {
+    if let Some(left) = u.remaining_tokens
+        && tokens > left
+    {
+        return Some(Reason::OverBudget {
+            tokens: true,
+            needed: tokens as f64,
+            available: left as f64,
+        });
+    }
+    if let Some(left) = u.remaining_cost_usd
+        && cost > left
+    {
+        return Some(Reason::OverBudget {
+            tokens: false,
+            needed: cost,
+            available: left,
+        });
+    }
+    None
+}
+
+/// The [`Gate`] of a shared [`Budget`]: excludes the arms whose reservation
+/// (prompt tokens + max_tokens at the model's price) would not fit, so that
+/// a short budget restricts the choice to arms that fit. A hard gate.
+#[derive(Debug, Clone)]
+pub struct BudgetGate {
+    budget: Arc<Budget>,
+}
+
+impl BudgetGate {
+    /// A gate over `budget`.
+    pub fn new(budget: Arc<Budget>) -> Self {
+        BudgetGate { budget }
+    }
+}
+
+impl Gate for BudgetGate {
+    fn name(&self) -> &'static str {
+        "budget"
+    }
+    fn is_hard(&self) -> bool {
+        true
+    }
+    fn exclude(&self, ctx: &GateContext<'_>, arms: &ArmSet, arm: usize) -> Result<Option<Reason>> {
+        let (tokens, cost) = self
+            .budget
+            .estimate(&arms.arm(arm)?.params, ctx.prompt_tokens)?;
+        Ok(self.budget.shortfall(tokens, cost, ctx.now))
+    }
+    fn apply(
+        &self,
+        ctx: &GateContext<'_>,
+        arms: &ArmSet,
+        candidates: &mut Vec<usize>,
+        excluded: &mut Vec<Exclusion>,
+    ) -> Result<()> {
+        // One lock for the whole set.
+        let usage = self.budget.usage(ctx.now);
+        let mut kept = Vec::with_capacity(candidates.len());
+        for &arm in candidates.iter() {
+            let (tokens, cost) = self
+                .budget
+                .estimate(&arms.arm(arm)?.params, ctx.prompt_tokens)?;
+            match shortfall_of(&usage, tokens, cost) {
+                None => kept.push(arm),
+                Some(reason) => excluded.push(Exclusion {
+                    arm,
+                    gate: self.name(),
+                    reason,
+                }),
+            }
+        }
+        *candidates = kept;
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! [`GateChain`]: gates composed, and the eligible set they leave.
+
+use serde::Serialize;
+use tuneloop_core::ArmSet;
+
+use crate::error::{Error, Result};
+use crate::gate::{Exclusion, Gate, GateContext};
+
+/// What a chain decided.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Eligibility {
+    /// The arms a policy may choose from; never empty.
+    pub eligible: Vec<usize>,
+    /// Every excluded arm, with the first gate that excluded it and why.
+    pub excluded: Vec<Exclusion>,
+    /// True when every arm was excluded and the incumbent was let through
+    /// (it breaks only soft gates).
+    pub fell_back_to_incumbent: bool,
+}
+
+/// Gates applied in order; each sees only what the ones before left.
+///
+/// If nothing is left, the incumbent is eligible alone, provided it passes
+/// every *hard* gate (constraints, budget): soft gates (trust region,
+/// quality floor) yield to it, hard ones never do.
+#[derive(Debug, Default)]
+pub struct GateChain {
+    gates: Vec<Box<dyn Gate>>,
+}
+
+impl GateChain {
+    /// An empty chain (everything is eligible).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a gate.
+    #[must_use]
+    pub fn with(mut self, gate: impl Gate + 'static) -> Self {
+        self.gates.push(Box::new(gate));
+        self
+    }
+
+    /// Appends a boxed gate.
+    pub fn push(&mut self, gate: Box<dyn Gate>) {
+        self.gates.push(gate);
+    }
+
+    /// Names of the gates, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.gates.iter().map(|g| g.name()).collect()
+    }
+
+    /// The arms of `candidates` that pass every gate.
+    ///
+    /// # Errors
+    /// [`Error::NothingEligible`] when every arm is excluded and there is no
+    /// incumbent that passes the hard gates; a gate's own error.
+    pub fn evaluate(
+        &self,
+        ctx: &GateContext<'_>,
+        arms: &ArmSet,
+        candidates: &[usize],
+    ) -> Result<Eligibility> {
+        for &a in candidates {
+            arms.arm(a)?;
+        }
+        let mut eligible = candidates.to_vec();
+        let mut excluded = Vec::new();
+        for gate in &self.gates {
+            if eligible.is_empty() {
+                break;
+            }
+            gate.apply(ctx, arms, &mut eligible, &mut excluded)?;
+        }
+        if !eligible.is_empty() {
+            return Ok(Eligibility {
+                eligible,
+                excluded,
+                fell_back_to_incumbent: false,
+            });
+        }
+        let Some(inc) = ctx.incumbent.filter(|i| candidates.contains(i)) else {
+            return Err(Error::NothingEligible {
+                excluded: excluded.len(),
+            });
+        };
+        for gate in self.gates.iter().filter(|g| g.is_hard()) {
+            if gate.exclude(ctx, arms, inc)?.is_some() {
+                return Err(Error::NothingEligible {
+                    excluded: excluded.len(),
+                });
+            }
+        }
+        Ok(Eligibility {
+            eligible: vec![inc],
+            excluded,
+            fell_back_to_incumbent: true,
+        })
+    }
+}
