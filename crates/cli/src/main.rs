@@ -89,7 +89,7 @@ enum Command {
         /// CSV with a header, numeric features, last column an integer label.
         #[arg(long, conflicts_with = "scenario")]
         supervised: Option<PathBuf>,
-        /// A built-in scenario: `llm-params`.
+        /// A built-in scenario: `llm-params`, `rollout-aa`, `rollout-breach`.
         #[arg(long)]
         scenario: Option<String>,
         /// linucb|thompson|epsilon-greedy|uniform.
@@ -180,12 +180,14 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             runs,
         } => match (supervised, scenario) {
             (Some(path), None) => simulate::supervised(&path, &policy, seed),
-            (None, Some(name)) if name == "llm-params" => {
-                simulate::scenario_llm_params(&policy, rounds, runs, seed)
-            }
-            (None, Some(name)) => Err(CliError::bad(format!(
-                "--scenario: unknown scenario `{name}`; known: llm-params"
-            ))),
+            (None, Some(name)) => match name.as_str() {
+                "llm-params" => simulate::scenario_llm_params(&policy, rounds, runs, seed),
+                "rollout-aa" => simulate::scenario_rollout(false, runs, seed),
+                "rollout-breach" => simulate::scenario_rollout(true, runs, seed),
+                other => Err(CliError::bad(format!(
+                    "--scenario: unknown scenario `{other}`; known: llm-params, rollout-aa, rollout-breach"
+                ))),
+            },
             _ => Err(CliError::bad(
                 "simulate needs --supervised FILE.csv or --scenario NAME",
             )),

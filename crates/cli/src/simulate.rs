@@ -270,3 +270,42 @@ pub(crate) fn scenario_llm_params(
         "decisions_per_second": decisions as f64 / secs.max(1e-9),
     }))
 }
+
+/// `rollout-aa` (no true difference) or `rollout-breach` (candidate p99
+/// latency +30% and quality −10%): whole rollouts from shadow to general.
+pub(crate) fn scenario_rollout(breach: bool, runs: usize, seed: u64) -> CliResult<Value> {
+    use tuneloop_rollout::simulation::{SimulationConfig, simulate};
+    if runs == 0 {
+        return Err(CliError::bad("--runs must be at least 1"));
+    }
+    let sim = SimulationConfig {
+        runs,
+        seed,
+        latency_factor: if breach { 1.3 } else { 1.0 },
+        quality_factor: if breach { 0.9 } else { 1.0 },
+        ..SimulationConfig::default()
+    };
+    let start = Instant::now();
+    let report = simulate(&tuneloop_rollout::RolloutConfig::default(), &sim)
+        .map_err(|e| CliError::Other(e.into()))?;
+    let mut out = json!({
+        "scenario": if breach { "rollout-breach" } else { "rollout-aa" },
+        "runs": report.runs,
+        "completed": report.completed,
+        "rolled_back": report.rolled_back,
+        "rollbacks_by_metric": {
+            "latency": report.rollbacks_by_metric[0],
+            "quality": report.rollbacks_by_metric[1],
+            "error_rate": report.rollbacks_by_metric[2],
+        },
+        "seconds": start.elapsed().as_secs_f64(),
+    });
+    if breach {
+        out["detection_rate"] = json!(report.rollback_rate);
+        out["median_candidate_observations_to_rollback"] =
+            json!(report.median_candidate_observations_to_rollback);
+    } else {
+        out["false_rollback_rate"] = json!(report.rollback_rate);
+    }
+    Ok(out)
+}

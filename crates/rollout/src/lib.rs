@@ -1,8 +1,65 @@
 //! Staged rollout for tuneloop: shadow → canary (5%) → guarded (25%) →
-//! general, sticky cohort assignment, an SLO monitor (p99 latency, quality,
-//! error rate) and automatic rollback on a real breach.
+//! general, with an SLO monitor that rolls back on a real breach and does
+//! not cry wolf.
 //!
-//! **Status:** not implemented yet (issue "rollout: shadow → canary →
-//! guarded → general ..."). Nothing here pretends to work.
+//! - [`RolloutManager`] — phases, sticky cohort assignment by stable hash,
+//!   promotion after a minimum of samples and dwell time (and optional
+//!   approval), hold and resume, immediate rollback on a breach, events to
+//!   callbacks and a history; serializable state; time passed in.
+//! - [`SloMonitor`] — per cohort: p50/p99 latency from a [`QuantileSketch`]
+//!   (1% relative error), mean quality, error rate; breach rules (default:
+//!   candidate p99 > baseline p99 × 1.10, quality < baseline − 0.05, error
+//!   rate > baseline + 0.02) judged by anytime-valid
+//!   [sequential tests](sequential): the chance of any false alarm over a
+//!   whole rollout is at most `alpha`, however often it is checked.
+//! - [`simulation`] — seeded whole-rollout simulations (A/A and injected
+//!   breach), behind `tuneloop simulate --scenario rollout-aa|rollout-breach`.
+//!
+//! ```
+//! use chrono::{Duration, Utc};
+//! use tuneloop_rollout::{Observation, RolloutConfig, RolloutManager};
+//! let t0 = Utc::now();
+//! let mut r = RolloutManager::new(RolloutConfig::default(), t0)?;
+//! for i in 0..2_000 {
+//!     let a = r.assign(&format!("user-{i}"));
+//!     let o = Observation { latency_ms: 800.0, quality: 0.8, error: false };
+//!     r.observe(a.cohort, o, t0 + Duration::seconds(i))?;
+//! }
+//! assert_eq!(r.phase(), tuneloop_rollout::Phase::Canary);
+//! # Ok::<(), tuneloop_rollout::Error>(())
+//! ```
 
-pub use tuneloop_core::Clock;
+mod error;
+mod manager;
+mod monitor;
+pub mod sequential;
+pub mod simulation;
+mod sketch;
+
+pub use error::{Error, Result};
+pub use manager::{
+    Assignment, Listener, Phase, RollbackTarget, RolloutConfig, RolloutEvent, RolloutManager,
+};
+pub use monitor::{
+    Breach, Cohort, CohortStats, CohortSummary, Metric, Observation, SloConfig, SloMonitor,
+};
+pub use sketch::{QuantileSketch, RELATIVE_ACCURACY};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<Error>();
+        assert_send_sync::<RolloutManager>();
+        assert_send_sync::<RolloutConfig>();
+        assert_send_sync::<RolloutEvent>();
+        assert_send_sync::<SloMonitor>();
+        assert_send_sync::<QuantileSketch>();
+        assert_send_sync::<Breach>();
+        assert_send_sync::<sequential::SequentialTest>();
+    }
+}

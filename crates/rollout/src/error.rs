@@ -1,0 +1,52 @@
+//! The error type of `tuneloop-rollout`.
+
+/// What went wrong in a rollout.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An observation field out of range (NaN or negative latency,
+    /// quality outside `[0, 1]`).
+    #[error("observation field `{field}` = {value} is invalid: expected {expected}")]
+    InvalidObservation {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
+    /// A setting that cannot be used.
+    #[error("invalid setting `{field}` = {value}: expected {expected}")]
+    InvalidSetting {
+        /// The setting.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
+    /// An operation the current state does not allow (approving with
+    /// nothing awaiting approval, promoting past general).
+    #[error("not allowed now: {0}")]
+    NotAllowed(&'static str),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn check(
+    field: &'static str,
+    value: f64,
+    ok: bool,
+    expected: &'static str,
+) -> Result<()> {
+    if value.is_finite() && ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSetting {
+            field,
+            value,
+            expected,
+        })
+    }
+}

@@ -1,0 +1,467 @@
+//! [`RolloutManager`]: phases, cohort assignment, promotion and rollback.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use tuneloop_core::hash::StableHasher;
+
+use crate::error::{Error, Result, check};
+use crate::monitor::{Breach, Cohort, Observation, SloConfig, SloMonitor};
+
+/// A stage of a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The candidate's choice is computed and logged; the baseline's is applied.
+    Shadow,
+    /// A small share of requests (5% by default) gets the candidate.
+    Canary,
+    /// A larger share (25% by default).
+    Guarded,
+    /// Everyone: the rollout is complete.
+    General,
+}
+
+impl Phase {
+    fn next(self) -> Option<Phase> {
+        match self {
+            Phase::Shadow => Some(Phase::Canary),
+            Phase::Canary => Some(Phase::Guarded),
+            Phase::Guarded => Some(Phase::General),
+            Phase::General => None,
+        }
+    }
+
+    fn previous(self) -> Phase {
+        match self {
+            Phase::Shadow | Phase::Canary => Phase::Shadow,
+            Phase::Guarded => Phase::Canary,
+            Phase::General => Phase::Guarded,
+        }
+    }
+}
+
+/// Where a rollback goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackTarget {
+    /// The phase before the current one (default).
+    PreviousPhase,
+    /// Shadow.
+    Shadow,
+}
+
+/// Configuration of a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// Share of requests given the candidate in canary (default 0.05).
+    pub canary_fraction: f64,
+    /// Share in guarded (default 0.25).
+    pub guarded_fraction: f64,
+    /// Candidate observations needed in canary before promotion (default 500).
+    pub canary_min_samples: u64,
+    /// Candidate observations needed in guarded before promotion (default 2,000).
+    pub guarded_min_samples: u64,
+    /// Baseline observations needed in shadow before promotion (default 1,000).
+    pub shadow_min_baseline_samples: u64,
+    /// Seconds to stay in shadow, canary and guarded at least (default 300, 600, 1,800).
+    pub min_dwell_seconds: [i64; 3],
+    /// Phases whose exit needs a manual approval.
+    pub approval_required: Vec<Phase>,
+    /// Where a breach sends the rollout (default: the previous phase).
+    pub rollback_to: RollbackTarget,
+    /// Breach rules.
+    pub slo: SloConfig,
+    /// Salt of the cohort hash (change it to reshuffle users).
+    pub salt: String,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        RolloutConfig {
+            canary_fraction: 0.05,
+            guarded_fraction: 0.25,
+            canary_min_samples: 500,
+            guarded_min_samples: 2_000,
+            shadow_min_baseline_samples: 1_000,
+            min_dwell_seconds: [300, 600, 1_800],
+            approval_required: Vec::new(),
+            rollback_to: RollbackTarget::PreviousPhase,
+            slo: SloConfig::default(),
+            salt: "tuneloop".into(),
+        }
+    }
+}
+
+impl RolloutConfig {
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`].
+    pub fn check(&self) -> Result<()> {
+        check(
+            "canary_fraction",
+            self.canary_fraction,
+            self.canary_fraction > 0.0 && self.canary_fraction < 1.0,
+            "in (0, 1)",
+        )?;
+        check(
+            "guarded_fraction",
+            self.guarded_fraction,
+            self.guarded_fraction >= self.canary_fraction && self.guarded_fraction < 1.0,
+            "in [canary_fraction, 1)",
+        )?;
+        for d in self.min_dwell_seconds {
+            check("min_dwell_seconds", d as f64, d >= 0, "durations >= 0")?;
+        }
+        self.slo.check()
+    }
+
+    fn fraction(&self, phase: Phase) -> f64 {
+        match phase {
+            Phase::Shadow => 0.0,
+            Phase::Canary => self.canary_fraction,
+            Phase::Guarded => self.guarded_fraction,
+            Phase::General => 1.0,
+        }
+    }
+}
+
+/// Which choice a request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The phase.
+    pub phase: Phase,
+    /// Whose choice is applied.
+    pub cohort: Cohort,
+    /// In shadow: compute and log the candidate's choice without applying it.
+    pub shadow: bool,
+}
+
+/// Something that happened to a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RolloutEvent {
+    /// Moved forward.
+    Promoted {
+        /// From.
+        from: Phase,
+        /// To.
+        to: Phase,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Moved back on a breach; the rollout is held until resumed.
+    RolledBack {
+        /// From.
+        from: Phase,
+        /// To.
+        to: Phase,
+        /// When.
+        at: DateTime<Utc>,
+        /// The evidence.
+        breach: Box<Breach>,
+    },
+    /// Ready to move on, waiting for an approval.
+    AwaitingApproval {
+        /// The phase to leave.
+        phase: Phase,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Approved by someone.
+    Approved {
+        /// The phase approved to leave.
+        phase: Phase,
+        /// Who.
+        approver: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Held (no promotion) by request.
+    Held {
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Resumed.
+    Resumed {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// A callback receiving every event.
+pub type Listener = Box<dyn Fn(&RolloutEvent) + Send + Sync>;
+
+#[derive(Default)]
+struct Listeners(Vec<Listener>);
+
+impl fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} listeners", self.0.len())
+    }
+}
+
+/// A staged rollout of a candidate against the baseline.
+///
+/// Requests are assigned to cohorts by a stable hash of their key, so a
+/// user stays in one cohort, and a key in the candidate cohort stays there
+/// as the share grows. Promotion needs the phase's minimum candidate
+/// observations, its minimum dwell time, no breach, and (if configured) an
+/// approval. A [`Breach`] from the [`SloMonitor`] rolls back at once and
+/// holds. Time comes from the caller (`now`); a clock that goes backwards
+/// is treated as standing still.
+///
+/// ```
+/// use chrono::Utc;
+/// use tuneloop_rollout::{Phase, RolloutConfig, RolloutManager};
+/// let mut r = RolloutManager::new(RolloutConfig::default(), Utc::now())?;
+/// assert_eq!(r.phase(), Phase::Shadow);
+/// let a = r.assign("user-42");
+/// assert!(a.shadow);
+/// # Ok::<(), tuneloop_rollout::Error>(())
+/// ```
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RolloutManager {
+    config: RolloutConfig,
+    phase: Phase,
+    entered_at: DateTime<Utc>,
+    candidate_at_entry: u64,
+    baseline_at_entry: u64,
+    held: bool,
+    awaiting_approval: bool,
+    approved: bool,
+    last_now: DateTime<Utc>,
+    monitor: SloMonitor,
+    history: Vec<RolloutEvent>,
+    #[serde(skip)]
+    listeners: Listeners,
+}
+
+impl RolloutManager {
+    /// A rollout starting in shadow at `now`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`].
+    pub fn new(config: RolloutConfig, now: DateTime<Utc>) -> Result<Self> {
+        config.check()?;
+        let monitor = SloMonitor::new(config.slo.clone())?;
+        Ok(RolloutManager {
+            config,
+            phase: Phase::Shadow,
+            entered_at: now,
+            candidate_at_entry: 0,
+            baseline_at_entry: 0,
+            held: false,
+            awaiting_approval: false,
+            approved: false,
+            last_now: now,
+            monitor,
+            history: Vec::new(),
+            listeners: Listeners::default(),
+        })
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Whether promotion is held.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Every event so far.
+    pub fn history(&self) -> &[RolloutEvent] {
+        &self.history
+    }
+
+    /// The SLO monitor.
+    pub fn monitor(&self) -> &SloMonitor {
+        &self.monitor
+    }
+
+    /// Calls `listener` on every future event.
+    pub fn subscribe(&mut self, listener: Listener) {
+        self.listeners.0.push(listener);
+    }
+
+    /// The share of requests in the candidate cohort now.
+    pub fn candidate_fraction(&self) -> f64 {
+        self.config.fraction(self.phase)
+    }
+
+    /// The cohort of the request or user `key` in the current phase.
+    pub fn assign(&self, key: &str) -> Assignment {
+        let mut h = StableHasher::new();
+        h.write_str("tuneloop.cohort.v1");
+        h.write_str(&self.config.salt);
+        h.write_str(key);
+        let u = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+        let cohort = if u < self.candidate_fraction() {
+            Cohort::Candidate
+        } else {
+            Cohort::Baseline
+        };
+        Assignment {
+            phase: self.phase,
+            cohort,
+            shadow: self.phase == Phase::Shadow,
+        }
+    }
+
+    fn clock(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
+        if now > self.last_now {
+            self.last_now = now;
+        }
+        self.last_now
+    }
+
+    fn emit(&mut self, e: RolloutEvent) -> RolloutEvent {
+        for l in &self.listeners.0 {
+            l(&e);
+        }
+        self.history.push(e.clone());
+        e
+    }
+
+    fn enter(&mut self, phase: Phase, now: DateTime<Utc>) {
+        self.phase = phase;
+        self.entered_at = now;
+        self.candidate_at_entry = self.monitor.summary(Cohort::Candidate).observations;
+        self.baseline_at_entry = self.monitor.summary(Cohort::Baseline).observations;
+        self.awaiting_approval = false;
+        self.approved = false;
+    }
+
+    /// Records a request's observation; may roll back (on a breach) or
+    /// promote. Returns the events it caused.
+    ///
+    /// # Errors
+    /// [`Error::InvalidObservation`] (nothing is recorded).
+    pub fn observe(
+        &mut self,
+        cohort: Cohort,
+        o: Observation,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RolloutEvent>> {
+        let now = self.clock(now);
+        let monitored = matches!(self.phase, Phase::Canary | Phase::Guarded);
+        let breach = self.monitor.observe(cohort, o)?;
+        let mut events = Vec::new();
+        if let (Some(breach), true) = (breach, monitored) {
+            let from = self.phase;
+            let to = match self.config.rollback_to {
+                RollbackTarget::PreviousPhase => from.previous(),
+                RollbackTarget::Shadow => Phase::Shadow,
+            };
+            self.enter(to, now);
+            self.held = true;
+            events.push(self.emit(RolloutEvent::RolledBack {
+                from,
+                to,
+                at: now,
+                breach: Box::new(breach),
+            }));
+            return Ok(events);
+        }
+        events.extend(self.tick(now));
+        Ok(events)
+    }
+
+    /// Promotes if the phase's conditions are met; returns the events.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<RolloutEvent> {
+        let now = self.clock(now);
+        let Some(next) = self.phase.next() else {
+            return Vec::new();
+        };
+        if self.held {
+            return Vec::new();
+        }
+        let idx = match self.phase {
+            Phase::Shadow => 0,
+            Phase::Canary => 1,
+            _ => 2,
+        };
+        let dwell_ok =
+            now - self.entered_at >= Duration::seconds(self.config.min_dwell_seconds[idx]);
+        let cand = self.monitor.summary(Cohort::Candidate).observations - self.candidate_at_entry;
+        let base = self.monitor.summary(Cohort::Baseline).observations - self.baseline_at_entry;
+        let samples_ok = match self.phase {
+            Phase::Shadow => base >= self.config.shadow_min_baseline_samples,
+            Phase::Canary => cand >= self.config.canary_min_samples,
+            _ => cand >= self.config.guarded_min_samples,
+        };
+        if !(dwell_ok && samples_ok) {
+            return Vec::new();
+        }
+        if self.config.approval_required.contains(&self.phase) && !self.approved {
+            if self.awaiting_approval {
+                return Vec::new();
+            }
+            self.awaiting_approval = true;
+            let phase = self.phase;
+            return vec![self.emit(RolloutEvent::AwaitingApproval { phase, at: now })];
+        }
+        let from = self.phase;
+        self.enter(next, now);
+        vec![self.emit(RolloutEvent::Promoted {
+            from,
+            to: next,
+            at: now,
+        })]
+    }
+
+    /// Approves leaving the current phase.
+    ///
+    /// # Errors
+    /// [`Error::NotAllowed`] when no approval is awaited.
+    pub fn approve(&mut self, approver: &str, now: DateTime<Utc>) -> Result<Vec<RolloutEvent>> {
+        if !self.awaiting_approval {
+            return Err(Error::NotAllowed("no phase is awaiting approval"));
+        }
+        let now = self.clock(now);
+        self.approved = true;
+        let phase = self.phase;
+        let mut events = vec![self.emit(RolloutEvent::Approved {
+            phase,
+            approver: approver.to_owned(),
+            at: now,
+        })];
+        events.extend(self.tick(now));
+        Ok(events)
+    }
+
+    /// Holds promotion.
+    pub fn hold(&mut self, reason: &str, now: DateTime<Utc>) -> RolloutEvent {
+        let now = self.clock(now);
+        self.held = true;
+        self.emit(RolloutEvent::Held {
+            reason: reason.to_owned(),
+            at: now,
+        })
+    }
+
+    /// Resumes promotion. After a rollback, the candidate's evidence is
+    /// cleared: resuming means a new (fixed) candidate is being rolled out.
+    pub fn resume(&mut self, now: DateTime<Utc>) -> RolloutEvent {
+        let now = self.clock(now);
+        if self
+            .history
+            .iter()
+            .rev()
+            .find(|e| !matches!(e, RolloutEvent::Held { .. }))
+            .is_some_and(|e| matches!(e, RolloutEvent::RolledBack { .. }))
+        {
+            self.monitor.reset_candidate();
+            self.enter(self.phase, now);
+        }
+        self.held = false;
+        self.emit(RolloutEvent::Resumed { at: now })
+    }
+}

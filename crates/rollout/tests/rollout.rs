@@ -1,0 +1,325 @@
+//! Rollout scenarios: sticky cohorts, the false-alarm rate under A/A,
+//! detection of injected breaches, approvals, holds, bad input.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use tuneloop_rollout::simulation::{SimulationConfig, simulate};
+use tuneloop_rollout::{
+    Cohort, Error, Metric, Observation, Phase, RollbackTarget, RolloutConfig, RolloutEvent,
+    RolloutManager,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn t0() -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn ok_obs() -> Observation {
+    Observation {
+        latency_ms: 800.0,
+        quality: 0.8,
+        error: false,
+    }
+}
+
+/// Drives a manager to `phase` with identical traffic.
+fn advance_to(r: &mut RolloutManager, phase: Phase, t: &mut DateTime<Utc>) -> TestResult {
+    let mut i = 0u64;
+    while r.phase() != phase {
+        let a = r.assign(&format!("k{i}"));
+        r.observe(a.cohort, ok_obs(), *t)?;
+        *t += Duration::seconds(1);
+        i += 1;
+        if i > 1_000_000 {
+            return Err("never reached the phase".into());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn cohorts_are_sticky_and_split_at_the_fraction() -> TestResult {
+    let mut r = RolloutManager::new(RolloutConfig::default(), t0())?;
+    let mut t = t0();
+    advance_to(&mut r, Phase::Canary, &mut t)?;
+    let n = 100_000;
+    let canary: Vec<bool> = (0..n)
+        .map(|i| r.assign(&format!("user-{i}")).cohort == Cohort::Candidate)
+        .collect();
+    let count = canary.iter().filter(|&&c| c).count() as f64;
+    // Binomial(100000, 0.05): mean 5000, sd 68.9; allow 5 sd.
+    assert!((count - 5000.0).abs() < 5.0 * 68.9, "{count}");
+    // The same key, asked again, lands in the same cohort.
+    assert!(
+        (0..1000)
+            .all(|i| (r.assign(&format!("user-{i}")).cohort == Cohort::Candidate) == canary[i])
+    );
+    advance_to(&mut r, Phase::Guarded, &mut t)?;
+    let guarded: Vec<bool> = (0..n)
+        .map(|i| r.assign(&format!("user-{i}")).cohort == Cohort::Candidate)
+        .collect();
+    let count = guarded.iter().filter(|&&c| c).count() as f64;
+    // Binomial(100000, 0.25): sd 136.9.
+    assert!((count - 25_000.0).abs() < 5.0 * 136.9, "{count}");
+    // Growing the share keeps every canary user in the candidate cohort.
+    assert!(canary.iter().zip(&guarded).all(|(c, g)| !c || *g));
+    Ok(())
+}
+
+#[test]
+fn a_a_rollouts_rarely_roll_back() -> TestResult {
+    let report = simulate(
+        &RolloutConfig::default(),
+        &SimulationConfig {
+            runs: 100,
+            seed: 11,
+            ..SimulationConfig::default()
+        },
+    )?;
+    // Target: at most 5% false rollbacks over full shadow → general rollouts.
+    assert!(report.rollback_rate <= 0.05, "{report:?}");
+    assert_eq!(
+        report.completed + report.rolled_back,
+        100,
+        "every run finishes"
+    );
+    Ok(())
+}
+
+#[test]
+fn injected_breaches_are_detected_quickly() -> TestResult {
+    let both = SimulationConfig {
+        runs: 100,
+        seed: 12,
+        latency_factor: 1.3,
+        quality_factor: 0.9,
+        ..SimulationConfig::default()
+    };
+    let report = simulate(&RolloutConfig::default(), &both)?;
+    assert!(report.rollback_rate >= 0.99, "{report:?}");
+    let median = report
+        .median_candidate_observations_to_rollback
+        .ok_or("no rollback")?;
+    assert!(median <= 500, "median {median} candidate observations");
+    // Each breach alone is caught too.
+    let latency = SimulationConfig {
+        latency_factor: 1.3,
+        quality_factor: 1.0,
+        seed: 13,
+        runs: 50,
+        ..both.clone()
+    };
+    let r = simulate(&RolloutConfig::default(), &latency)?;
+    assert!(
+        r.rollback_rate >= 0.9 && r.rollbacks_by_metric[Metric::Latency as usize] >= 45,
+        "{r:?}"
+    );
+    let quality = SimulationConfig {
+        latency_factor: 1.0,
+        quality_factor: 0.9,
+        seed: 14,
+        runs: 50,
+        ..both
+    };
+    let r = simulate(&RolloutConfig::default(), &quality)?;
+    assert!(
+        r.rollback_rate >= 0.9 && r.rollbacks_by_metric[Metric::Quality as usize] >= 45,
+        "{r:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_breach_rolls_back_at_once_with_evidence_and_holds() -> TestResult {
+    let cfg = RolloutConfig {
+        rollback_to: RollbackTarget::Shadow,
+        ..RolloutConfig::default()
+    };
+    let mut r = RolloutManager::new(cfg, t0())?;
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    r.subscribe(Box::new(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    let mut t = t0();
+    advance_to(&mut r, Phase::Guarded, &mut t)?;
+    let mut rolled = None;
+    for i in 0..100_000u64 {
+        let a = r.assign(&format!("b{i}"));
+        let o = if a.cohort == Cohort::Candidate {
+            Observation {
+                latency_ms: 800.0,
+                quality: 0.5,
+                error: false,
+            }
+        } else {
+            ok_obs()
+        };
+        let events = r.observe(a.cohort, o, t)?;
+        t += Duration::seconds(1);
+        if let Some(e) = events
+            .into_iter()
+            .find(|e| matches!(e, RolloutEvent::RolledBack { .. }))
+        {
+            rolled = Some(e);
+            break;
+        }
+    }
+    let Some(RolloutEvent::RolledBack {
+        from, to, breach, ..
+    }) = rolled
+    else {
+        return Err("no rollback".into());
+    };
+    assert_eq!((from, to), (Phase::Guarded, Phase::Shadow));
+    assert_eq!(breach.metric, Metric::Quality);
+    // The evidence: the candidate's quality (over canary and guarded, the
+    // monitor's whole life) is below the baseline's.
+    let (c, b) = (breach.candidate.quality_mean.unwrap_or(1.0), breach.baseline.quality_mean.unwrap_or(0.0));
+    assert!(c < b - 0.05, "candidate {c} vs baseline {b}");
+    assert!(r.is_held());
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        r.history().len(),
+        "listeners saw every event"
+    );
+    // Held: no promotion however long it waits.
+    for _ in 0..5 {
+        t += Duration::hours(1);
+        assert!(r.tick(t).is_empty());
+    }
+    // Resume: a new candidate starts from no evidence.
+    r.resume(t);
+    assert_eq!(r.monitor().summary(Cohort::Candidate).observations, 0);
+    advance_to(&mut r, Phase::Canary, &mut t)?;
+    Ok(())
+}
+
+#[test]
+fn approval_gates_promotion() -> TestResult {
+    let cfg = RolloutConfig {
+        approval_required: vec![Phase::Shadow],
+        ..RolloutConfig::default()
+    };
+    let mut r = RolloutManager::new(cfg, t0())?;
+    assert!(matches!(
+        r.approve("alice", t0()),
+        Err(Error::NotAllowed(_))
+    ));
+    let mut t = t0();
+    let mut awaiting = false;
+    for i in 0..5_000u64 {
+        let a = r.assign(&format!("k{i}"));
+        let events = r.observe(a.cohort, ok_obs(), t)?;
+        t += Duration::seconds(1);
+        awaiting |= events.iter().any(|e| {
+            matches!(
+                e,
+                RolloutEvent::AwaitingApproval {
+                    phase: Phase::Shadow,
+                    ..
+                }
+            )
+        });
+    }
+    assert!(awaiting);
+    assert_eq!(r.phase(), Phase::Shadow, "no promotion without approval");
+    let events = r.approve("alice", t)?;
+    assert!(events.iter().any(|e| matches!(
+        e,
+        RolloutEvent::Promoted {
+            from: Phase::Shadow,
+            to: Phase::Canary,
+            ..
+        }
+    )));
+    Ok(())
+}
+
+#[test]
+fn bad_input_and_a_clock_going_backwards() -> TestResult {
+    let mut r = RolloutManager::new(RolloutConfig::default(), t0())?;
+    for (o, field) in [
+        (
+            Observation {
+                latency_ms: f64::NAN,
+                ..ok_obs()
+            },
+            "latency_ms",
+        ),
+        (
+            Observation {
+                latency_ms: -1.0,
+                ..ok_obs()
+            },
+            "latency_ms",
+        ),
+        (
+            Observation {
+                quality: 1.5,
+                ..ok_obs()
+            },
+            "quality",
+        ),
+        (
+            Observation {
+                quality: f64::NAN,
+                ..ok_obs()
+            },
+            "quality",
+        ),
+    ] {
+        assert!(
+            matches!(r.observe(Cohort::Baseline, o, t0()), Err(Error::InvalidObservation { field: f, .. }) if f == field)
+        );
+    }
+    assert_eq!(
+        r.monitor().summary(Cohort::Baseline).observations,
+        0,
+        "nothing recorded"
+    );
+    // The clock jumps back a day: treated as standing still, no panic, no promotion by it.
+    r.observe(Cohort::Baseline, ok_obs(), t0() + Duration::seconds(10))?;
+    r.observe(Cohort::Baseline, ok_obs(), t0() - Duration::days(1))?;
+    assert_eq!(r.phase(), Phase::Shadow);
+    assert!(
+        RolloutManager::new(
+            RolloutConfig {
+                canary_fraction: 1.5,
+                ..RolloutConfig::default()
+            },
+            t0()
+        )
+        .is_err()
+    );
+    assert!(
+        RolloutManager::new(
+            RolloutConfig {
+                guarded_fraction: 0.01,
+                ..RolloutConfig::default()
+            },
+            t0()
+        )
+        .is_err()
+    );
+    Ok(())
+}
+
+#[test]
+fn state_survives_serialization() -> TestResult {
+    let mut r = RolloutManager::new(RolloutConfig::default(), t0())?;
+    let mut t = t0();
+    advance_to(&mut r, Phase::Canary, &mut t)?;
+    let json = serde_json::to_string(&r)?;
+    let mut back: RolloutManager = serde_json::from_str(&json)?;
+    assert_eq!(back.phase(), Phase::Canary);
+    assert_eq!(back.history(), r.history());
+    assert_eq!(back.assign("user-7"), r.assign("user-7"));
+    advance_to(&mut back, Phase::Guarded, &mut t)?;
+    Ok(())
+}
