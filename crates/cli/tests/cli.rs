@@ -203,9 +203,16 @@ fn scenario_and_bench_print_json() -> TestResult {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(v["arms"], 35);
-    for (scenario, key) in [("rollout-aa", "false_rollback_rate"), ("rollout-breach", "detection_rate")] {
+    for (scenario, key) in [
+        ("rollout-aa", "false_rollback_rate"),
+        ("rollout-breach", "detection_rate"),
+    ] {
         let out = tuneloop(&["simulate", "--scenario", scenario, "--runs", "2"])?;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         assert!(v[key].is_f64(), "{scenario}: {v}");
     }

@@ -180,7 +180,10 @@ fn a_breach_rolls_back_at_once_with_evidence_and_holds() -> TestResult {
     assert_eq!(breach.metric, Metric::Quality);
     // The evidence: the candidate's quality (over canary and guarded, the
     // monitor's whole life) is below the baseline's.
-    let (c, b) = (breach.candidate.quality_mean.unwrap_or(1.0), breach.baseline.quality_mean.unwrap_or(0.0));
+    let (c, b) = (
+        breach.candidate.quality_mean.unwrap_or(1.0),
+        breach.baseline.quality_mean.unwrap_or(0.0),
+    );
     assert!(c < b - 0.05, "candidate {c} vs baseline {b}");
     assert!(r.is_held());
     assert_eq!(
