@@ -205,20 +205,35 @@ impl Budget {
     /// [`Error::UnknownModel`] when the model has no price and there is no
     /// default (only if a cost limit is set; without one, cost is 0).
     pub fn estimate(&self, params: &ParameterSet, prompt_tokens: u64) -> Result<(u64, f64)> {
+        let price = if self.config.cost_limit_usd.is_some() {
+            Some(self.price(params.model())?)
+        } else {
+            None
+        };
+        Ok(Self::estimate_at(params, prompt_tokens, price))
+    }
+
+    /// The price of `model`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownModel`] when it has none and there is no default.
+    pub fn price(&self, model: &str) -> Result<Price> {
+        self.config
+            .prices
+            .get(model)
+            .or(self.config.default_price.as_ref())
+            .copied()
+            .ok_or_else(|| Error::UnknownModel(model.to_owned()))
+    }
+
+    fn estimate_at(params: &ParameterSet, prompt_tokens: u64, price: Option<Price>) -> (u64, f64) {
         let completion = u64::from(params.max_tokens());
         let tokens = prompt_tokens.saturating_add(completion);
-        if self.config.cost_limit_usd.is_none() {
-            return Ok((tokens, 0.0));
-        }
-        let price = self
-            .config
-            .prices
-            .get(params.model())
-            .or(self.config.default_price.as_ref())
-            .ok_or_else(|| Error::UnknownModel(params.model().to_owned()))?;
-        let cost = prompt_tokens as f64 / 1000.0 * price.prompt_per_1k_usd
-            + completion as f64 / 1000.0 * price.completion_per_1k_usd;
-        Ok((tokens, cost))
+        let cost = price.map_or(0.0, |p| {
+            prompt_tokens as f64 / 1000.0 * p.prompt_per_1k_usd
+                + completion as f64 / 1000.0 * p.completion_per_1k_usd
+        });
+        (tokens, cost)
     }
 
     /// Moves the window to `now` and releases expired reservations. A clock

@@ -2,11 +2,14 @@
 //! parameter ranges per task type, forbidden combinations. An arm that
 //! breaks any rule is never eligible, not even as a fallback.
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
 use serde::{Deserialize, Serialize};
-use tuneloop_core::{ArmSet, ParameterSet, RiskTier};
+use tuneloop_core::{ArmId, ArmIdBuildHasher, ArmSet, ParameterSet, RiskTier};
 
 use crate::error::{Error, Result, check};
-use crate::gate::{Gate, GateContext, Parameter, Reason};
+use crate::gate::{Exclusion, Gate, GateContext, Parameter, Reason};
 
 /// One condition of a forbidden combination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,17 +130,43 @@ impl Rule {
 /// assert_eq!(c.violation("chat", RiskTier::Low, &hot), None);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Constraints {
-    /// The rules, all of which must hold.
-    pub rules: Vec<Rule>,
+    /// The rules, all of which must hold. Private and immutable, so that
+    /// the memo of verdicts can never go stale.
+    rules: Vec<Rule>,
+    /// Task type → risk tier (by ordinal) → arm → first broken rule.
+    #[serde(skip)]
+    memo: RwLock<HashMap<String, [Verdicts; 4]>>,
+}
+
+type Verdicts = HashMap<ArmId, Option<usize>, ArmIdBuildHasher>;
+
+impl Clone for Constraints {
+    fn clone(&self) -> Self {
+        Constraints::new(self.rules.clone())
+    }
+}
+
+impl PartialEq for Constraints {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules == other.rules
+    }
 }
 
 impl Constraints {
     /// Rules from a list.
     pub fn new(rules: Vec<Rule>) -> Self {
-        Constraints { rules }
+        Constraints {
+            rules,
+            memo: RwLock::default(),
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     /// Checks every rule's numbers.
@@ -204,5 +233,53 @@ impl Gate for Constraints {
         Ok(self
             .violation(ctx.task_type, ctx.risk_tier, params)
             .map(|rule| Reason::Constraint { rule }))
+    }
+
+    /// Verdicts depend only on (task type, risk tier, arm): they are
+    /// computed once and remembered, so the hot path is a lookup per arm.
+    fn apply(
+        &self,
+        ctx: &GateContext<'_>,
+        arms: &ArmSet,
+        candidates: &mut Vec<usize>,
+        excluded: &mut Vec<Exclusion>,
+    ) -> Result<()> {
+        let tier = usize::from(ctx.risk_tier.ordinal());
+        let mut missing = Vec::new();
+        {
+            let memo = self.memo.read().unwrap_or_else(PoisonError::into_inner);
+            let known = memo.get(ctx.task_type).map(|t| &t[tier]);
+            let mut kept = Vec::with_capacity(candidates.len());
+            for &arm in candidates.iter() {
+                let a = arms.arm(arm)?;
+                let verdict = match known.and_then(|k| k.get(&a.id)) {
+                    Some(v) => *v,
+                    None => {
+                        let v = self.violation(ctx.task_type, ctx.risk_tier, &a.params);
+                        missing.push((a.id, v));
+                        v
+                    }
+                };
+                match verdict {
+                    None => kept.push(arm),
+                    Some(rule) => excluded.push(Exclusion {
+                        arm,
+                        gate: self.name(),
+                        reason: Reason::Constraint { rule },
+                    }),
+                }
+            }
+            *candidates = kept;
+        }
+        if !missing.is_empty() {
+            let mut memo = self.memo.write().unwrap_or_else(PoisonError::into_inner);
+            if !memo.contains_key(ctx.task_type) {
+                memo.insert(ctx.task_type.to_owned(), Default::default());
+            }
+            if let Some(t) = memo.get_mut(ctx.task_type) {
+                t[tier].extend(missing);
+            }
+        }
+        Ok(())
     }
 }

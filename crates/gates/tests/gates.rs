@@ -554,3 +554,62 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn remembered_verdicts_stay_per_task_type_and_risk_tier() -> TestResult {
+    let arms = ArmSet::grid()
+        .models(["a", "b"])
+        .temperatures([0.2, 0.8])
+        .build()?;
+    let chain = GateChain::new().with(Constraints::new(vec![
+        Rule::ParameterRange {
+            task_type: Some("code".into()),
+            parameter: Parameter::Temperature,
+            min: None,
+            max: Some(0.5),
+        },
+        Rule::AllowedModels {
+            risk_tier: Some(RiskTier::High),
+            models: vec!["a".into()],
+        },
+    ]));
+    let at = |task: &'static str, tier: RiskTier| GateContext {
+        task_type: task,
+        risk_tier: tier,
+        incumbent: None,
+        prompt_tokens: 0,
+        now: t0(),
+    };
+    // Asked twice each, in an interleaved order: the memo must not mix them.
+    for _ in 0..2 {
+        assert_eq!(
+            chain
+                .evaluate(&at("code", RiskTier::Low), &arms, &arms.all_indices())?
+                .eligible
+                .len(),
+            2
+        );
+        assert_eq!(
+            chain
+                .evaluate(&at("chat", RiskTier::Low), &arms, &arms.all_indices())?
+                .eligible
+                .len(),
+            4
+        );
+        assert_eq!(
+            chain
+                .evaluate(&at("chat", RiskTier::High), &arms, &arms.all_indices())?
+                .eligible
+                .len(),
+            2
+        );
+        assert_eq!(
+            chain
+                .evaluate(&at("code", RiskTier::High), &arms, &arms.all_indices())?
+                .eligible
+                .len(),
+            1
+        );
+    }
+    Ok(())
+}
