@@ -219,3 +219,26 @@ pub trait Gate: Send + Sync + fmt::Debug {
         err.map_or(Ok(()), Err)
     }
 }
+
+/// A shared gate is a gate: the optimizer keeps the quality floor and the
+/// budget it feeds in an `Arc` and gives the chain a clone.
+impl<G: Gate + ?Sized> Gate for std::sync::Arc<G> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn is_hard(&self) -> bool {
+        (**self).is_hard()
+    }
+    fn exclude(&self, ctx: &GateContext<'_>, arms: &ArmSet, arm: usize) -> Result<Option<Reason>> {
+        (**self).exclude(ctx, arms, arm)
+    }
+    fn apply(
+        &self,
+        ctx: &GateContext<'_>,
+        arms: &ArmSet,
+        candidates: &mut Vec<usize>,
+        excluded: &mut Vec<Exclusion>,
+    ) -> Result<()> {
+        (**self).apply(ctx, arms, candidates, excluded)
+    }
+}

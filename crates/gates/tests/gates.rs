@@ -118,7 +118,7 @@ fn quality_floor_excludes_bad_arms_and_falls_back_to_the_incumbent() -> TestResu
         floor.observe("code", ids[2], 0.1)?;
     }
     let floor = Arc::new(floor);
-    let chain = GateChain::new().with(SharedFloor(floor.clone()));
+    let chain = GateChain::new().with(floor.clone());
     let e = chain.evaluate(&ctx(Some(0)), &arms, &arms.all_indices())?;
     assert_eq!(e.eligible, vec![0, 2]);
     assert!(matches!(
@@ -156,27 +156,6 @@ fn quality_floor_excludes_bad_arms_and_falls_back_to_the_incumbent() -> TestResu
         Err(Error::UnknownTaskType(_))
     ));
     Ok(())
-}
-
-/// A quality floor shared with the test, as the optimizer shares it.
-#[derive(Debug)]
-struct SharedFloor(Arc<QualityFloor>);
-
-impl tuneloop_gates::Gate for SharedFloor {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-    fn is_hard(&self) -> bool {
-        self.0.is_hard()
-    }
-    fn exclude(
-        &self,
-        ctx: &GateContext<'_>,
-        arms: &ArmSet,
-        arm: usize,
-    ) -> tuneloop_gates::Result<Option<Reason>> {
-        self.0.exclude(ctx, arms, arm)
-    }
 }
 
 #[test]

@@ -2,23 +2,40 @@
 //! top_p, max_tokens, penalties, prompt variant) from the outcomes of its
 //! calls, safely, in-process.
 //!
-//! The loop (see `docs/architecture.md`): `recommend_parameters` before a
-//! call, `record_outcome` after it; gates restrict the eligible arms, a
-//! contextual bandit chooses among them and logs the propensity, a staged
-//! rollout and an SLO monitor guard what reaches traffic, and offline
-//! estimators prove a candidate better on logs before it is promoted.
-//!
-//! **Status:** the vocabulary is complete and re-exported here (from
-//! [`tuneloop_core`]); the `Optimizer` itself is not implemented yet (issue
-//! "tuneloop facade: recommend_parameters / record_outcome ...").
+//! Call [`Optimizer::recommend_parameters`] before an LLM call and
+//! [`Optimizer::record_outcome`] after it. In between, the optimizer
+//! featurizes the task, asks the rollout which cohort the request is in,
+//! lets the gates (hard constraints, budget, trust region, quality floor)
+//! decide which arms are eligible, has the policy choose among them and
+//! logs the propensity; the outcome's reward then updates the learner,
+//! commits the budget, feeds the SLO monitor (which may promote or roll
+//! back) and writes the joined record — see `docs/architecture.md`.
 //!
 //! ```
-//! use tuneloop::core::{ArmSet, DefaultFeaturizer, Featurizer, TaskFeatures};
-//! let arms = ArmSet::grid().models(["gpt-4o-mini"]).temperatures([0.0, 0.7]).build()?;
-//! let x = DefaultFeaturizer::default().featurize(&TaskFeatures::default())?;
-//! assert_eq!((arms.len(), x.len()), (2, 19));
-//! # Ok::<(), tuneloop::core::Error>(())
+//! use tuneloop::{Optimizer, Request, TaskTypeConfig};
+//! use tuneloop::core::{ArmSet, TaskFeatures, TaskOutcome};
+//!
+//! let arms = ArmSet::grid().models(["gpt-4o-mini"]).temperatures([0.0, 0.3, 0.7]).max_tokens([512, 2048]).build()?;
+//! let optimizer = Optimizer::builder().task_type("code", TaskTypeConfig::new(arms)).seed(1).build()?;
+//! let task = TaskFeatures { title_length: 40, ..TaskFeatures::default() };
+//! let rec = optimizer.recommend_parameters("code", &task, &Request::default())?;
+//! println!("call with temperature {} and max_tokens {}", rec.params.temperature(), rec.params.max_tokens());
+//! optimizer.record_outcome(rec.decision_id, &TaskOutcome::success(0.85, 1200.0).with_tokens(900, 400))?;
+//! # Ok::<(), tuneloop::Error>(())
 //! ```
+//!
+//! The crates underneath are re-exported: [`core`], [`bandit`],
+//! [`counterfactual`], [`gates`], [`rollout`], [`providers`].
+
+mod error;
+mod optimizer;
+mod writer;
+
+pub use error::{Error, Result};
+pub use optimizer::{
+    Counters, Optimizer, OptimizerBuilder, OptimizerSnapshot, Recommendation, Recorded, Request,
+    SNAPSHOT_SCHEMA_VERSION, TaskSnapshot, TaskTypeConfig,
+};
 
 pub use tuneloop_bandit as bandit;
 pub use tuneloop_core as core;
@@ -26,3 +43,22 @@ pub use tuneloop_counterfactual as counterfactual;
 pub use tuneloop_gates as gates;
 pub use tuneloop_providers as providers;
 pub use tuneloop_rollout as rollout;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<Optimizer>();
+        assert_send_sync::<OptimizerBuilder>();
+        assert_send_sync::<Error>();
+        assert_send_sync::<Recommendation>();
+        assert_send_sync::<Recorded>();
+        assert_send_sync::<Counters>();
+        assert_send_sync::<OptimizerSnapshot>();
+        assert_send_sync::<TaskTypeConfig>();
+    }
+}

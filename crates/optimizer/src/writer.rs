@@ -1,0 +1,67 @@
+//! The background log writer: the hot path hands records to a bounded
+//! queue and never waits on I/O.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use tuneloop_counterfactual::{DecisionLog, LoggedDecision};
+
+/// Sends records to a [`DecisionLog`] from a thread of its own.
+///
+/// Policy when the queue is full: the record is dropped and counted
+/// (`log_dropped`), so a slow disk can never stall a request. Size the
+/// queue (`OptimizerBuilder::log_queue`) for bursts.
+#[derive(Debug)]
+pub(crate) struct LogWriter {
+    tx: Option<SyncSender<LoggedDecision>>,
+    handle: Option<JoinHandle<()>>,
+    pub(crate) dropped: Arc<AtomicU64>,
+    pub(crate) failed: Arc<AtomicU64>,
+}
+
+impl LogWriter {
+    pub(crate) fn spawn(sink: Arc<dyn DecisionLog>, capacity: usize) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel::<LoggedDecision>(capacity.max(1));
+        let failed = Arc::new(AtomicU64::new(0));
+        let failed_in = failed.clone();
+        let handle = std::thread::Builder::new()
+            .name("tuneloop-log".into())
+            .spawn(move || {
+                for record in rx {
+                    if let Err(e) = sink.append(&record) {
+                        failed_in.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "decision log write failed");
+                    }
+                }
+            })?;
+        Ok(LogWriter {
+            tx: Some(tx),
+            handle: Some(handle),
+            dropped: Arc::new(AtomicU64::new(0)),
+            failed,
+        })
+    }
+
+    pub(crate) fn send(&self, record: LoggedDecision) {
+        if let Some(tx) = &self.tx {
+            match tx.try_send(record) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    /// Flushes: closes the queue and waits for the writer to drain it.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The facade's contract: learning, typed errors, isolation, persistence,
+//! thread safety, logging, budgets.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use tuneloop::core::{
+    ArmSet, Features, ManualClock, ParameterSet, RiskTier, TaskFeatures, TaskOutcome,
+};
+use tuneloop::counterfactual::MemoryLog;
+use tuneloop::gates::{BudgetConfig, Constraints, Parameter, Rule};
+use tuneloop::rollout::{Phase, RolloutConfig};
+use tuneloop::{Error, Optimizer, Request, TaskTypeConfig};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn arms() -> Result<ArmSet, tuneloop::core::Error> {
+    ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.3, 0.6, 0.9, 1.2])
+        .max_tokens([256, 1024, 4096])
+        .build()
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(
+        Utc.timestamp_opt(1_700_000_000, 0)
+            .single()
+            .unwrap_or_default(),
+    )
+}
+
+/// Quality peaks at temperature 0.3 and 1024 tokens; deterministic.
+fn outcome(p: &ParameterSet) -> TaskOutcome {
+    let dk = (f64::from(p.max_tokens()) / 1024.0).log2();
+    let q = (0.9 - 0.8 * (p.temperature() - 0.3).powi(2) - 0.05 * dk * dk).clamp(0.0, 1.0);
+    TaskOutcome::success(q, 500.0 + 0.2 * f64::from(p.max_tokens()))
+}
+
+fn optimizer(c: &ManualClock) -> Result<Optimizer, Error> {
+    Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms()?))
+        .task_type("chat", TaskTypeConfig::new(arms()?))
+        .seed(3)
+        .clock(Arc::new(c.clone()))
+        .build()
+}
+
+#[test]
+fn it_learns_the_best_parameters() -> TestResult {
+    let c = clock();
+    let opt = optimizer(&c)?;
+    let task = TaskFeatures::default();
+    let mut late = 0;
+    // Noise-free rewards; 15 arms. (UCB can alternate between the two best
+    // arms for several hundred rounds on some seeds before settling.)
+    for i in 0..1500 {
+        let rec = opt.recommend_parameters("code", &task, &Request::default())?;
+        assert!(rec.propensity > 0.0 && rec.propensity <= 1.0);
+        if i >= 1400
+            && (rec.params.temperature() - 0.3).abs() < 1e-9
+            && rec.params.max_tokens() == 1024
+        {
+            late += 1;
+        }
+
+        opt.record_outcome(rec.decision_id, &outcome(&rec.params))?;
+        c.advance(Duration::seconds(1));
+    }
+    assert!(
+        late >= 90,
+        "the best arm in {late} of the last 100 decisions"
+    );
+    let k = opt.counters();
+    assert_eq!((k.recommendations, k.outcomes), (1500, 1500));
+    Ok(())
+}
+
+#[test]
+fn bad_calls_are_typed_errors_and_change_nothing() -> TestResult {
+    let c = clock();
+    let opt = Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms()?))
+        .seed(1)
+        .clock(Arc::new(c.clone()))
+        .decision_ttl(60, 0.0)
+        .build()?;
+    let task = TaskFeatures::default();
+    assert!(matches!(
+        opt.recommend_parameters("nope", &task, &Request::default()),
+        Err(Error::UnknownTaskType(_))
+    ));
+    let rec = opt.recommend_parameters("code", &task, &Request::default())?;
+    let before = serde_json::to_string(&opt.snapshot()?)?;
+    // An invalid outcome: refused, the decision still pending.
+    assert!(
+        opt.record_outcome(rec.decision_id, &TaskOutcome::success(1.5, 10.0))
+            .is_err()
+    );
+    assert_eq!(opt.pending(), 1);
+    // Unknown id.
+    let other = tuneloop::core::DecisionId::from_u128(12345);
+    assert!(matches!(
+        opt.record_outcome(other, &TaskOutcome::success(0.5, 10.0)),
+        Err(Error::UnknownDecision(_))
+    ));
+    // After its time to live: expired, nothing learned.
+    c.advance(Duration::seconds(61));
+    assert!(matches!(
+        opt.record_outcome(rec.decision_id, &TaskOutcome::success(0.5, 10.0)),
+        Err(Error::Expired(_))
+    ));
+    assert_eq!(serde_json::to_string(&opt.snapshot()?)?, before);
+    assert_eq!(opt.sweep_expired(), 1);
+    assert_eq!(opt.counters().expired, 1);
+    // A second outcome for one decision.
+    let rec = opt.recommend_parameters("code", &task, &Request::default())?;
+    opt.record_outcome(rec.decision_id, &TaskOutcome::success(0.5, 10.0))?;
+    assert!(matches!(
+        opt.record_outcome(rec.decision_id, &TaskOutcome::success(0.5, 10.0)),
+        Err(Error::UnknownDecision(_))
+    ));
+    // Configuration errors.
+    assert!(matches!(
+        Optimizer::builder().build(),
+        Err(Error::Config(_))
+    ));
+    assert!(
+        Optimizer::builder()
+            .task_type("a", TaskTypeConfig::new(arms()?).incumbent(99))
+            .build()
+            .is_err()
+    );
+    assert!(
+        Optimizer::builder()
+            .task_type("a", TaskTypeConfig::new(arms()?))
+            .task_type("a", TaskTypeConfig::new(arms()?))
+            .build()
+            .is_err()
+    );
+    let wrong_dim = Features::new(vec![1.0, 2.0])?;
+    assert!(
+        opt.recommend_with_context("code", wrong_dim, RiskTier::Low, 0, &Request::default())
+            .is_err()
+    );
+    Ok(())
+}
+
+#[test]
+fn task_types_are_isolated() -> TestResult {
+    let c = clock();
+    let opt = optimizer(&c)?;
+    for _ in 0..50 {
+        let rec =
+            opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+        opt.record_outcome(rec.decision_id, &outcome(&rec.params))?;
+    }
+    let snap = opt.snapshot()?;
+    assert_eq!(snap.task_types["code"].learner.version, 50);
+    assert_eq!(snap.task_types["chat"].learner.version, 0);
+    Ok(())
+}
+
+#[test]
+fn a_restored_optimizer_continues_exactly() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.json");
+    let (c1, c2) = (clock(), clock());
+    let build = |c: &ManualClock| -> Result<Optimizer, Error> {
+        Optimizer::builder()
+            .task_type(
+                "code",
+                TaskTypeConfig::new(arms()?).rollout(RolloutConfig {
+                    min_dwell_seconds: [0, 0, 0],
+                    shadow_min_baseline_samples: 50,
+                    canary_min_samples: 10,
+                    guarded_min_samples: 20,
+                    ..RolloutConfig::default()
+                }),
+            )
+            .seed(9)
+            .clock(Arc::new(c.clone()))
+            .build()
+    };
+    let live = build(&c1)?;
+    let mut restored: Option<Optimizer> = None;
+    let task = TaskFeatures {
+        title_length: 12,
+        ..TaskFeatures::default()
+    };
+    for i in 0..400 {
+        if i == 200 {
+            live.save_snapshot(&path)?;
+            restored = Some(
+                Optimizer::builder()
+                    .task_type(
+                        "code",
+                        TaskTypeConfig::new(arms()?).rollout(RolloutConfig {
+                            min_dwell_seconds: [0, 0, 0],
+                            shadow_min_baseline_samples: 50,
+                            canary_min_samples: 10,
+                            guarded_min_samples: 20,
+                            ..RolloutConfig::default()
+                        }),
+                    )
+                    .seed(9)
+                    .clock(Arc::new(c2.clone()))
+                    .restore(tuneloop::OptimizerSnapshot::load(&path)?)
+                    .build()?,
+            );
+        }
+        let a = live.recommend_parameters(
+            "code",
+            &task,
+            &Request {
+                key: Some(&format!("u{i}")),
+                ..Request::default()
+            },
+        )?;
+        if let Some(r) = &restored {
+            let b = r.recommend_parameters(
+                "code",
+                &task,
+                &Request {
+                    key: Some(&format!("u{i}")),
+                    ..Request::default()
+                },
+            )?;
+            assert_eq!(
+                (a.decision_id, a.arm, a.cohort),
+                (b.decision_id, b.arm, b.cohort),
+                "round {i}"
+            );
+            assert!((a.propensity - b.propensity).abs() < 1e-15);
+            r.record_outcome(b.decision_id, &outcome(&b.params))?;
+        }
+        live.record_outcome(a.decision_id, &outcome(&a.params))?;
+        c1.advance(Duration::seconds(1));
+        c2.advance(Duration::seconds(1));
+    }
+    assert_eq!(
+        live.phase("code")?,
+        restored.ok_or("restored")?.phase("code")?
+    );
+    Ok(())
+}
+
+#[test]
+fn many_threads_lose_no_update() -> TestResult {
+    let log = Arc::new(MemoryLog::new());
+    let opt = Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms()?))
+        .seed(5)
+        .decision_log(log.clone())
+        .build()?;
+    let threads = 8;
+    let per = 500;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let opt = opt.clone();
+            s.spawn(move || {
+                for i in 0..per {
+                    let task = TaskFeatures {
+                        title_length: (t * per + i) as u64 % 97,
+                        ..TaskFeatures::default()
+                    };
+                    let rec = opt
+                        .recommend_parameters("code", &task, &Request::default())
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    opt.record_outcome(rec.decision_id, &outcome(&rec.params))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            });
+        }
+    });
+    let n = (threads * per) as u64;
+    let k = opt.counters();
+    assert_eq!((k.recommendations, k.outcomes, k.log_dropped), (n, n, 0));
+    assert_eq!(
+        opt.snapshot()?.task_types["code"].learner.version,
+        n,
+        "every update applied once"
+    );
+    assert_eq!(opt.pending(), 0);
+    drop(opt); // flushes the log writer
+    let records = log.records();
+    assert_eq!(records.len() as u64, n);
+    for r in &records {
+        assert!(r.propensity > 0.0 && r.eligible.contains(&r.arm) && r.reward.is_some());
+    }
+    let mut ids: Vec<_> = records.iter().map(|r| r.decision_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, n, "decision ids are unique");
+    Ok(())
+}
+
+#[test]
+fn budgets_and_request_constraints_restrict_the_choice() -> TestResult {
+    let c = clock();
+    let opt = Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms()?))
+        .budget(BudgetConfig {
+            token_limit: Some(5_000),
+            ..BudgetConfig::default()
+        })
+        .seed(2)
+        .clock(Arc::new(c.clone()))
+        .build()?;
+    let task = TaskFeatures {
+        prompt_tokens: 500,
+        ..TaskFeatures::default()
+    };
+    let cold = Constraints::new(vec![Rule::ParameterRange {
+        task_type: None,
+        parameter: Parameter::Temperature,
+        min: None,
+        max: Some(0.3),
+    }]);
+    let rec = opt.recommend_parameters(
+        "code",
+        &task,
+        &Request {
+            key: None,
+            constraints: Some(&cold),
+        },
+    )?;
+    assert!(rec.params.temperature() <= 0.3 + 1e-12);
+    assert!(rec.reasons.iter().any(|r| r.gate == "constraints"));
+    opt.record_outcome(rec.decision_id, &outcome(&rec.params).with_tokens(500, 200))?;
+    // Spend the budget down: arms that would pass it are excluded, then nothing fits.
+    let mut refused = false;
+    for _ in 0..20 {
+        match opt.recommend_parameters("code", &task, &Request::default()) {
+            Ok(rec) => {
+                assert!(500 + u64::from(rec.params.max_tokens()) <= 5_000);
+                opt.record_outcome(
+                    rec.decision_id,
+                    &outcome(&rec.params).with_tokens(500, u64::from(rec.params.max_tokens())),
+                )?;
+            }
+            Err(Error::Gates(_)) => {
+                refused = true;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert!(refused, "an exhausted budget refuses, typed");
+    Ok(())
+}
+
+#[test]
+fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
+    let c = clock();
+    let cfg = RolloutConfig {
+        min_dwell_seconds: [10, 10, 10],
+        shadow_min_baseline_samples: 100,
+        canary_min_samples: 50,
+        guarded_min_samples: 100,
+        ..RolloutConfig::default()
+    };
+    let opt = Optimizer::builder()
+        .task_type(
+            "code",
+            TaskTypeConfig::new(arms()?).incumbent(4).rollout(cfg),
+        )
+        .seed(4)
+        .clock(Arc::new(c.clone()))
+        .build()?;
+    assert_eq!(opt.phase("code")?, Some(Phase::Shadow));
+    for i in 0..20_000 {
+        let rec = opt.recommend_parameters(
+            "code",
+            &TaskFeatures::default(),
+            &Request {
+                key: Some(&format!("user-{i}")),
+                ..Request::default()
+            },
+        )?;
+        if i < 50 {
+            assert!(
+                rec.shadow_arm.is_some(),
+                "shadow: the learner's choice is computed"
+            );
+        }
+        opt.record_outcome(rec.decision_id, &TaskOutcome::success(0.8, 700.0))?;
+        c.advance(Duration::seconds(1));
+        if opt.phase("code")? == Some(Phase::General) {
+            assert_eq!(opt.counters().promotions, 3);
+            return Ok(());
+        }
+    }
+    Err("never reached general".into())
+}
