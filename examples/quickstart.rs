@@ -1,30 +1,24 @@
-//! Quickstart: learn an LLM's temperature and max_tokens from outcomes,
-//! then prove offline that the learned policy beats the incumbent.
+//! Quickstart: an optimizer learns which temperature and max_tokens suit
+//! each task, from the outcomes of its calls, and proves offline — with an
+//! interval — that what it learned beats the hand-picked incumbent.
 //!
 //! Run with `cargo run --release --example quickstart`.
 //!
-//! 1. A grid of 35 parameter sets (7 temperatures × 5 max_tokens).
-//! 2. A simulated backend: quality peaks at a task-dependent temperature and
-//!    length, with noise; latency and cost grow with the tokens generated.
-//! 3. The incumbent (uniform exploration) serves 3,000 calls, each decision
-//!    written to a JSON Lines decision log in a temporary folder.
-//! 4. A shared-parameter LinUCB learns online from 3,000 calls.
-//! 5. The learned policy is evaluated offline on the incumbent's log with
-//!    doubly robust estimates and a paired bootstrap: the verdict says
-//!    whether it is proven better.
-//!
-//! The `Optimizer` facade (`recommend_parameters` / `record_outcome`) is not
-//! built yet; this example drives the policy, the log and the evaluator
-//! directly.
+//! The backend is simulated: quality peaks at a temperature and a length
+//! that depend on the task's size (bigger tasks want more tokens and a
+//! cooler temperature), with noise; latency and cost grow with the tokens
+//! generated. The learner is rolled out against the incumbent (shadow →
+//! canary → guarded → general) and every decision is logged to a JSON Lines
+//! file in a temporary folder, as a real deployment would.
 
-use tuneloop::bandit::LinUcbParams;
+use std::sync::Arc;
+
+use tuneloop::bandit::Fixed;
 use tuneloop::core::hash::splitmix64;
-use tuneloop::core::{
-    ArmSet, DecisionId, Features, Policy, RewardFunction, SelectionKey, TaskOutcome,
-};
-use tuneloop::counterfactual::{
-    DecisionLog, EstimatorSettings, JsonlLog, LoggedDecision, OfflineEvaluator, read_log,
-};
+use tuneloop::core::{ArmSet, Featurizer, ParameterSet, TaskFeatures, TaskOutcome};
+use tuneloop::counterfactual::{EstimatorSettings, JsonlLog, OfflineEvaluator, read_log};
+use tuneloop::rollout::{RolloutConfig, SloConfig};
+use tuneloop::{Optimizer, Request, TaskTypeConfig};
 
 /// Seeded uniform numbers in [0, 1).
 struct Noise(u64);
@@ -36,22 +30,17 @@ impl Noise {
     }
 }
 
-/// The simulated backend. Context: [1, s] with s in [-1, 1] the task's
-/// size; bigger tasks want more tokens and a lower temperature.
-fn call(arms: &ArmSet, arm: usize, s: f64, noise: &mut Noise) -> TaskOutcome {
-    let p = &arms.iter().nth(arm).map(|a| a.params.clone());
-    let Some(p) = p else {
-        return TaskOutcome::success(0.0, 0.0);
-    };
-    let best_t = 0.5 - 0.3 * s;
-    let best_k = 1024.0 * 2f64.powf(s);
+/// The simulated LLM backend. `size` in [0, 1] is the task's size.
+fn call(p: &ParameterSet, size: f64, noise: &mut Noise) -> TaskOutcome {
+    let best_t = 0.8 - 0.6 * size;
+    let best_k = 256.0 * 16f64.powf(size);
     let dk = (f64::from(p.max_tokens()) / best_k).log2();
-    let q = 0.9 - 0.6 * (p.temperature() - best_t).powi(2) - 0.05 * dk * dk;
-    let q = (q + 0.2 * (noise.next() - 0.5)).clamp(0.0, 1.0);
-    let used = f64::from(p.max_tokens()) * (0.5 + 0.5 * noise.next());
-    TaskOutcome::success(q, 300.0 + 0.8 * used)
-        .with_tokens(800, used as u64)
-        .with_cost((800.0 + 3.0 * used) * 1e-6)
+    let q = 0.92 - 0.7 * (p.temperature() - best_t).powi(2) - 0.04 * dk * dk;
+    let q = (q + 0.15 * (noise.next() - 0.5)).clamp(0.0, 1.0);
+    let used = f64::from(p.max_tokens()) * (0.4 + 0.4 * noise.next());
+    TaskOutcome::success(q, 300.0 + 0.6 * used)
+        .with_tokens(600, used as u64)
+        .with_cost((600.0 + 3.0 * used) * 2e-6)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -60,76 +49,75 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .temperatures([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2])
         .max_tokens([256, 512, 1024, 2048, 4096])
         .build()?;
-    let all = arms.all_indices();
-    let reward_fn = RewardFunction::default();
-    let mut noise = Noise(42);
+    // The incumbent: the parameters hand-picked today.
+    let incumbent = arms
+        .iter()
+        .position(|a| (a.params.temperature() - 0.6).abs() < 1e-9 && a.params.max_tokens() == 1024)
+        .ok_or("incumbent arm")?;
     let dir = tempfile::tempdir()?;
     let log_path = dir.path().join("decisions.jsonl");
+    // The learner is rolled out against the incumbent: shadow, then 5%,
+    // 25% and all traffic, each phase watched by the SLO monitor. (Phases
+    // are short here; the defaults wait minutes and thousands of calls.)
+    let rollout = RolloutConfig {
+        shadow_min_baseline_samples: 300,
+        canary_min_samples: 100,
+        guarded_min_samples: 300,
+        min_dwell_seconds: [0, 0, 0],
+        slo: SloConfig {
+            min_baseline_samples: 300,
+            min_samples: 100,
+            ..SloConfig::default()
+        },
+        ..RolloutConfig::default()
+    };
+    let optimizer = Optimizer::builder()
+        .task_type(
+            "answer",
+            TaskTypeConfig::new(arms.clone())
+                .incumbent(incumbent)
+                .rollout(rollout),
+        )
+        .decision_log(Arc::new(JsonlLog::open(&log_path, 64 << 20, 2)?))
+        .seed(42)
+        .build()?;
     println!(
-        "{} arms; decision log at {}",
+        "{} arms; incumbent: temperature 0.6, max_tokens 1024; log: {}",
         arms.len(),
         log_path.display()
     );
 
-    // 3. The incumbent explores uniformly and logs every decision.
-    let log = JsonlLog::open(&log_path, 64 << 20, 2)?;
-    let mut incumbent_total = 0.0;
-    let rounds = 3_000u64;
-    for t in 0..rounds {
-        let s = 2.0 * noise.next() - 1.0;
-        let x = Features::new(vec![1.0, s])?;
-        let arm = (noise.next() * arms.len() as f64) as usize % arms.len();
-        let outcome = call(&arms, arm, s, &mut noise);
-        let reward = reward_fn.reward(&outcome)?;
-        incumbent_total += reward;
-        let chosen = arms.arm(arm)?;
-        log.append(&LoggedDecision {
-            schema_version: 1,
-            decision_id: DecisionId::from_u128(u128::from(t)),
-            request_id: None,
-            task_type: "answer".into(),
-            model: chosen.params.model().into(),
-            context_fingerprint: format!("{:016x}", x.fingerprint()),
-            context: x.into_vec(),
-            eligible: all.clone(),
-            eligible_ids: arms.iter().map(|a| a.id).collect(),
-            arm,
-            arm_id: chosen.id,
-            params: chosen.params.clone(),
-            propensity: 1.0 / arms.len() as f64,
-            propensity_estimated: false,
-            policy_kind: "uniform".into(),
-            policy_version: 0,
-            cohort: None,
-            timestamp: chrono::Utc::now(),
-            outcome: Some(outcome),
-            reward: Some(reward),
-            reward_defaulted: false,
-        })?;
-    }
-    println!(
-        "incumbent (uniform) average reward: {:.3}",
-        incumbent_total / rounds as f64
-    );
-
-    // 4. LinUCB over context × arm features learns online.
-    let mut policy = LinUcbParams::default().build_shared(&arms, 2)?;
+    let mut noise = Noise(7);
     let mut window = 0.0;
+    let rounds = 3_000;
     println!("learning:");
     for t in 0..rounds {
-        let s = 2.0 * noise.next() - 1.0;
-        let x = Features::new(vec![1.0, s])?;
-        let choice = policy.select(
-            &x,
-            &all,
-            &SelectionKey::new(7, DecisionId::from_u128(u128::from(t))),
+        let size = noise.next();
+        let task = TaskFeatures {
+            description_length: (100.0 * 100f64.powf(size)) as u64,
+            ..TaskFeatures::default()
+        };
+        let user = format!("user-{}", t % 997);
+        let rec = optimizer.recommend_parameters(
+            "answer",
+            &task,
+            &Request {
+                key: Some(&user),
+                ..Request::default()
+            },
         )?;
-        let reward = reward_fn.reward(&call(&arms, choice.arm, s, &mut noise))?;
-        policy.update(&x, choice.arm, reward)?;
-        window += reward;
+        let outcome = call(&rec.params, size, &mut noise);
+        let recorded = optimizer.record_outcome(rec.decision_id, &outcome)?;
+        window += recorded.reward;
+        for e in &recorded.events {
+            println!(
+                "  rollout: {}",
+                serde_json::to_string(e).unwrap_or_default()
+            );
+        }
         if (t + 1) % 500 == 0 {
             println!(
-                "  rounds {:>4}-{:>4}: average reward {:.3}",
+                "  calls {:>4}-{:>4}: average reward {:.3}",
                 t - 498,
                 t + 1,
                 window / 500.0
@@ -137,9 +125,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             window = 0.0;
         }
     }
+    let snapshot = optimizer.snapshot()?;
+    let counters = optimizer.counters();
+    drop(optimizer); // flushes the decision log
+    println!(
+        "{} recommendations, {} outcomes, {} log records dropped",
+        counters.recommendations, counters.outcomes, counters.log_dropped
+    );
 
-    // 5. Offline: is the learned policy proven better on the incumbent's log?
+    // Offline: the learned policy against the incumbent, on the same log.
     let records = read_log(&log_path)?.records;
+    let learned = tuneloop::bandit::restore(&snapshot.task_types["answer"].learner)?;
+    let dim = tuneloop::core::DefaultFeaturizer::default().dim();
+    let baseline = Fixed::new(incumbent, arms.len(), dim, 0.0)?;
     let evaluator = OfflineEvaluator {
         settings: EstimatorSettings {
             bootstrap: 2_000,
@@ -148,33 +146,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         ..OfflineEvaluator::default()
     };
-    let e = evaluator.evaluate(&records, &policy)?;
-    let dr = e
-        .candidate
-        .iter()
-        .find(|(k, _)| k.name() == "dr")
-        .map(|(_, v)| v.clone());
-    if let Some(dr) = dr {
-        println!(
-            "offline, on {} logged rounds: learned policy {:.3} [{:.3}, {:.3}] (DR, 95% bootstrap) vs incumbent {:.3}",
-            e.rounds,
-            dr.estimate,
-            dr.ci_low.unwrap_or(f64::NAN),
-            dr.ci_high.unwrap_or(f64::NAN),
-            e.baseline.estimate
-        );
-    }
+    let c = evaluator.compare(&records, learned.as_ref(), &baseline)?;
     println!(
-        "gain {:+.3}, 95% interval [{:+.3}, {:+.3}], one-sided lower bound {:+.3}: {}",
-        e.difference.estimate,
-        e.difference.ci_low,
-        e.difference.ci_high,
-        e.difference.lower_one_sided,
-        if e.candidate_is_better {
+        "offline, on {} logged calls (doubly robust, 95% bootstrap):\n  learned policy {:.3} [{:.3}, {:.3}]\n  incumbent      {:.3} [{:.3}, {:.3}]",
+        c.rounds,
+        c.candidate.estimate,
+        c.candidate.ci_low,
+        c.candidate.ci_high,
+        c.baseline.estimate,
+        c.baseline.ci_low,
+        c.baseline.ci_high
+    );
+    println!(
+        "gain over the incumbent: {:+.3} [{:+.3}, {:+.3}], one-sided lower bound {:+.3}: {}",
+        c.difference.estimate,
+        c.difference.ci_low,
+        c.difference.ci_high,
+        c.difference.lower_one_sided,
+        if c.candidate_is_better {
             "proven better"
         } else {
             "not proven better"
         }
+    );
+    println!(
+        "rollout phase at the end: {:?}; {} promotion(s), {} rollback(s). Reward and SLOs are separate guards: \
+         a policy that earns more can still be rolled back for breaking the latency SLO.",
+        snapshot.task_types["answer"]
+            .rollout
+            .as_ref()
+            .map(|r| r.phase()),
+        counters.promotions,
+        counters.rollbacks
     );
     Ok(())
 }

@@ -95,11 +95,151 @@ pub(crate) fn run(dims: usize, arms: usize, iterations: usize) -> CliResult<Valu
         "linucb_shared".into(),
         json!({ "arms": grid.len(), "joint_dim": dims * grid.arm_feature_dim(), "select": s, "update": u }),
     );
+    for (name, policy) in [
+        (
+            "linucb",
+            tuneloop_bandit::PolicyConfig::LinUcb(LinUcbParams::default()),
+        ),
+        (
+            "linucb_shared",
+            tuneloop_bandit::PolicyConfig::LinucbShared(LinUcbParams::default()),
+        ),
+    ] {
+        let (rec, record, state_bytes, rss) = optimizer_paths(dims, arms, iterations, policy)?;
+        out.insert(
+            format!("optimizer_{name}"),
+            json!({
+                "recommend_parameters": rec,
+                "record_outcome": record,
+                "learned_state_bytes": state_bytes,
+                "resident_kib_after_10pct_and_100pct": rss,
+            }),
+        );
+    }
     Ok(json!({
         "dims": dims,
         "arms": arms,
         "iterations": iterations,
         "results": out,
-        "not_measured": "recommend_parameters and record_outcome: the Optimizer facade is not built yet",
     }))
+}
+
+/// Resident memory of this process in KiB (Linux), if readable.
+fn resident_kib() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4)
+}
+
+/// `recommend_parameters` and `record_outcome` of an [`Optimizer`] with
+/// every gate (constraints, budget, trust region, quality floor) and a
+/// rollout in shadow (both policies computed), over a grid of about `arms`
+/// arms and contexts of dimension `dims`.
+fn optimizer_paths(
+    dims: usize,
+    arms: usize,
+    iterations: usize,
+    policy: tuneloop_bandit::PolicyConfig,
+) -> CliResult<(Value, Value, u64, Value)> {
+    use tuneloop::{Optimizer, Request, TaskTypeConfig};
+    use tuneloop_core::{RiskTier, TaskOutcome};
+    use tuneloop_gates::{
+        BudgetConfig, Constraints, Parameter, QualityFloorConfig, Rule, TrustRegion,
+    };
+    let temps = arms.div_ceil(8).max(1);
+    let grid = tuneloop_core::ArmSet::grid()
+        .models(["small", "large"])
+        .temperatures((0..temps).map(|i| 0.1 * i as f64))
+        .max_tokens([256, 512, 768, 1024])
+        .build()?;
+    let constraints = Constraints::new(vec![
+        Rule::AllowedModels {
+            risk_tier: Some(RiskTier::Critical),
+            models: vec!["large".into()],
+        },
+        Rule::ParameterRange {
+            task_type: None,
+            parameter: Parameter::Temperature,
+            min: None,
+            max: Some(1.5),
+        },
+    ]);
+    let featurizer = BenchFeaturizer { dim: dims };
+    let opt = Optimizer::builder()
+        .task_type(
+            "bench",
+            TaskTypeConfig::new(grid.clone())
+                .policy(policy)
+                .constraints(constraints)
+                .trust_region(TrustRegion {
+                    temperature: 2.0,
+                    max_tokens: 4096.0,
+                    models: vec!["small".into(), "large".into()],
+                    ..TrustRegion::default()
+                })
+                .rollout(tuneloop_rollout::RolloutConfig::default()),
+        )
+        .featurizer(Box::new(featurizer))
+        .budget(BudgetConfig {
+            token_limit: Some(u64::MAX / 4),
+            ..BudgetConfig::default()
+        })
+        .quality_floor(QualityFloorConfig {
+            default_floor: 0.1,
+            ..QualityFloorConfig::default()
+        })
+        .seed(1)
+        .build()
+        .map_err(|e| CliError::Other(e.into()))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let xs = contexts(&mut rng, dims, 256)?;
+    let mut rec_ns = Vec::with_capacity(iterations.min(200_000));
+    let mut out_ns = Vec::with_capacity(iterations.min(200_000));
+    let mut rss = Vec::new();
+    for i in 0..iterations {
+        let x = xs[i % xs.len()].clone();
+        let t = Instant::now();
+        let rec = opt
+            .recommend_with_context("bench", x, RiskTier::Medium, 500, &Request::default())
+            .map_err(|e| CliError::Other(e.into()))?;
+        let a = t.elapsed().as_nanos() as u64;
+        let outcome =
+            TaskOutcome::success(0.5 + 0.4 * ((i % 10) as f64 / 10.0), 800.0).with_tokens(500, 300);
+        let t = Instant::now();
+        opt.record_outcome(rec.decision_id, &outcome)
+            .map_err(|e| CliError::Other(e.into()))?;
+        let b = t.elapsed().as_nanos() as u64;
+        if rec_ns.len() < 200_000 {
+            rec_ns.push(a);
+            out_ns.push(b);
+        }
+        if i + 1 == iterations / 10 || i + 1 == iterations {
+            rss.push(resident_kib());
+        }
+    }
+    let state = serde_json::to_vec(&opt.snapshot().map_err(|e| CliError::Other(e.into()))?)?;
+    Ok((
+        summary(rec_ns),
+        summary(out_ns),
+        state.len() as u64,
+        json!(rss),
+    ))
+}
+
+/// A featurizer of a fixed dimension for the benchmark (the contexts are
+/// passed in already featurized).
+#[derive(Debug)]
+struct BenchFeaturizer {
+    dim: usize,
+}
+
+impl tuneloop_core::Featurizer for BenchFeaturizer {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn featurize(&self, _: &tuneloop_core::TaskFeatures) -> tuneloop_core::Result<Features> {
+        let mut x = vec![0.0; self.dim];
+        x[0] = 1.0;
+        Features::new(x)
+    }
 }

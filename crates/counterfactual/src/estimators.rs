@@ -752,3 +752,24 @@ pub(crate) fn paired_difference(
     };
     Ok((baseline, paired))
 }
+
+/// The percentile-bootstrap distribution of the mean of `values` (sorted),
+/// drawn as the estimators' resamples are.
+pub(crate) fn bootstrap_mean(values: &[f64], b_total: usize, seed: u64) -> Vec<f64> {
+    let rows: Vec<[f64; 2]> = values.iter().map(|&v| [v, 0.0]).collect();
+    let n = rows.len() as f64;
+    let mut out: Vec<f64> = (0..b_total)
+        .map(|b| resample(&rows, seed, b)[0] / n)
+        .collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+/// Per-round doubly robust values `q̂_π + w·δ` of `data`'s target policy.
+pub(crate) fn dr_rounds(data: &OpeData) -> Result<Vec<f64>> {
+    if !data.has_reward_hat() {
+        return Err(Error::NeedsRewardModel { estimator: "dr" });
+    }
+    let r = Rounds::new(data, &EstimatorSettings::default());
+    Ok(r.dm.iter().zip(&r.corr).map(|(a, b)| a + b).collect())
+}

@@ -8,7 +8,8 @@ use tuneloop_core::{Features, Policy, SelectionKey};
 use crate::data::{OpeData, OpeRound};
 use crate::error::{Error, Result, check_setting};
 use crate::estimators::{
-    Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, paired_difference,
+    Estimate, EstimatorKind, EstimatorSettings, Paired, bootstrap_mean, dr_rounds, estimate,
+    paired_difference, percentile_sorted,
 };
 use crate::log::LoggedDecision;
 use crate::reward_model::cross_fit_ridge;
@@ -60,6 +61,21 @@ pub struct Evaluation {
     pub candidate_is_better: bool,
 }
 
+/// Two policies compared on one log by [`OfflineEvaluator::compare`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Rounds used.
+    pub rounds: usize,
+    /// The candidate's DR value with its interval.
+    pub candidate: Paired,
+    /// The baseline policy's DR value with its interval.
+    pub baseline: Paired,
+    /// Candidate minus baseline, paired bootstrap.
+    pub difference: Paired,
+    /// True when the one-sided lower bound of the difference is `>= 0`.
+    pub candidate_is_better: bool,
+}
+
 impl OfflineEvaluator {
     /// Evaluates `candidate` (frozen: it is not updated) on `records`.
     ///
@@ -80,13 +96,80 @@ impl OfflineEvaluator {
         candidate: &dyn Policy,
     ) -> Result<Evaluation> {
         self.settings.check()?;
+        let (data, skipped, unsupported) = self.data(records, candidate)?;
+        let candidate_estimates = estimate(&data, &EstimatorKind::ALL, &self.settings)?;
+        let (baseline, difference) =
+            paired_difference(&data, self.decision_estimator, &self.settings)?;
+        Ok(Evaluation {
+            rounds: data.len(),
+            skipped_without_reward: skipped,
+            unsupported_rounds: unsupported,
+            candidate: candidate_estimates,
+            baseline,
+            candidate_is_better: difference.lower_one_sided >= 0.0,
+            difference,
+        })
+    }
+
+    /// Compares two frozen policies on one log: each one's doubly robust
+    /// value, and the paired difference (the same resamples for both, so
+    /// the noise they share cancels). The candidate is better when the
+    /// one-sided lower `1 − alpha` bound of the difference is at least 0.
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate).
+    pub fn compare(
+        &self,
+        records: &[LoggedDecision],
+        candidate: &dyn Policy,
+        baseline: &dyn Policy,
+    ) -> Result<Comparison> {
+        self.settings.check()?;
+        let s = &self.settings;
+        check_setting(
+            "bootstrap",
+            s.bootstrap as f64,
+            s.bootstrap >= 10,
+            "at least 10 resamples",
+        )?;
+        let c = dr_rounds(&self.data(records, candidate)?.0)?;
+        let b = dr_rounds(&self.data(records, baseline)?.0)?;
+        let d: Vec<f64> = c.iter().zip(&b).map(|(x, y)| x - y).collect();
+        let summarize = |v: &[f64]| {
+            let boot = bootstrap_mean(v, s.bootstrap, s.seed);
+            Paired {
+                estimate: v.iter().sum::<f64>() / v.len() as f64,
+                ci_low: percentile_sorted(&boot, s.alpha / 2.0),
+                ci_high: percentile_sorted(&boot, 1.0 - s.alpha / 2.0),
+                lower_one_sided: percentile_sorted(&boot, s.alpha),
+            }
+        };
+        let difference = summarize(&d);
+        Ok(Comparison {
+            rounds: d.len(),
+            candidate: summarize(&c),
+            baseline: summarize(&b),
+            candidate_is_better: difference.lower_one_sided >= 0.0,
+            difference,
+        })
+    }
+
+    /// The estimator-level data of `records` for `policy`: its distribution
+    /// on every logged context, cross-fitted reward predictions. Returns the
+    /// data, the rounds skipped for lack of a reward, and the unsupported
+    /// rounds.
+    fn data(
+        &self,
+        records: &[LoggedDecision],
+        policy: &dyn Policy,
+    ) -> Result<(OpeData, usize, usize)> {
         check_setting(
             "folds",
             self.folds as f64,
             self.folds >= 2,
             "at least 2 folds",
         )?;
-        let k = candidate.num_arms();
+        let k = policy.num_arms();
         let used: Vec<&LoggedDecision> = records.iter().filter(|r| r.reward.is_some()).collect();
         if used.is_empty() {
             return Err(Error::Empty);
@@ -111,14 +194,13 @@ impl OfflineEvaluator {
                 });
             }
             let x = Features::new(r.context.clone())?;
-            let dist =
-                candidate
-                    .distribution(&x, &r.eligible)
-                    .map_err(|e| Error::InvalidRound {
-                        round: i,
-                        field: "context",
-                        reason: e.to_string(),
-                    })?;
+            let dist = policy
+                .distribution(&x, &r.eligible)
+                .map_err(|e| Error::InvalidRound {
+                    round: i,
+                    field: "context",
+                    reason: e.to_string(),
+                })?;
             let mut t = vec![0.0; k];
             for (a, p) in dist.iter() {
                 t[a] = p;
@@ -146,18 +228,7 @@ impl OfflineEvaluator {
             target: std::mem::take(&mut targets[i]),
             reward_hat: Some(q[i * k..(i + 1) * k].to_vec()),
         }))?;
-        let candidate_estimates = estimate(&data, &EstimatorKind::ALL, &self.settings)?;
-        let (baseline, difference) =
-            paired_difference(&data, self.decision_estimator, &self.settings)?;
-        Ok(Evaluation {
-            rounds: used.len(),
-            skipped_without_reward: records.len() - used.len(),
-            unsupported_rounds: unsupported,
-            candidate: candidate_estimates,
-            baseline,
-            candidate_is_better: difference.lower_one_sided >= 0.0,
-            difference,
-        })
+        Ok((data, records.len() - used.len(), unsupported))
     }
 }
 

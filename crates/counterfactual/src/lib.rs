@@ -45,7 +45,7 @@ pub use error::{Error, Result};
 pub use estimators::{
     Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, percentile_sorted,
 };
-pub use evaluator::{Evaluation, OfflineEvaluator, replay};
+pub use evaluator::{Comparison, Evaluation, OfflineEvaluator, replay};
 pub use log::{
     DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions, read_log,
 };
@@ -67,6 +67,7 @@ mod tests {
         assert_send_sync::<Paired>();
         assert_send_sync::<OfflineEvaluator>();
         assert_send_sync::<Evaluation>();
+        assert_send_sync::<Comparison>();
         assert_send_sync::<LoggedDecision>();
         assert_send_sync::<MemoryLog>();
         assert_send_sync::<JsonlLog>();

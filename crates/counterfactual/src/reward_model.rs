@@ -9,7 +9,9 @@ use crate::error::{Result, check_setting};
 /// Out-of-fold predictions `q̂(x_i, a)` for every round `i` and arm `a`
 /// (row-major `n × num_arms`). Round `i` belongs to fold `i % folds`; each
 /// fold is predicted by per-arm ridge regressions (`λI + Σxxᵀ`) fitted on
-/// the other folds. An arm never observed outside a fold predicts 0 there.
+/// the other folds, to rewards centred by those folds' mean reward `r̄`: the
+/// prior pulls a rarely-played arm towards `r̄`, not towards 0. An arm
+/// never observed outside a fold predicts `r̄` there.
 ///
 /// # Errors
 /// [`Error::InvalidSetting`](crate::Error::InvalidSetting) for `folds < 2`
@@ -28,6 +30,10 @@ pub fn cross_fit_ridge(
     let d = contexts.first().map_or(0, Vec::len);
     let mut out = vec![0.0; n * num_arms];
     for f in 0..folds {
+        let mean = fold_mean(rewards, folds, f);
+        for i in (0..n).filter(|&i| i % folds == f) {
+            out[i * num_arms..(i + 1) * num_arms].fill(mean);
+        }
         for a in 0..num_arms {
             let mut gram = DMatrix::<f64>::identity(d, d) * lambda;
             let mut b = DVector::<f64>::zeros(d);
@@ -35,7 +41,7 @@ pub fn cross_fit_ridge(
             for i in (0..n).filter(|&i| i % folds != f && actions[i] == a) {
                 let x = DVector::from_column_slice(&contexts[i]);
                 gram.ger(1.0, &x, &x, 1.0);
-                b.axpy(rewards[i], &x, 1.0);
+                b.axpy(rewards[i] - mean, &x, 1.0);
                 seen = true;
             }
             if !seen {
@@ -44,11 +50,26 @@ pub fn cross_fit_ridge(
             let Some(ch) = gram.cholesky() else { continue };
             let theta = ch.solve(&b);
             for i in (0..n).filter(|&i| i % folds == f) {
-                out[i * num_arms + a] = theta.iter().zip(&contexts[i]).map(|(t, x)| t * x).sum();
+                out[i * num_arms + a] = mean
+                    + theta
+                        .iter()
+                        .zip(&contexts[i])
+                        .map(|(t, x)| t * x)
+                        .sum::<f64>();
             }
         }
     }
     Ok(out)
+}
+
+/// Mean reward of the rounds outside fold `f` (0 if there are none).
+fn fold_mean(rewards: &[f64], folds: usize, f: usize) -> f64 {
+    let (sum, count) = rewards
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % folds != f)
+        .fold((0.0, 0usize), |(s, c), (_, r)| (s + r, c + 1));
+    if count == 0 { 0.0 } else { sum / count as f64 }
 }
 
 /// Out-of-fold predictions of one ridge regression over the joint
@@ -87,18 +108,24 @@ pub fn cross_fit_ridge_with_arm_features(
     };
     let mut out = vec![0.0; n * num_arms];
     for f in 0..folds {
+        let mean = fold_mean(rewards, folds, f);
         let mut gram = DMatrix::<f64>::identity(d * m, d * m) * lambda;
         let mut b = DVector::<f64>::zeros(d * m);
         for i in (0..n).filter(|&i| i % folds != f) {
             let phi = joint(&contexts[i], actions[i]);
             gram.ger(1.0, &phi, &phi, 1.0);
-            b.axpy(rewards[i], &phi, 1.0);
+            b.axpy(rewards[i] - mean, &phi, 1.0);
         }
-        let Some(ch) = gram.cholesky() else { continue };
+        let Some(ch) = gram.cholesky() else {
+            for i in (0..n).filter(|&i| i % folds == f) {
+                out[i * num_arms..(i + 1) * num_arms].fill(mean);
+            }
+            continue;
+        };
         let theta = ch.solve(&b);
         for i in (0..n).filter(|&i| i % folds == f) {
             for a in 0..num_arms {
-                out[i * num_arms + a] = theta.dot(&joint(&contexts[i], a));
+                out[i * num_arms + a] = mean + theta.dot(&joint(&contexts[i], a));
             }
         }
     }
@@ -133,6 +160,20 @@ mod tests {
             assert!((q[i * 2 + 1] - (0.9 - 0.3 * x[1])).abs() < 1e-4);
         }
         assert!(cross_fit_ridge(&contexts, &actions, &rewards, 2, 1, 1.0).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn an_unplayed_arm_is_predicted_at_the_mean_reward() -> Result<()> {
+        // Only arm 0 is played, always rewarded 0.8; arm 1 never: its
+        // prediction is the mean reward, not 0.
+        let contexts: Vec<Vec<f64>> = (0..30).map(|_| vec![1.0]).collect();
+        let actions = vec![0; 30];
+        let rewards = vec![0.8; 30];
+        let q = cross_fit_ridge(&contexts, &actions, &rewards, 2, 3, 1.0)?;
+        for i in 0..30 {
+            assert!((q[i * 2] - 0.8).abs() < 1e-12 && (q[i * 2 + 1] - 0.8).abs() < 1e-12);
+        }
         Ok(())
     }
 

@@ -264,3 +264,31 @@ fn records_that_do_not_fit_the_candidate_are_named() -> TestResult {
     assert!(err.contains("eligible"), "{err}");
     Ok(())
 }
+
+#[test]
+fn two_policies_compare_on_one_log() -> TestResult {
+    let records = log_of(4_000, 7)?;
+    let ev = OfflineEvaluator {
+        settings: tuneloop_counterfactual::EstimatorSettings {
+            bootstrap: 1_000,
+            seed: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let best = Fixed::new(2, 4, 2, 0.0)?;
+    let worst = Fixed::new(0, 4, 2, 0.0)?;
+    let c = ev.compare(&records, &best, &worst)?;
+    // True values 0.8 and 0.2: a difference of 0.6.
+    assert!((c.difference.estimate - 0.6).abs() < 0.05, "{c:?}");
+    assert!(
+        c.difference.ci_low <= c.difference.estimate
+            && c.difference.estimate <= c.difference.ci_high
+    );
+    assert!(c.candidate_is_better);
+    assert!(!ev.compare(&records, &worst, &best)?.candidate_is_better);
+    // A policy against itself: every paired difference is exactly 0.
+    let same = ev.compare(&records, &best, &best)?;
+    assert!(same.difference.estimate.abs() < 1e-15 && same.difference.ci_high.abs() < 1e-15);
+    Ok(())
+}
