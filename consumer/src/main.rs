@@ -17,16 +17,27 @@ fn main() -> Result<(), tuneloop::Error> {
         .build()?;
     for i in 0..200u64 {
         let task = TaskFeatures {
-            risk_tier: if i % 3 == 0 { RiskTier::High } else { RiskTier::Low },
+            risk_tier: if i % 3 == 0 {
+                RiskTier::High
+            } else {
+                RiskTier::Low
+            },
             description_length: 50 + i,
             ..TaskFeatures::default()
         };
         let task_type = if i % 2 == 0 { "plan" } else { "code" };
         let rec = optimizer.recommend_parameters(task_type, &task, &Request::default())?;
-        let quality = if rec.params.model() == "large-model" { 0.9 } else { 0.7 };
+        let quality = if rec.params.model() == "large-model" {
+            0.9
+        } else {
+            0.7
+        };
         optimizer.record_outcome(rec.decision_id, &TaskOutcome::success(quality, 800.0))?;
     }
     let c = optimizer.counters();
-    println!("consumer: {} recommendations, {} outcomes", c.recommendations, c.outcomes);
+    println!(
+        "consumer: {} recommendations, {} outcomes",
+        c.recommendations, c.outcomes
+    );
     Ok(())
 }
