@@ -27,14 +27,20 @@
 //! The crates underneath are re-exported: [`core`], [`bandit`],
 //! [`counterfactual`], [`gates`], [`rollout`], [`providers`].
 
+mod atomic;
 mod error;
 mod optimizer;
+mod runtime;
 mod writer;
 
 pub use error::{Error, Result};
 pub use optimizer::{
     Counters, Optimizer, OptimizerBuilder, OptimizerSnapshot, Recommendation, Recorded, Request,
     SNAPSHOT_SCHEMA_VERSION, TaskSnapshot, TaskTypeConfig,
+};
+pub use runtime::{
+    ConfigListener, Metadata, ProviderOverride, ProviderWeights, RUNTIME_CONFIG_SCHEMA_VERSION,
+    RuntimeConfig, RuntimeConfigStore, WRITE_INTERVAL,
 };
 
 pub use tuneloop_bandit as bandit;
@@ -60,5 +66,7 @@ mod tests {
         assert_send_sync::<Counters>();
         assert_send_sync::<OptimizerSnapshot>();
         assert_send_sync::<TaskTypeConfig>();
+        assert_send_sync::<RuntimeConfig>();
+        assert_send_sync::<RuntimeConfigStore>();
     }
 }

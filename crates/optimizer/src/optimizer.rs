@@ -228,6 +228,7 @@ struct Inner {
     floor: Option<Arc<QualityFloor>>,
     log: Option<LogWriter>,
     counters: AtomicCounters,
+    runtime: Option<Arc<crate::runtime::RuntimeConfigStore>>,
 }
 
 /// Builds an [`Optimizer`].
@@ -245,6 +246,7 @@ pub struct OptimizerBuilder {
     log: Option<Arc<dyn DecisionLog>>,
     log_queue: usize,
     snapshot: Option<OptimizerSnapshot>,
+    runtime: Option<Arc<crate::runtime::RuntimeConfigStore>>,
 }
 
 impl Optimizer {
@@ -265,6 +267,7 @@ impl Optimizer {
             log: None,
             log_queue: 65_536,
             snapshot: None,
+            runtime: None,
         }
     }
 }
@@ -333,6 +336,14 @@ impl OptimizerBuilder {
         self.log_queue = capacity;
         self
     }
+    /// The runtime configuration the optimizer (and its caller) read: the
+    /// incumbent's exploration floor is its `exploration_rate` at build.
+    #[must_use]
+    pub fn runtime_config(mut self, store: Arc<crate::runtime::RuntimeConfigStore>) -> Self {
+        self.runtime = Some(store);
+        self
+    }
+
     /// Continue from a snapshot (learned policies, rollouts, decision counter).
     #[must_use]
     pub fn restore(mut self, snapshot: OptimizerSnapshot) -> Self {
@@ -386,7 +397,11 @@ impl OptimizerBuilder {
                 gates = gates.with(f.clone());
             }
             let learner = cfg.policy.build_for_arms(&cfg.arms, dim)?;
-            let baseline = Fixed::new(cfg.incumbent, cfg.arms.len(), dim, 0.02)?;
+            let floor = self
+                .runtime
+                .as_ref()
+                .map_or(0.02, |r| r.get().exploration_rate);
+            let baseline = Fixed::new(cfg.incumbent, cfg.arms.len(), dim, floor)?;
             let rollout = cfg
                 .rollout
                 .map(|r| RolloutManager::new(r, now))
@@ -453,6 +468,7 @@ impl OptimizerBuilder {
                 floor,
                 log,
                 counters: AtomicCounters::default(),
+                runtime: self.runtime,
             }),
         })
     }
@@ -863,6 +879,11 @@ impl Optimizer {
         }
     }
 
+    /// The runtime configuration store, if one was given.
+    pub fn runtime_config(&self) -> Option<&Arc<crate::runtime::RuntimeConfigStore>> {
+        self.inner.runtime.as_ref()
+    }
+
     /// Decisions waiting for their outcome.
     pub fn pending(&self) -> usize {
         self.inner.pending.iter().map(|s| lock(s).len()).sum()
@@ -939,19 +960,7 @@ impl Optimizer {
             reason,
         };
         let json = serde_json::to_vec(&snap).map_err(|e| bad(e.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(|e| bad(e.to_string()))?;
-            f.write_all(&json).map_err(|e| bad(e.to_string()))?;
-            f.sync_all().map_err(|e| bad(e.to_string()))?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| bad(e.to_string()))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
+        crate::atomic::write_atomic(path, &json).map_err(|e| bad(e.to_string()))?;
         Ok(())
     }
 }

@@ -1,0 +1,372 @@
+//! [`RuntimeConfig`]: the settings an operator (or an optimization job)
+//! changes while the system runs, kept by a [`RuntimeConfigStore`] that
+//! validates every update, tells listeners, and persists it as JSON with
+//! debounced, atomic writes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tuneloop_core::ParameterSet;
+
+use crate::error::{Error, Result};
+
+/// Version of the runtime configuration format.
+pub const RUNTIME_CONFIG_SCHEMA_VERSION: u32 = 1;
+
+/// Shortest time between two writes of the configuration file.
+pub const WRITE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How providers are weighed against each other when choosing among them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderWeights {
+    /// Weight of latency (default 0.3).
+    pub latency: f64,
+    /// Weight of cost (default 0.3).
+    pub cost: f64,
+    /// Weight of reliability (default 0.4).
+    pub reliability: f64,
+}
+
+impl Default for ProviderWeights {
+    fn default() -> Self {
+        ProviderWeights {
+            latency: 0.3,
+            cost: 0.3,
+            reliability: 0.4,
+        }
+    }
+}
+
+/// Settings of one provider that override the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderOverride {
+    /// Whether the provider may be used (default true).
+    pub enabled: Option<bool>,
+    /// A weight multiplier for this provider, `>= 0`.
+    pub weight: Option<f64>,
+    /// The model to use with it.
+    pub model: Option<String>,
+}
+
+/// Who last optimized the configuration, when, and how well.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metadata {
+    /// Who (a person or a job).
+    pub optimized_by: Option<String>,
+    /// When.
+    pub optimized_at: Option<DateTime<Utc>>,
+    /// The score the optimization reached.
+    pub score: Option<f64>,
+    /// How many optimization iterations produced it.
+    pub iterations: u64,
+}
+
+/// Settings that change while the system runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Format version.
+    pub schema_version: u32,
+    /// Provider weights.
+    pub provider_weights: ProviderWeights,
+    /// The parameters to use when nothing better is known.
+    pub default_parameters: Option<ParameterSet>,
+    /// Share of decisions spent exploring, in `[0, 1]` (default 0.02).
+    pub exploration_rate: f64,
+    /// Named on/off switches.
+    pub feature_flags: BTreeMap<String, bool>,
+    /// Per provider id.
+    pub provider_overrides: BTreeMap<String, ProviderOverride>,
+    /// Provenance of the current values.
+    pub metadata: Metadata,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            schema_version: RUNTIME_CONFIG_SCHEMA_VERSION,
+            provider_weights: ProviderWeights::default(),
+            default_parameters: None,
+            exploration_rate: 0.02,
+            feature_flags: BTreeMap::new(),
+            provider_overrides: BTreeMap::new(),
+            metadata: Metadata::default(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad setting.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Config(what));
+        if self.schema_version != RUNTIME_CONFIG_SCHEMA_VERSION {
+            return bad(format!(
+                "runtime config schema_version {} is not supported",
+                self.schema_version
+            ));
+        }
+        let w = &self.provider_weights;
+        for (name, v) in [
+            ("latency", w.latency),
+            ("cost", w.cost),
+            ("reliability", w.reliability),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!(
+                    "provider_weights.{name} = {v}: expected a finite weight >= 0"
+                ));
+            }
+        }
+        if w.latency + w.cost + w.reliability <= 0.0 {
+            return bad("provider_weights: at least one weight must be positive".into());
+        }
+        if !(self.exploration_rate.is_finite() && (0.0..=1.0).contains(&self.exploration_rate)) {
+            return bad(format!(
+                "exploration_rate = {}: expected a value in [0, 1]",
+                self.exploration_rate
+            ));
+        }
+        for (id, o) in &self.provider_overrides {
+            if let Some(v) = o.weight
+                && !(v.is_finite() && v >= 0.0)
+            {
+                return bad(format!(
+                    "provider_overrides.{id}.weight = {v}: expected a finite weight >= 0"
+                ));
+            }
+        }
+        if let Some(s) = self.metadata.score
+            && !s.is_finite()
+        {
+            return bad(format!("metadata.score = {s}: expected a finite number"));
+        }
+        Ok(())
+    }
+}
+
+/// A change listener.
+pub type ConfigListener = Box<dyn Fn(&RuntimeConfig) + Send + Sync>;
+
+#[derive(Debug)]
+struct State {
+    config: RuntimeConfig,
+    dirty: bool,
+    shutdown: bool,
+}
+
+struct Shared {
+    path: Option<PathBuf>,
+    state: Mutex<State>,
+    wake: Condvar,
+    listeners: RwLock<Vec<ConfigListener>>,
+    writes: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("path", &self.path)
+            .field("writes", &self.writes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn write(&self, config: &RuntimeConfig) {
+        let Some(path) = &self.path else { return };
+        let result = serde_json::to_vec_pretty(config)
+            .map_err(std::io::Error::other)
+            .and_then(|json| crate::atomic::write_atomic(path, &json));
+        match result {
+            Ok(()) => {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(path = %path.display(), error = %e, "runtime config write failed");
+            }
+        }
+    }
+}
+
+/// Keeps the [`RuntimeConfig`]: validated updates, change listeners, and a
+/// background writer that persists the latest value at most once per
+/// [`WRITE_INTERVAL`] (a burst of updates costs one or two writes), each
+/// write atomic. Dropping the store writes any pending change.
+#[derive(Debug)]
+pub struct RuntimeConfigStore {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl RuntimeConfigStore {
+    /// A store persisted at `path`: loads (and validates) the file if it
+    /// exists, else starts from the defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a file that does not parse or validate.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        let config = if path.exists() {
+            let text = std::fs::read(&path)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let c: RuntimeConfig = serde_json::from_slice(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            c.validate()
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            c
+        } else {
+            RuntimeConfig::default()
+        };
+        Self::start(Some(path), config)
+    }
+
+    /// A store kept in memory only.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `config` does not validate.
+    pub fn in_memory(config: RuntimeConfig) -> Result<Self> {
+        config.validate()?;
+        Self::start(None, config)
+    }
+
+    fn start(path: Option<PathBuf>, config: RuntimeConfig) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            path,
+            state: Mutex::new(State {
+                config,
+                dirty: false,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            listeners: RwLock::new(Vec::new()),
+            writes: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+        });
+        let s = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("tuneloop-config".into())
+            .spawn(move || {
+                let mut last: Option<Instant> = None;
+                loop {
+                    let mut st = lock(&s.state);
+                    while !st.dirty && !st.shutdown {
+                        st = s.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    if st.shutdown && !st.dirty {
+                        return;
+                    }
+                    // Debounce: wait out the interval since the last write.
+                    if let Some(t) = last
+                        && !st.shutdown
+                    {
+                        let due = t + WRITE_INTERVAL;
+                        let now = Instant::now();
+                        if now < due {
+                            drop(
+                                s.wake
+                                    .wait_timeout(st, due - now)
+                                    .unwrap_or_else(PoisonError::into_inner),
+                            );
+                            continue;
+                        }
+                    }
+                    st.dirty = false;
+                    let config = st.config.clone();
+                    let shutdown = st.shutdown;
+                    drop(st);
+                    s.write(&config);
+                    last = Some(Instant::now());
+                    if shutdown {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::Config(format!("cannot start the config writer: {e}")))?;
+        Ok(RuntimeConfigStore {
+            shared,
+            writer: Some(writer),
+        })
+    }
+
+    /// The current configuration.
+    pub fn get(&self) -> RuntimeConfig {
+        lock(&self.shared.state).config.clone()
+    }
+
+    /// Applies `change` to a copy of the configuration; if the result
+    /// validates, it becomes current, listeners are told, and a write is
+    /// scheduled. Returns the new configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the result does not validate (nothing changes).
+    pub fn update(&self, change: impl FnOnce(&mut RuntimeConfig)) -> Result<RuntimeConfig> {
+        let new = {
+            let mut st = lock(&self.shared.state);
+            let mut next = st.config.clone();
+            change(&mut next);
+            next.validate()?;
+            st.config = next.clone();
+            st.dirty = true;
+            next
+        };
+        self.shared.wake.notify_all();
+        for l in self
+            .shared
+            .listeners
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            l(&new);
+        }
+        Ok(new)
+    }
+
+    /// Calls `listener` with every future configuration.
+    pub fn subscribe(&self, listener: ConfigListener) {
+        self.shared
+            .listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// Writes made so far (for observability and tests).
+    pub fn writes(&self) -> u64 {
+        self.shared.writes.load(Ordering::Relaxed)
+    }
+
+    /// The file the configuration is persisted to.
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.path.as_deref()
+    }
+}
+
+impl Drop for RuntimeConfigStore {
+    /// Writes any pending change, then stops the writer.
+    fn drop(&mut self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.wake.notify_all();
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+    }
+}

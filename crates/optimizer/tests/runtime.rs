@@ -1,0 +1,79 @@
+//! The runtime configuration: validated updates, listeners, debounced
+//! atomic writes, loading at start.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tuneloop::{Error, RuntimeConfig, RuntimeConfigStore};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[test]
+fn updates_are_validated_and_announced() -> TestResult {
+    let store = RuntimeConfigStore::in_memory(RuntimeConfig::default())?;
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    store.subscribe(Box::new(move |c| {
+        assert!((0.0..=1.0).contains(&c.exploration_rate));
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    store.update(|c| c.exploration_rate = 0.1)?;
+    store.update(|c| {
+        c.feature_flags.insert("shadow-eval".into(), true);
+    })?;
+    for bad in [
+        (|c: &mut RuntimeConfig| c.exploration_rate = 1.5) as fn(&mut RuntimeConfig),
+        |c| c.provider_weights.latency = f64::NAN,
+        |c| {
+            c.provider_weights.latency = 0.0;
+            c.provider_weights.cost = 0.0;
+            c.provider_weights.reliability = 0.0;
+        },
+        |c| c.metadata.score = Some(f64::INFINITY),
+    ] {
+        assert!(matches!(store.update(bad), Err(Error::Config(_))));
+    }
+    let c = store.get();
+    assert!((c.exploration_rate - 0.1).abs() < 1e-15 && c.feature_flags["shadow-eval"]);
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "listeners hear valid changes only"
+    );
+    Ok(())
+}
+
+#[test]
+fn writes_are_debounced_atomic_and_loaded_at_start() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("runtime.json");
+    {
+        let store = RuntimeConfigStore::open(&path)?;
+        for i in 0..50 {
+            store.update(|c| c.metadata.iterations = i)?;
+        }
+        // A burst of 50 updates within well under a second: at most two writes
+        // (the first at once, the rest coalesced after the interval).
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(store.writes() <= 2, "{} writes", store.writes());
+    } // drop writes the last value
+    let again = RuntimeConfigStore::open(&path)?;
+    assert_eq!(again.get().metadata.iterations, 49);
+    assert!(
+        !dir.path().join("runtime.tmp").exists(),
+        "no temporary file left behind"
+    );
+    // A corrupt or invalid file is refused with its name.
+    std::fs::write(&path, br#"{"exploration_rate": 7}"#)?;
+    let err = RuntimeConfigStore::open(&path)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("runtime.json") && err.contains("exploration_rate"),
+        "{err}"
+    );
+    std::fs::write(&path, b"{not json")?;
+    assert!(RuntimeConfigStore::open(&path).is_err());
+    Ok(())
+}
