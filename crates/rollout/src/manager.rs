@@ -233,6 +233,10 @@ pub struct RolloutManager {
     candidate_at_entry: u64,
     baseline_at_entry: u64,
     held: bool,
+    /// Rolled back and not yet resumed: the evidence that caused the
+    /// rollback must not cause another one.
+    #[serde(default)]
+    rolled_back: bool,
     awaiting_approval: bool,
     approved: bool,
     last_now: DateTime<Utc>,
@@ -257,6 +261,7 @@ impl RolloutManager {
             candidate_at_entry: 0,
             baseline_at_entry: 0,
             held: false,
+            rolled_back: false,
             awaiting_approval: false,
             approved: false,
             last_now: now,
@@ -354,7 +359,7 @@ impl RolloutManager {
         let monitored = matches!(self.phase, Phase::Canary | Phase::Guarded);
         let breach = self.monitor.observe(cohort, o)?;
         let mut events = Vec::new();
-        if let (Some(breach), true) = (breach, monitored) {
+        if let (Some(breach), true, false) = (breach, monitored, self.rolled_back) {
             let from = self.phase;
             let to = match self.config.rollback_to {
                 RollbackTarget::PreviousPhase => from.previous(),
@@ -362,6 +367,7 @@ impl RolloutManager {
             };
             self.enter(to, now);
             self.held = true;
+            self.rolled_back = true;
             events.push(self.emit(RolloutEvent::RolledBack {
                 from,
                 to,
@@ -462,6 +468,7 @@ impl RolloutManager {
             self.enter(self.phase, now);
         }
         self.held = false;
+        self.rolled_back = false;
         self.emit(RolloutEvent::Resumed { at: now })
     }
 }

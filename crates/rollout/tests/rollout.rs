@@ -186,6 +186,26 @@ fn a_breach_rolls_back_at_once_with_evidence_and_holds() -> TestResult {
     );
     assert!(c < b - 0.05, "candidate {c} vs baseline {b}");
     assert!(r.is_held());
+    // The evidence that caused the rollback causes no second one.
+    for i in 0..2_000u64 {
+        let a = r.assign(&format!("c{i}"));
+        let o = if a.cohort == Cohort::Candidate {
+            Observation {
+                latency_ms: 800.0,
+                quality: 0.5,
+                error: false,
+            }
+        } else {
+            ok_obs()
+        };
+        let events = r.observe(a.cohort, o, t)?;
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, RolloutEvent::RolledBack { .. })),
+            "cascaded rollback"
+        );
+    }
     assert_eq!(
         seen.load(Ordering::SeqCst),
         r.history().len(),
