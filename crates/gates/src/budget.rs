@@ -112,6 +112,21 @@ struct State {
     reserved_cost: f64,
 }
 
+/// What a budget has spent in its window, to persist and restore.
+/// Reservations are not included: they belong to pending decisions, which
+/// do not survive a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetSnapshot {
+    /// Start of the current calendar window.
+    pub window_start: Option<DateTime<Utc>>,
+    /// Tokens spent in the window.
+    pub spent_tokens: u64,
+    /// Cost spent in the window.
+    pub spent_cost_usd: f64,
+    /// Rolling windows: the spend events still inside the window.
+    pub events: Vec<(DateTime<Utc>, u64, f64)>,
+}
+
 /// A thread-safe token and cost budget.
 ///
 /// The hard limits bound what can be *reserved*: a reservation that would
@@ -303,6 +318,40 @@ impl Budget {
             remaining_cost_usd,
             soft_limit_reached: soft_tokens || soft_cost,
         }
+    }
+
+    /// What has been spent, to persist.
+    pub fn snapshot(&self) -> BudgetSnapshot {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        BudgetSnapshot {
+            window_start: st.window_start,
+            spent_tokens: st.spent_tokens,
+            spent_cost_usd: st.spent_cost,
+            events: st.events.iter().copied().collect(),
+        }
+    }
+
+    /// Restores what a [`snapshot`](Self::snapshot) recorded (open
+    /// reservations are kept).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a NaN or negative cost.
+    pub fn restore(&self, s: &BudgetSnapshot) -> Result<()> {
+        check(
+            "spent_cost_usd",
+            s.spent_cost_usd,
+            s.spent_cost_usd >= 0.0,
+            "a finite cost >= 0",
+        )?;
+        for &(_, _, c) in &s.events {
+            check("events.cost", c, c >= 0.0, "a finite cost >= 0")?;
+        }
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.window_start = s.window_start;
+        st.spent_tokens = s.spent_tokens;
+        st.spent_cost = s.spent_cost_usd;
+        st.events = s.events.iter().copied().collect();
+        Ok(())
     }
 
     /// Where the budget stands at `now`.

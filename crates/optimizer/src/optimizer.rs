@@ -428,6 +428,9 @@ impl OptimizerBuilder {
                 )));
             }
             counter = snap.decision_counter;
+            if let (Some(b), Some(saved)) = (&budget, &snap.budget) {
+                b.restore(saved)?;
+            }
             for (name, t) in snap.task_types {
                 let state = tasks.get_mut(name.as_str()).ok_or_else(|| {
                     Error::Config(format!(
@@ -944,6 +947,7 @@ impl Optimizer {
             schema_version: SNAPSHOT_SCHEMA_VERSION,
             decision_counter: self.inner.counter.load(Ordering::Relaxed),
             task_types,
+            budget: self.inner.budget.as_ref().map(|b| b.snapshot()),
         })
     }
 
@@ -974,6 +978,9 @@ pub struct OptimizerSnapshot {
     pub decision_counter: u64,
     /// Per task type.
     pub task_types: BTreeMap<String, TaskSnapshot>,
+    /// The budget's spend, if a budget is configured.
+    #[serde(default)]
+    pub budget: Option<tuneloop_gates::BudgetSnapshot>,
 }
 
 impl OptimizerSnapshot {

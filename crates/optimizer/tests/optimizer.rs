@@ -347,6 +347,23 @@ fn budgets_and_request_constraints_restrict_the_choice() -> TestResult {
         }
     }
     assert!(refused, "an exhausted budget refuses, typed");
+    // The spend survives a snapshot: a restored optimizer is just as short.
+    let snap = opt.snapshot()?;
+    assert!(snap.budget.as_ref().is_some_and(|b| b.spent_tokens > 0));
+    let restored = Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms()?))
+        .budget(BudgetConfig {
+            token_limit: Some(5_000),
+            ..BudgetConfig::default()
+        })
+        .seed(2)
+        .clock(Arc::new(c.clone()))
+        .restore(snap)
+        .build()?;
+    assert!(matches!(
+        restored.recommend_parameters("code", &task, &Request::default()),
+        Err(Error::Gates(_))
+    ));
     Ok(())
 }
 
