@@ -1,0 +1,203 @@
+//! A seeded, deterministic provider for examples, tests and simulations.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tuneloop_core::hash::{StableHasher, splitmix64};
+
+use crate::error::ProviderError;
+use crate::provider::Provider;
+use crate::types::{
+    Capabilities, FinishReason, GenerationRequest, GenerationResponse, Tier, Usage,
+};
+
+/// How a [`SimulatedProvider`] behaves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulatedConfig {
+    /// Its id.
+    pub id: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// Models it serves (empty: any).
+    pub models: Vec<String>,
+    /// Its context window, in tokens.
+    pub context_window: u64,
+    /// Latency before the first token, in ms.
+    pub base_latency_ms: f64,
+    /// Latency per generated token, in ms.
+    pub ms_per_token: f64,
+    /// Every latency is multiplied by this (inject a slowdown).
+    pub slowdown: f64,
+    /// Probability of a transient failure per call.
+    pub failure_rate: f64,
+    /// Probability of a rate limit per call.
+    pub rate_limit_rate: f64,
+    /// The retry-after a rate limit asks for.
+    pub retry_after_ms: u64,
+    /// Never answers (to test deadlines).
+    pub hang: bool,
+    /// Refuses every call as unauthenticated.
+    pub reject_credentials: bool,
+    /// Temperature at which quality peaks.
+    pub best_temperature: f64,
+    /// max_tokens at which quality peaks.
+    pub best_max_tokens: f64,
+    /// Quality at the peak.
+    pub peak_quality: f64,
+    /// Seed of every random draw.
+    pub seed: u64,
+}
+
+impl Default for SimulatedConfig {
+    fn default() -> Self {
+        SimulatedConfig {
+            id: "simulated".into(),
+            tier: Tier::Online,
+            models: Vec::new(),
+            context_window: 128_000,
+            base_latency_ms: 300.0,
+            ms_per_token: 0.8,
+            slowdown: 1.0,
+            failure_rate: 0.0,
+            rate_limit_rate: 0.0,
+            retry_after_ms: 500,
+            hang: false,
+            reject_credentials: false,
+            best_temperature: 0.3,
+            best_max_tokens: 1024.0,
+            peak_quality: 0.9,
+            seed: 0,
+        }
+    }
+}
+
+/// A provider that answers after a simulated latency (it really waits, on
+/// tokio's clock), with a quality that depends on the parameters, and with
+/// injectable failures, rate limits, slowdowns and hangs. Draws are a
+/// function of the seed, the request id and the call count, so a sequence
+/// of calls replays exactly.
+#[derive(Debug)]
+pub struct SimulatedProvider {
+    config: SimulatedConfig,
+    capabilities: Capabilities,
+    calls: AtomicU64,
+}
+
+impl SimulatedProvider {
+    /// A provider behaving as `config` says.
+    pub fn new(config: SimulatedConfig) -> Self {
+        let capabilities = Capabilities {
+            models: config.models.clone(),
+            context_window: config.context_window,
+        };
+        SimulatedProvider {
+            config,
+            capabilities,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Calls received so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The expected quality of an answer to `request` (before noise).
+    pub fn expected_quality(&self, request: &GenerationRequest) -> f64 {
+        let c = &self.config;
+        let dt = request.temperature - c.best_temperature;
+        let dk = (f64::from(request.max_tokens) / c.best_max_tokens.max(1.0)).log2();
+        (c.peak_quality - 0.6 * dt * dt - 0.04 * dk * dk).clamp(0.0, 1.0)
+    }
+}
+
+#[async_trait]
+impl Provider for SimulatedProvider {
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+    fn tier(&self) -> Tier {
+        self.config.tier
+    }
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn generate(
+        &self,
+        request: &GenerationRequest,
+    ) -> Result<GenerationResponse, ProviderError> {
+        let c = &self.config;
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut h = StableHasher::new();
+        h.write_u64(c.seed);
+        h.write_str(&request.request_id);
+        h.write_u64(n);
+        let mut state = h.finish();
+        let mut uniform = || {
+            state = splitmix64(state);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let provider = c.id.clone();
+        if c.reject_credentials {
+            return Err(ProviderError::Authentication { provider });
+        }
+        if !self.capabilities.serves(&request.model) {
+            return Err(ProviderError::Permanent {
+                provider,
+                message: format!("model `{}` is not served", request.model),
+            });
+        }
+        let prompt = request.approx_prompt_tokens();
+        if prompt + u64::from(request.max_tokens) > c.context_window {
+            return Err(ProviderError::ContextLength {
+                provider,
+                message: format!(
+                    "{} prompt + {} completion tokens > {}",
+                    prompt, request.max_tokens, c.context_window
+                ),
+            });
+        }
+        if c.hang {
+            std::future::pending::<()>().await;
+        }
+        if uniform() < c.rate_limit_rate {
+            return Err(ProviderError::RateLimited {
+                provider,
+                retry_after: Some(Duration::from_millis(c.retry_after_ms)),
+            });
+        }
+        let fails = uniform() < c.failure_rate;
+        let used = (f64::from(request.max_tokens) * (0.4 + 0.5 * uniform()))
+            .round()
+            .max(1.0);
+        let latency_ms = (c.base_latency_ms + c.ms_per_token * used) * c.slowdown.max(0.0);
+        let latency = Duration::from_secs_f64(latency_ms / 1000.0);
+        tokio::time::sleep(latency).await;
+        if fails {
+            return Err(ProviderError::Transient {
+                provider,
+                message: "simulated 503".into(),
+            });
+        }
+        let quality = (self.expected_quality(request) + 0.1 * (uniform() - 0.5)).clamp(0.0, 1.0);
+        Ok(GenerationResponse {
+            text: format!("[simulated {} quality={quality:.3}]", request.model),
+            usage: Usage {
+                prompt_tokens: prompt,
+                completion_tokens: used as u64,
+            },
+            latency,
+            finish_reason: if used as u32 >= request.max_tokens {
+                FinishReason::Length
+            } else {
+                FinishReason::Stop
+            },
+            provider: c.id.clone(),
+            model: request.model.clone(),
+        })
+    }
+}
