@@ -5,8 +5,9 @@
 //! [`Scorecard`] for adaptive selection, and a seeded
 //! [`SimulatedProvider`].
 //!
-//! **Status:** the OpenAI-compatible HTTP provider (feature `http`) is not
-//! built yet.
+//! With the `http` feature, [`OpenAiCompatible`] speaks the chat-completions
+//! API of OpenAI, vLLM, Ollama and the llama.cpp server (reqwest with
+//! rustls), with API keys that never reach logs, errors or `Debug` output.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -27,6 +28,8 @@
 
 mod breaker;
 mod error;
+#[cfg(feature = "http")]
+mod http;
 mod provider;
 mod router;
 mod scorecard;
@@ -35,6 +38,8 @@ mod types;
 
 pub use breaker::{BreakerConfig, BreakerState};
 pub use error::{ProviderError, RouterError};
+#[cfg(feature = "http")]
+pub use http::{OpenAiCompatible, OpenAiConfig};
 pub use provider::Provider;
 pub use router::{Attempt, Routed, Router, RouterConfig, RoutingRecord};
 pub use scorecard::{
