@@ -229,6 +229,7 @@ struct Inner {
     log: Option<LogWriter>,
     counters: AtomicCounters,
     runtime: Option<Arc<crate::runtime::RuntimeConfigStore>>,
+    scorecard: Option<Arc<tuneloop_providers::Scorecard>>,
 }
 
 /// Builds an [`Optimizer`].
@@ -247,6 +248,7 @@ pub struct OptimizerBuilder {
     log_queue: usize,
     snapshot: Option<OptimizerSnapshot>,
     runtime: Option<Arc<crate::runtime::RuntimeConfigStore>>,
+    scorecard: Option<Arc<tuneloop_providers::Scorecard>>,
 }
 
 impl Optimizer {
@@ -268,6 +270,7 @@ impl Optimizer {
             log_queue: 65_536,
             snapshot: None,
             runtime: None,
+            scorecard: None,
         }
     }
 }
@@ -341,6 +344,14 @@ impl OptimizerBuilder {
     #[must_use]
     pub fn runtime_config(mut self, store: Arc<crate::runtime::RuntimeConfigStore>) -> Self {
         self.runtime = Some(store);
+        self
+    }
+
+    /// The providers' scorecard (shared with the `Router`), saved and
+    /// restored with the optimizer's snapshots.
+    #[must_use]
+    pub fn scorecard(mut self, scorecard: Arc<tuneloop_providers::Scorecard>) -> Self {
+        self.scorecard = Some(scorecard);
         self
     }
 
@@ -431,6 +442,9 @@ impl OptimizerBuilder {
             if let (Some(b), Some(saved)) = (&budget, &snap.budget) {
                 b.restore(saved)?;
             }
+            if let (Some(sc), Some(saved)) = (&self.scorecard, snap.scorecard.clone()) {
+                sc.import(saved);
+            }
             for (name, t) in snap.task_types {
                 let state = tasks.get_mut(name.as_str()).ok_or_else(|| {
                     Error::Config(format!(
@@ -472,6 +486,7 @@ impl OptimizerBuilder {
                 log,
                 counters: AtomicCounters::default(),
                 runtime: self.runtime,
+                scorecard: self.scorecard,
             }),
         })
     }
@@ -919,7 +934,8 @@ impl Optimizer {
         Ok(lock(r).resume(self.inner.clock.now()))
     }
 
-    /// Every learned state: learners, rollouts, the decision counter.
+    /// Every learned state: learners, rollouts, budget spend, the
+    /// providers' scorecard, the decision counter.
     /// Pending decisions are not included (their outcomes after a restart
     /// are refused as unknown).
     ///
@@ -948,6 +964,7 @@ impl Optimizer {
             decision_counter: self.inner.counter.load(Ordering::Relaxed),
             task_types,
             budget: self.inner.budget.as_ref().map(|b| b.snapshot()),
+            scorecard: self.inner.scorecard.as_ref().map(|s| s.export()),
         })
     }
 
@@ -981,6 +998,9 @@ pub struct OptimizerSnapshot {
     /// The budget's spend, if a budget is configured.
     #[serde(default)]
     pub budget: Option<tuneloop_gates::BudgetSnapshot>,
+    /// The providers' scorecard, if one is attached.
+    #[serde(default)]
+    pub scorecard: Option<BTreeMap<String, tuneloop_providers::Entry>>,
 }
 
 impl OptimizerSnapshot {

@@ -410,3 +410,36 @@ fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
     }
     Err("never reached general".into())
 }
+
+#[test]
+fn the_scorecard_travels_with_snapshots() -> TestResult {
+    use std::time::Duration as StdDuration;
+    use tuneloop::providers::{Scorecard, ScorecardConfig};
+    let sc = Arc::new(Scorecard::in_memory(ScorecardConfig::default()));
+    sc.record(
+        "cloud",
+        "m",
+        "code",
+        true,
+        StdDuration::from_millis(800),
+        0.002,
+    );
+    sc.verify("cloud", "m", "code", true);
+    let opt = Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms()?))
+        .scorecard(sc.clone())
+        .seed(1)
+        .build()?;
+    let json = serde_json::to_string(&opt.snapshot()?)?;
+    let fresh = Arc::new(Scorecard::in_memory(ScorecardConfig::default()));
+    Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms()?))
+        .scorecard(fresh.clone())
+        .restore(serde_json::from_str(&json)?)
+        .build()?;
+    assert_eq!(
+        fresh.entry("cloud", "m", "code"),
+        sc.entry("cloud", "m", "code")
+    );
+    Ok(())
+}

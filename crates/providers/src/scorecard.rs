@@ -228,6 +228,20 @@ impl Scorecard {
         (base + bonus).min(1.0)
     }
 
+    /// Every entry, keyed `provider/model/domain`, to persist elsewhere
+    /// (the optimizer's snapshots).
+    pub fn export(&self) -> BTreeMap<String, Entry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces every entry by `entries` (from [`export`](Self::export)).
+    pub fn import(&self, entries: BTreeMap<String, Entry>) {
+        *self.entries.lock().unwrap_or_else(PoisonError::into_inner) = entries;
+    }
+
     /// Writes the scorecard to its file (atomically); does nothing in memory.
     ///
     /// # Errors
