@@ -45,7 +45,7 @@ pub use router::{Attempt, Routed, Router, RouterConfig, RoutingRecord};
 pub use scorecard::{
     Entry, LATENCY_WINDOW, SCORECARD_ENV, ScoreWeights, Scorecard, ScorecardConfig, Standing,
 };
-pub use simulated::{SimulatedConfig, SimulatedProvider};
+pub use simulated::{QualityProfile, SimulatedConfig, SimulatedProvider};
 pub use types::{
     Capabilities, FinishReason, GenerationRequest, GenerationResponse, Message,
     REQUEST_SCHEMA_VERSION, Role, Tier, Usage,

@@ -177,8 +177,9 @@ impl Router {
         })
     }
 
-    /// Records every call in `scorecard` (domain ""), and orders providers
-    /// by its score when `weights` are configured.
+    /// Records every call in `scorecard` (the domain is the request's task
+    /// type, or ""), and orders providers by its score when `weights` are
+    /// configured.
     #[must_use]
     pub fn with_scorecard(mut self, scorecard: Arc<Scorecard>) -> Self {
         self.scorecard = Some(scorecard);
@@ -207,7 +208,7 @@ impl Router {
             .collect()
     }
 
-    fn order(&self, model: &str) -> (Vec<Arc<dyn Provider>>, String) {
+    fn order(&self, model: &str, domain: &str) -> (Vec<Arc<dyn Provider>>, String) {
         let mut out = Vec::with_capacity(self.providers.len());
         let mut reason = String::from("online before local");
         for tier in [Tier::Online, Tier::Local] {
@@ -220,7 +221,7 @@ impl Router {
             if let (Some(w), Some(sc)) = (&self.config.weights, &self.scorecard) {
                 let mut scored: Vec<(f64, Arc<dyn Provider>)> = group
                     .into_iter()
-                    .map(|p| (sc.score(p.id(), model, "", w), p))
+                    .map(|p| (sc.score(p.id(), model, domain, w), p))
                     .collect();
                 scored.sort_by(|a, b| b.0.total_cmp(&a.0));
                 group = scored.into_iter().map(|(_, p)| p).collect();
@@ -254,7 +255,7 @@ impl Router {
     pub async fn generate(&self, request: &GenerationRequest) -> Result<Routed, RouterError> {
         let start = Instant::now();
         let deadline = start + self.config.deadline;
-        let (order, reason) = self.order(&request.model);
+        let (order, reason) = self.order(&request.model, request.domain());
         let mut record = RoutingRecord {
             request_id: request.request_id.clone(),
             prompt_hash: request.prompt_hash.clone(),
@@ -272,7 +273,7 @@ impl Router {
                 continue;
             }
             if let Some(sc) = &self.scorecard
-                && sc.standing(&id, &request.model, "") == Standing::Dropped
+                && sc.standing(&id, &request.model, request.domain()) == Standing::Dropped
             {
                 record
                     .attempts
@@ -316,7 +317,7 @@ impl Router {
                             b.success();
                         }
                         if let Some(sc) = &self.scorecard {
-                            sc.record(&id, &request.model, "", true, latency, 0.0);
+                            sc.record(&id, &request.model, request.domain(), true, latency, 0.0);
                         }
                         record.attempts.push(Attempt::Answered {
                             provider: id.clone(),
@@ -336,7 +337,7 @@ impl Router {
                             b.failure(Instant::now());
                         }
                         if let Some(sc) = &self.scorecard {
-                            sc.record(&id, &request.model, "", false, latency, 0.0);
+                            sc.record(&id, &request.model, request.domain(), false, latency, 0.0);
                         }
                         tracing::debug!(provider = %id, error = %e, attempt, "provider call failed");
                         record.attempts.push(Attempt::Failed { error: e.clone() });

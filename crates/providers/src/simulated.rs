@@ -13,6 +13,18 @@ use crate::types::{
     Capabilities, FinishReason, GenerationRequest, GenerationResponse, Tier, Usage,
 };
 
+/// Where a task type's quality peaks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityProfile {
+    /// Temperature at which quality peaks.
+    pub best_temperature: f64,
+    /// max_tokens at which quality peaks.
+    pub best_max_tokens: f64,
+    /// Quality at the peak.
+    pub peak_quality: f64,
+}
+
 /// How a [`SimulatedProvider`] behaves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,6 +59,9 @@ pub struct SimulatedConfig {
     pub best_max_tokens: f64,
     /// Quality at the peak.
     pub peak_quality: f64,
+    /// Per task type (the request's `task_type`): where quality peaks;
+    /// task types not listed use the three fields above.
+    pub profiles: std::collections::BTreeMap<String, QualityProfile>,
     /// Seed of every random draw.
     pub seed: u64,
 }
@@ -69,13 +84,15 @@ impl Default for SimulatedConfig {
             best_temperature: 0.3,
             best_max_tokens: 1024.0,
             peak_quality: 0.9,
+            profiles: std::collections::BTreeMap::new(),
             seed: 0,
         }
     }
 }
 
 /// A provider that answers after a simulated latency (it really waits, on
-/// tokio's clock), with a quality that depends on the parameters, and with
+/// tokio's clock), with a quality that depends on the task type and the
+/// parameters (reported in the answer's text as `quality=0.xyz`), and with
 /// injectable failures, rate limits, slowdowns and hangs. Draws are a
 /// function of the seed, the request id and the call count, so a sequence
 /// of calls replays exactly.
@@ -108,9 +125,19 @@ impl SimulatedProvider {
     /// The expected quality of an answer to `request` (before noise).
     pub fn expected_quality(&self, request: &GenerationRequest) -> f64 {
         let c = &self.config;
-        let dt = request.temperature - c.best_temperature;
-        let dk = (f64::from(request.max_tokens) / c.best_max_tokens.max(1.0)).log2();
-        (c.peak_quality - 0.6 * dt * dt - 0.04 * dk * dk).clamp(0.0, 1.0)
+        let p = request
+            .task_type
+            .as_ref()
+            .and_then(|t| c.profiles.get(t))
+            .copied()
+            .unwrap_or(QualityProfile {
+                best_temperature: c.best_temperature,
+                best_max_tokens: c.best_max_tokens,
+                peak_quality: c.peak_quality,
+            });
+        let dt = request.temperature - p.best_temperature;
+        let dk = (f64::from(request.max_tokens) / p.best_max_tokens.max(1.0)).log2();
+        (p.peak_quality - 0.6 * dt * dt - 0.04 * dk * dk).clamp(0.0, 1.0)
     }
 }
 

@@ -72,6 +72,10 @@ pub struct GenerationRequest {
     pub seed: Option<u64>,
     /// Stable hash of the messages (16 hex digits), for caches and logs.
     pub prompt_hash: String,
+    /// The task type, if known: the scorecard's domain, and what a
+    /// simulated provider's quality depends on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_type: Option<String>,
     /// Version of this format.
     pub schema_version: u32,
 }
@@ -106,8 +110,21 @@ impl GenerationRequest {
             presence_penalty: params.presence_penalty(),
             stop: params.stop().to_vec(),
             seed: params.seed(),
+            task_type: None,
             schema_version: REQUEST_SCHEMA_VERSION,
         }
+    }
+
+    /// Sets the task type.
+    #[must_use]
+    pub fn with_task_type(mut self, task_type: impl Into<String>) -> Self {
+        self.task_type = Some(task_type.into());
+        self
+    }
+
+    /// The scorecard domain: the task type, or "".
+    pub fn domain(&self) -> &str {
+        self.task_type.as_deref().unwrap_or("")
     }
 
     /// A rough prompt size in tokens (4 characters a token).

@@ -263,3 +263,43 @@ async fn the_scorecard_orders_and_drops_and_persists() -> TestResult {
     assert!(Scorecard::open(Some(&path), ScorecardConfig::default()).is_err());
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn simulated_quality_depends_on_task_type_and_parameters() -> TestResult {
+    use tuneloop_providers::QualityProfile;
+    let mut profiles = std::collections::BTreeMap::new();
+    profiles.insert(
+        "code".to_owned(),
+        QualityProfile {
+            best_temperature: 0.0,
+            best_max_tokens: 2048.0,
+            peak_quality: 0.95,
+        },
+    );
+    let p = SimulatedProvider::new(SimulatedConfig {
+        profiles,
+        ..SimulatedConfig::default()
+    });
+    let at = |t: f64, k: u32, task: Option<&str>| -> Result<f64, tuneloop_core::Error> {
+        let params = ParameterSet::builder("m")
+            .temperature(t)
+            .max_tokens(k)
+            .build()?;
+        let mut r = GenerationRequest::new("q", vec![Message::user("x")], &params);
+        r.task_type = task.map(str::to_owned);
+        Ok(p.expected_quality(&r))
+    };
+    // Closed form: peak − 0.6·dt² − 0.04·log2(k/k*)².
+    assert!((at(0.0, 2048, Some("code"))? - 0.95).abs() < 1e-12);
+    assert!((at(0.5, 1024, Some("code"))? - (0.95 - 0.15 - 0.04)).abs() < 1e-12);
+    assert!(
+        (at(0.3, 1024, None)? - 0.9).abs() < 1e-12,
+        "default profile"
+    );
+    // The same request replays the same answer.
+    let a = SimulatedProvider::new(SimulatedConfig::default());
+    let b = SimulatedProvider::new(SimulatedConfig::default());
+    let r = request("same")?;
+    assert_eq!(a.generate(&r).await?, b.generate(&r).await?);
+    Ok(())
+}
