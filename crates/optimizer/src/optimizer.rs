@@ -544,6 +544,7 @@ impl Optimizer {
         prompt_tokens: u64,
         request: &Request<'_>,
     ) -> Result<Recommendation> {
+        let _span = tracing::debug_span!("recommend_parameters", task_type).entered();
         let inner = &*self.inner;
         let (name, task) = self.task(task_type)?;
         x.expect_dim(inner.featurizer.dim())?;
@@ -665,6 +666,7 @@ impl Optimizer {
         decision_id: DecisionId,
         outcome: &TaskOutcome,
     ) -> Result<Recorded> {
+        let _span = tracing::debug_span!("record_outcome", %decision_id).entered();
         let inner = &*self.inner;
         let now = inner.clock.now();
         let reward = inner.reward.reward(outcome)?;
