@@ -127,6 +127,16 @@ pub struct BudgetSnapshot {
     pub events: Vec<(DateTime<Utc>, u64, f64)>,
 }
 
+impl State {
+    /// Removes a reservation and what it held; `None` if there is none.
+    fn take_reservation(&mut self, id: DecisionId) -> Option<Reservation> {
+        let r = self.reservations.remove(&id)?;
+        self.reserved_tokens = self.reserved_tokens.saturating_sub(r.tokens);
+        self.reserved_cost = (self.reserved_cost - r.cost).max(0.0);
+        Some(r)
+    }
+}
+
 /// A thread-safe token and cost budget.
 ///
 /// The hard limits bound what can be *reserved*: a reservation that would
@@ -285,10 +295,7 @@ impl Budget {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(r) = st.reservations.remove(&id) {
-                st.reserved_tokens = st.reserved_tokens.saturating_sub(r.tokens);
-                st.reserved_cost = (st.reserved_cost - r.cost).max(0.0);
-            }
+            st.take_reservation(id);
         }
     }
 
@@ -429,12 +436,8 @@ impl Budget {
         check("cost", cost, cost >= 0.0, "a finite cost >= 0")?;
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.roll(&mut st, now);
-        let r = st
-            .reservations
-            .remove(&id)
+        st.take_reservation(id)
             .ok_or(Error::UnknownReservation(id))?;
-        st.reserved_tokens = st.reserved_tokens.saturating_sub(r.tokens);
-        st.reserved_cost = (st.reserved_cost - r.cost).max(0.0);
         st.spent_tokens = st.spent_tokens.saturating_add(tokens);
         st.spent_cost += cost;
         if matches!(self.config.window, Window::Rolling { .. }) {
@@ -450,12 +453,8 @@ impl Budget {
     pub fn release(&self, id: DecisionId, now: DateTime<Utc>) -> Result<Usage> {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.roll(&mut st, now);
-        let r = st
-            .reservations
-            .remove(&id)
+        st.take_reservation(id)
             .ok_or(Error::UnknownReservation(id))?;
-        st.reserved_tokens = st.reserved_tokens.saturating_sub(r.tokens);
-        st.reserved_cost = (st.reserved_cost - r.cost).max(0.0);
         Ok(self.usage_of(&st))
     }
 }
