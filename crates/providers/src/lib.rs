@@ -5,7 +5,7 @@
 //! [`Scorecard`] for adaptive selection, and a seeded
 //! [`SimulatedProvider`].
 //!
-//! With the `http` feature, [`OpenAiCompatible`] speaks the chat-completions
+//! With the `http` feature, `OpenAiCompatible` speaks the chat-completions
 //! API of OpenAI, vLLM, Ollama and the llama.cpp server (reqwest with
 //! rustls), with API keys that never reach logs, errors or `Debug` output.
 //!
