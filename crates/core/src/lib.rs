@@ -38,6 +38,7 @@ pub mod arms;
 pub mod clock;
 pub mod error;
 pub mod features;
+pub mod fs;
 pub mod hash;
 pub mod id;
 pub mod outcome;

@@ -27,7 +27,6 @@
 //! The crates underneath are re-exported: [`core`], [`bandit`],
 //! [`counterfactual`], [`gates`], [`rollout`], [`providers`].
 
-mod atomic;
 mod error;
 mod optimizer;
 mod runtime;

@@ -983,7 +983,7 @@ impl Optimizer {
             reason,
         };
         let json = serde_json::to_vec(&snap).map_err(|e| bad(e.to_string()))?;
-        crate::atomic::write_atomic(path, &json).map_err(|e| bad(e.to_string()))?;
+        tuneloop_core::fs::write_atomic(path, &json).map_err(|e| bad(e.to_string()))?;
         Ok(())
     }
 }

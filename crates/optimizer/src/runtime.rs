@@ -193,7 +193,7 @@ impl Shared {
         let Some(path) = &self.path else { return };
         let result = serde_json::to_vec_pretty(config)
             .map_err(std::io::Error::other)
-            .and_then(|json| crate::atomic::write_atomic(path, &json));
+            .and_then(|json| tuneloop_core::fs::write_atomic(path, &json));
         match result {
             Ok(()) => {
                 self.writes.fetch_add(1, Ordering::Relaxed);

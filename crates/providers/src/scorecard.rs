@@ -4,7 +4,6 @@
 //! selection.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -254,12 +253,6 @@ impl Scorecard {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             serde_json::to_vec_pretty(&*entries).map_err(std::io::Error::other)?
         };
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+        tuneloop_core::fs::write_atomic(path, &json)
     }
 }
