@@ -7,6 +7,7 @@ use tuneloop_core::{
 
 use crate::error::{Error, Result, check_param};
 use crate::linucb::check_shape;
+use crate::ridge::check_update;
 use crate::snapshot::{from_snapshot, to_snapshot};
 
 /// Chooses uniformly among the eligible arms. Updates are checked and
@@ -65,23 +66,6 @@ impl Policy for Uniform {
     fn snapshot(&self) -> CoreResult<PolicySnapshot> {
         to_snapshot(self, Self::KIND, 0)
     }
-}
-
-fn check_update(
-    x: &Features,
-    arm: usize,
-    reward: f64,
-    dim: usize,
-    num_arms: usize,
-) -> CoreResult<()> {
-    x.expect_dim(dim)?;
-    if arm >= num_arms {
-        return Err(tuneloop_core::Error::UnknownArm { arm, num_arms });
-    }
-    if !reward.is_finite() {
-        return Err(tuneloop_core::Error::InvalidReward { value: reward });
-    }
-    Ok(())
 }
 
 /// The incumbent: always the same arm, mixed with an exploration floor so

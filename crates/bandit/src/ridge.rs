@@ -15,6 +15,25 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 use tuneloop_core::{Error, Features, Result};
 
+/// Checks an update's inputs for a policy of `num_arms` arms and contexts
+/// of dimension `dim`: every policy's `update` starts here.
+pub(crate) fn check_update(
+    x: &Features,
+    arm: usize,
+    reward: f64,
+    dim: usize,
+    num_arms: usize,
+) -> Result<()> {
+    x.expect_dim(dim)?;
+    if arm >= num_arms {
+        return Err(Error::UnknownArm { arm, num_arms });
+    }
+    if !reward.is_finite() {
+        return Err(Error::InvalidReward { value: reward });
+    }
+    Ok(())
+}
+
 /// Smallest reward noise standard deviation the policies assume (for
 /// rewards on the `[0, 1]` scale). With noise-free rewards the residuals
 /// vanish as soon as the model fits the few arms it has tried, and a bonus
@@ -131,17 +150,7 @@ impl RidgeArms {
 
     /// Checks the inputs of an update without changing anything.
     pub(crate) fn check_update(&self, x: &Features, arm: usize, reward: f64) -> Result<()> {
-        x.expect_dim(self.d)?;
-        if arm >= self.k {
-            return Err(Error::UnknownArm {
-                arm,
-                num_arms: self.k,
-            });
-        }
-        if !reward.is_finite() {
-            return Err(Error::InvalidReward { value: reward });
-        }
-        Ok(())
+        check_update(x, arm, reward, self.d, self.k)
     }
 
     /// Adds the observation `(x, r)` to `arm`. Inputs must be checked.

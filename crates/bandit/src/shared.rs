@@ -507,16 +507,7 @@ impl Policy for SharedLinear {
     }
 
     fn update(&mut self, x: &Features, arm: usize, reward: f64) -> CoreResult<()> {
-        x.expect_dim(self.context_dim)?;
-        if arm >= self.num_arms {
-            return Err(tuneloop_core::Error::UnknownArm {
-                arm,
-                num_arms: self.num_arms,
-            });
-        }
-        if !reward.is_finite() {
-            return Err(tuneloop_core::Error::InvalidReward { value: reward });
-        }
+        crate::ridge::check_update(x, arm, reward, self.context_dim, self.num_arms)?;
         let phi = self.joint(x.as_slice(), arm);
         self.ridge.update(0, &phi, reward);
         self.version += 1;
