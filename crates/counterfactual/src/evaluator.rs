@@ -9,7 +9,7 @@ use crate::data::{OpeData, OpeRound};
 use crate::error::{Error, Result, check_setting};
 use crate::estimators::{
     Estimate, EstimatorKind, EstimatorSettings, Paired, bootstrap_mean, dr_rounds, estimate,
-    paired_difference, percentile_sorted,
+    paired_difference, percentile_sorted, unsupported_rounds,
 };
 use crate::log::LoggedDecision;
 use crate::reward_model::cross_fit_ridge;
@@ -96,7 +96,8 @@ impl OfflineEvaluator {
         candidate: &dyn Policy,
     ) -> Result<Evaluation> {
         self.settings.check()?;
-        let (data, skipped, unsupported) = self.data(records, candidate)?;
+        let (data, skipped) = self.data(records, candidate)?;
+        let unsupported = unsupported_rounds(&data);
         let candidate_estimates = estimate(&data, &EstimatorKind::ALL, &self.settings)?;
         let (baseline, difference) =
             paired_difference(&data, self.decision_estimator, &self.settings)?;
@@ -156,13 +157,8 @@ impl OfflineEvaluator {
 
     /// The estimator-level data of `records` for `policy`: its distribution
     /// on every logged context, cross-fitted reward predictions. Returns the
-    /// data, the rounds skipped for lack of a reward, and the unsupported
-    /// rounds.
-    fn data(
-        &self,
-        records: &[LoggedDecision],
-        policy: &dyn Policy,
-    ) -> Result<(OpeData, usize, usize)> {
+    /// data and the rounds skipped for lack of a reward.
+    fn data(&self, records: &[LoggedDecision], policy: &dyn Policy) -> Result<(OpeData, usize)> {
         check_setting(
             "folds",
             self.folds as f64,
@@ -176,7 +172,6 @@ impl OfflineEvaluator {
         }
         let mut contexts = Vec::with_capacity(used.len());
         let mut targets = Vec::with_capacity(used.len());
-        let mut unsupported = 0;
         for (i, r) in used.iter().enumerate() {
             r.validate().map_err(|e| match e {
                 Error::InvalidRound { field, reason, .. } => Error::InvalidRound {
@@ -205,9 +200,6 @@ impl OfflineEvaluator {
             for (a, p) in dist.iter() {
                 t[a] = p;
             }
-            if r.propensity >= 1.0 - 1e-12 && t[r.arm] < 1.0 - 1e-12 {
-                unsupported += 1;
-            }
             contexts.push(r.context.clone());
             targets.push(t);
         }
@@ -228,7 +220,7 @@ impl OfflineEvaluator {
             target: std::mem::take(&mut targets[i]),
             reward_hat: Some(q[i * k..(i + 1) * k].to_vec()),
         }))?;
-        Ok((data, records.len() - used.len(), unsupported))
+        Ok((data, records.len() - used.len()))
     }
 }
 
