@@ -557,8 +557,10 @@ impl Optimizer {
         let (phase, cohort, shadow) = match &task.rollout {
             Some(r) => {
                 let r = lock(r);
-                let id_key = decision_id.to_string();
-                let a = r.assign(request.key.unwrap_or(&id_key));
+                let a = match request.key {
+                    Some(key) => r.assign(key),
+                    None => r.assign(&decision_id.to_string()),
+                };
                 (Some(a.phase), a.cohort, a.shadow)
             }
             None => (None, Cohort::Candidate, false),

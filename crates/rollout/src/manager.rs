@@ -457,13 +457,7 @@ impl RolloutManager {
     /// cleared: resuming means a new (fixed) candidate is being rolled out.
     pub fn resume(&mut self, now: DateTime<Utc>) -> RolloutEvent {
         let now = self.clock(now);
-        if self
-            .history
-            .iter()
-            .rev()
-            .find(|e| !matches!(e, RolloutEvent::Held { .. }))
-            .is_some_and(|e| matches!(e, RolloutEvent::RolledBack { .. }))
-        {
+        if self.rolled_back {
             self.monitor.reset_candidate();
             self.enter(self.phase, now);
         }
