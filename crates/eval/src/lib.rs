@@ -1,8 +1,56 @@
-//! Evaluation for tuneloop: benchmark suites with scorers, variance and
-//! regression detection, prompt refinement with an interviewer model, and
-//! session records.
+//! Evaluation for tuneloop: benchmark suites with scorers, a supervisor
+//! that aggregates several runs, detects unstable configurations and
+//! regressions, applies policy gates and writes a routing plan, and prompt
+//! refinement with an interviewer model, recorded session by session.
 //!
-//! **Status:** not implemented yet (issue "eval: benchmark suites ...").
-//! Nothing here pretends to work.
+//! Everything talks to models through [`tuneloop_providers::Provider`], so
+//! the same code runs on the simulated provider (tests, demos: run it on a
+//! tokio runtime whose clock is paused and simulated latencies cost no
+//! time) and on real backends.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tuneloop_core::ParameterSet;
+//! use tuneloop_eval::{BenchmarkConfig, Suite, Supervisor, SupervisorConfig};
+//! use tuneloop_providers::{Provider, SimulatedConfig, SimulatedProvider};
+//!
+//! let suite = Suite::standard();
+//! let provider: Arc<dyn Provider> = Arc::new(SimulatedProvider::new(SimulatedConfig {
+//!     answers: suite.simulated_answers(|_| Vec::new()),
+//!     ..SimulatedConfig::default()
+//! }));
+//! let params = ParameterSet::builder("m").temperature(0.3).max_tokens(1024).build().unwrap();
+//! let bench = BenchmarkConfig::new(vec![provider], vec![params]);
+//! let supervisor = Supervisor::new(SupervisorConfig::default()).unwrap();
+//! let rt = tokio::runtime::Builder::new_current_thread()
+//!     .enable_time()
+//!     .start_paused(true)
+//!     .build()
+//!     .unwrap();
+//! let (_runs, report) = rt
+//!     .block_on(supervisor.run(&suite, &bench, 0, None, None))
+//!     .unwrap();
+//! assert_eq!(report.plan.recommendations.len(), 10);
+//! ```
 
-pub use tuneloop_core::TaskOutcome;
+mod error;
+pub mod refine;
+pub mod runner;
+pub mod scorer;
+pub mod stats;
+pub mod suite;
+pub mod supervisor;
+
+pub use error::{Error, Result};
+pub use refine::{
+    Candidate, Comparison, Interview, PromptVariant, RefineConfig, RefineSession, Refiner,
+    SessionRecorder, StopReason, TestIteration, parse_interview,
+};
+pub use runner::{BenchmarkConfig, BenchmarkRun, CallRecord, run_benchmark};
+pub use scorer::{Judge, ScoreError, Scorer};
+pub use suite::{Case, Suite};
+pub use supervisor::{
+    AaReport, Baseline, ConfigKey, ConfigReport, ConfigSummary, Gates, History, Recommendation,
+    RoutingPlan, Supervisor, SupervisorConfig, aa_false_positive_rate, detect_regressions,
+    summarize,
+};

@@ -45,7 +45,10 @@ pub use router::{Attempt, Routed, Router, RouterConfig, RoutingRecord};
 pub use scorecard::{
     Entry, LATENCY_WINDOW, SCORECARD_ENV, ScoreWeights, Scorecard, ScorecardConfig, Standing,
 };
-pub use simulated::{QualityProfile, SimulatedConfig, SimulatedProvider};
+pub use simulated::{
+    MISSING_PHRASE_PENALTY, PROMPT_CLOSE, PROMPT_OPEN, QualityProfile, SimulatedAnswer,
+    SimulatedConfig, SimulatedProvider, SimulatedRole,
+};
 pub use types::{
     Capabilities, FinishReason, GenerationRequest, GenerationResponse, Message,
     REQUEST_SCHEMA_VERSION, Role, Tier, Usage,

@@ -25,6 +25,61 @@ pub struct QualityProfile {
     pub peak_quality: f64,
 }
 
+/// A known answer: when a request's text contains `key`, the provider
+/// answers `correct` with probability equal to the request's quality and
+/// `wrong` otherwise, so a scorer's mean over many calls estimates that
+/// quality. Each phrase of `requires` missing from the request's text costs
+/// [`MISSING_PHRASE_PENALTY`] of quality: a prompt that says what the model
+/// needs to hear scores better, which is what prompt refinement can find.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedAnswer {
+    /// A substring of the request's text that selects this answer.
+    pub key: String,
+    /// The answer given when the draw succeeds.
+    pub correct: String,
+    /// The answer given otherwise (default "I am not sure.").
+    #[serde(default = "default_wrong")]
+    pub wrong: String,
+    /// Phrases the prompt must contain for full quality.
+    #[serde(default)]
+    pub requires: Vec<String>,
+}
+
+fn default_wrong() -> String {
+    "I am not sure.".into()
+}
+
+/// Quality lost for each phrase of [`SimulatedAnswer::requires`] that the
+/// request's text lacks.
+pub const MISSING_PHRASE_PENALTY: f64 = 0.25;
+
+/// What a [`SimulatedProvider`] does with a request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SimulatedRole {
+    /// Answers the request (the default): a known answer from
+    /// [`SimulatedConfig::answers`], or a text that reports its quality.
+    #[default]
+    Answer,
+    /// Acts as a prompt interviewer: reads the prompt between
+    /// [`PROMPT_OPEN`] and [`PROMPT_CLOSE`] in the request and replies with
+    /// an analysis and that prompt plus the first of `hints` it lacks (no
+    /// prompt at all when it has every hint).
+    Interviewer {
+        /// Instructions to suggest, in order.
+        hints: Vec<String>,
+    },
+    /// Acts as a grader: replies `SCORE: s` where `s` is the word overlap
+    /// (Jaccard) of the texts between `<reference>` and `<answer>` tags.
+    Judge,
+}
+
+/// Opening tag around a prompt in interview requests and replies.
+pub const PROMPT_OPEN: &str = "<prompt>";
+/// Closing tag around a prompt in interview requests and replies.
+pub const PROMPT_CLOSE: &str = "</prompt>";
+
 /// How a [`SimulatedProvider`] behaves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -62,6 +117,10 @@ pub struct SimulatedConfig {
     /// Per task type (the request's `task_type`): where quality peaks;
     /// task types not listed use the three fields above.
     pub profiles: std::collections::BTreeMap<String, QualityProfile>,
+    /// Known answers (first matching key wins).
+    pub answers: Vec<SimulatedAnswer>,
+    /// What the provider does with a request.
+    pub role: SimulatedRole,
     /// Seed of every random draw.
     pub seed: u64,
 }
@@ -85,6 +144,8 @@ impl Default for SimulatedConfig {
             best_max_tokens: 1024.0,
             peak_quality: 0.9,
             profiles: std::collections::BTreeMap::new(),
+            answers: Vec::new(),
+            role: SimulatedRole::Answer,
             seed: 0,
         }
     }
@@ -137,8 +198,86 @@ impl SimulatedProvider {
             });
         let dt = request.temperature - p.best_temperature;
         let dk = (f64::from(request.max_tokens) / p.best_max_tokens.max(1.0)).log2();
-        (p.peak_quality - 0.6 * dt * dt - 0.04 * dk * dk).clamp(0.0, 1.0)
+        let missing = self.answer_for(request).map_or(0, |(a, text)| {
+            a.requires
+                .iter()
+                .filter(|phrase| !text.contains(phrase.as_str()))
+                .count()
+        });
+        (p.peak_quality - 0.6 * dt * dt - 0.04 * dk * dk - MISSING_PHRASE_PENALTY * missing as f64)
+            .clamp(0.0, 1.0)
     }
+
+    /// The known answer the request selects, with the request's text.
+    fn answer_for(&self, request: &GenerationRequest) -> Option<(&SimulatedAnswer, String)> {
+        if self.config.answers.is_empty() {
+            return None;
+        }
+        let text = request_text(request);
+        self.config
+            .answers
+            .iter()
+            .find(|a| text.contains(a.key.as_str()))
+            .map(|a| (a, text))
+    }
+
+    /// The reply of a provider in [`SimulatedRole::Interviewer`] or
+    /// [`SimulatedRole::Judge`]; `None` in [`SimulatedRole::Answer`].
+    fn role_reply(&self, request: &GenerationRequest) -> Option<String> {
+        let text = request_text(request);
+        match &self.config.role {
+            SimulatedRole::Answer => None,
+            SimulatedRole::Interviewer { hints } => {
+                let Some(prompt) = between(&text, PROMPT_OPEN, PROMPT_CLOSE) else {
+                    return Some("ANALYSIS: I cannot find the prompt to improve.".into());
+                };
+                let prompt = prompt.trim();
+                Some(match hints.iter().find(|h| !prompt.contains(h.as_str())) {
+                    Some(hint) => format!(
+                        "ANALYSIS: the prompt does not say \"{hint}\"; the model needs it.\n\
+                         {PROMPT_OPEN}\n{prompt}\n{hint}\n{PROMPT_CLOSE}\n\
+                         REASONING: explicit instructions remove ambiguity."
+                    ),
+                    None => "ANALYSIS: the prompt already says all I would add. No change.".into(),
+                })
+            }
+            SimulatedRole::Judge => {
+                let words = |s: Option<&str>| -> std::collections::BTreeSet<String> {
+                    s.unwrap_or("")
+                        .split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_lowercase)
+                        .collect()
+                };
+                let r = words(between(&text, "<reference>", "</reference>"));
+                let a = words(between(&text, "<answer>", "</answer>"));
+                let union = r.union(&a).count();
+                let score = if union == 0 {
+                    0.0
+                } else {
+                    r.intersection(&a).count() as f64 / union as f64
+                };
+                Some(format!("SCORE: {score:.3}"))
+            }
+        }
+    }
+}
+
+/// Every message's content, joined by newlines.
+fn request_text(request: &GenerationRequest) -> String {
+    let mut text = String::new();
+    for m in &request.messages {
+        text.push_str(&m.content);
+        text.push('\n');
+    }
+    text
+}
+
+/// The text between the first `open` and the next `close` after it.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
 }
 
 #[async_trait]
@@ -211,8 +350,20 @@ impl Provider for SimulatedProvider {
             });
         }
         let quality = (self.expected_quality(request) + 0.1 * (uniform() - 0.5)).clamp(0.0, 1.0);
+        let text = if let Some(reply) = self.role_reply(request) {
+            reply
+        } else if let Some((answer, _)) = self.answer_for(request) {
+            // Correct with probability equal to the expected quality.
+            if uniform() < self.expected_quality(request) {
+                answer.correct.clone()
+            } else {
+                answer.wrong.clone()
+            }
+        } else {
+            format!("[simulated {} quality={quality:.3}]", request.model)
+        };
         Ok(GenerationResponse {
-            text: format!("[simulated {} quality={quality:.3}]", request.model),
+            text,
             usage: Usage {
                 prompt_tokens: prompt,
                 completion_tokens: used as u64,
