@@ -46,6 +46,9 @@ pub struct RefineConfig {
     /// Stop after this many proposed prompts in a row that did not beat
     /// the best score (default 2).
     pub patience: u32,
+    /// A proposal counts as an improvement only if it beats the best score
+    /// by more than this (default 0.02), so noise is not chased.
+    pub min_improvement: f64,
     /// Time allowed for one call, in milliseconds (default 60 000).
     pub timeout_ms: u64,
 }
@@ -57,6 +60,7 @@ impl Default for RefineConfig {
             max_iterations: 5,
             repetitions: 3,
             patience: 2,
+            min_improvement: 0.02,
             timeout_ms: 60_000,
         }
     }
@@ -78,6 +82,12 @@ impl RefineConfig {
             if v == 0 {
                 return Err(Error::setting(name, "must be at least 1"));
             }
+        }
+        if !(self.min_improvement.is_finite() && (0.0..=1.0).contains(&self.min_improvement)) {
+            return Err(Error::setting(
+                "min_improvement",
+                format!("{} is not in [0, 1]", self.min_improvement),
+            ));
         }
         if self.timeout_ms == 0 {
             return Err(Error::setting("timeout_ms", "must be positive"));
@@ -648,12 +658,14 @@ impl Refiner {
             if iteration == 1 {
                 session.initial_score = it.score;
             }
+            if iteration > 1 && it.score <= session.best_score + self.config.min_improvement {
+                misses += 1;
+            } else {
+                misses = 0;
+            }
             if it.score > session.best_score {
                 session.best_score = it.score;
                 session.best_prompt = it.prompt.clone();
-                misses = 0;
-            } else {
-                misses += 1;
             }
             let score = it.score;
             session.iterations.push(it);

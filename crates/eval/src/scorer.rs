@@ -11,7 +11,8 @@
 //! assert_eq!(s.score_text("About 19.").unwrap(), 0.0);
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -229,7 +230,7 @@ impl Scorer {
                 Ok(found as f64 / all.len() as f64)
             }
             Scorer::Regex { pattern } => {
-                let re = Regex::new(pattern).map_err(|e| ScoreError::Invalid(e.to_string()))?;
+                let re = compiled(pattern)?;
                 Ok(f64::from(u8::from(re.is_match(answer))))
             }
             Scorer::Json { required_keys } => Ok(match extract_json(answer) {
@@ -322,6 +323,21 @@ impl Scorer {
     }
 }
 
+/// Compiled patterns, shared: a suite's few patterns are compiled once
+/// however many answers they score.
+fn compiled(pattern: &str) -> Result<Regex, ScoreError> {
+    static CACHE: LazyLock<Mutex<HashMap<String, Regex>>> = LazyLock::new(Mutex::default);
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(re) = cache.get(pattern) {
+        return Ok(re.clone());
+    }
+    let re = Regex::new(pattern).map_err(|e| ScoreError::Invalid(format!("pattern: {e}")))?;
+    if cache.len() < 1024 {
+        cache.insert(pattern.to_owned(), re.clone());
+    }
+    Ok(re)
+}
+
 fn fnv(s: &str) -> u64 {
     let mut h = tuneloop_core::hash::StableHasher::new();
     h.write_str(s);
@@ -331,8 +347,10 @@ fn fnv(s: &str) -> u64 {
 /// Reads a grade from a judge's reply: `SCORE: 0.8`, `score = 8/10`,
 /// `Score: 80%`; the value must land in `[0, 1]` after scaling.
 pub fn parse_grade(reply: &str) -> Option<f64> {
-    let re = Regex::new(r"(?i)score\s*[:=]?\s*(-?[0-9]+(?:\.[0-9]+)?)\s*(/\s*(10|100|5|1)\b|%)?")
-        .ok()?;
+    static RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+        Regex::new(r"(?i)score\s*[:=]?\s*(-?[0-9]+(?:\.[0-9]+)?)\s*(/\s*(10|100|5|1)\b|%)?").ok()
+    });
+    let re = RE.as_ref()?;
     let c = re.captures_iter(reply).last()?;
     let v: f64 = c.get(1)?.as_str().parse().ok()?;
     let scaled = match c.get(2).map(|m| m.as_str().trim()) {
@@ -404,7 +422,9 @@ fn has_key(v: &serde_json::Value, dotted: &str) -> bool {
 
 /// The last number in a text (`-3.5`, `1,234`, `$18.00`, `42.`).
 pub fn last_number(text: &str) -> Option<f64> {
-    let re = Regex::new(r"-?[0-9][0-9,]*(?:\.[0-9]+)?").ok()?;
+    static RE: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"-?[0-9][0-9,]*(?:\.[0-9]+)?").ok());
+    let re = RE.as_ref()?;
     re.find_iter(text)
         .filter_map(|m| {
             let s = m.as_str().trim_end_matches(',').replace(',', "");
