@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod csv;
 mod error;
+mod eval;
 mod evaluate;
 mod ope;
 mod simulate;
@@ -119,6 +120,109 @@ enum Command {
     },
     /// A self-contained HTML report of a decision log (not implemented yet).
     Report,
+    /// Benchmark suites, prompt refinement, the regression test's A/A rate.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Runs a suite several times on providers × parameter sets and prints
+    /// aggregates, regressions, gates and a recommendation per task type.
+    Run {
+        /// `standard` (built in) or a suite JSON file.
+        suite: String,
+        /// A JSON array of providers: `{"simulated": {...}}` (and, built
+        /// with `--features http`, `{"openai": {...}}`). Default: two
+        /// simulated providers on a virtual clock.
+        #[arg(long)]
+        providers: Option<PathBuf>,
+        /// A JSON array of parameter sets (default: models large and small
+        /// at temperatures 0.2 and 0.7).
+        #[arg(long)]
+        parameters: Option<PathBuf>,
+        /// Benchmark runs.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Calls per case, provider and parameter set in each run.
+        #[arg(long, default_value_t = 10)]
+        repetitions: u32,
+        /// Calls in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// A baseline to check for regressions.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Writes this run's baseline here.
+        #[arg(long)]
+        save_baseline: Option<PathBuf>,
+        /// Writes routing.json, scorecard.json and runtime-config.json here.
+        #[arg(long)]
+        routing_out: Option<PathBuf>,
+        /// Appends each round's summary to this JSON Lines history.
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// The policy gates, as JSON (default: tuneloop_eval::Gates::default()).
+        #[arg(long)]
+        gates: Option<PathBuf>,
+        /// Writes the full supervisor report (JSON) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Seed of the simulated providers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Refines a case's prompt with an interviewer model, on one or more models.
+    Refine {
+        /// `standard` (built in) or a suite JSON file.
+        suite: String,
+        /// The case to refine.
+        #[arg(long)]
+        case: String,
+        /// Providers, as for `eval run` (default: simulated).
+        #[arg(long)]
+        providers: Option<PathBuf>,
+        /// Models to refine on, PROVIDER/MODEL,... (default: the simulated pair).
+        #[arg(long)]
+        models: Option<String>,
+        /// The interviewer, PROVIDER/MODEL (needed with --providers).
+        #[arg(long)]
+        interviewer: Option<String>,
+        /// Stop when the score reaches this.
+        #[arg(long, default_value_t = 0.95)]
+        threshold: f64,
+        /// Most prompts tested per model.
+        #[arg(long, default_value_t = 5)]
+        max_iterations: u32,
+        /// Calls per tested prompt.
+        #[arg(long, default_value_t = 10)]
+        repetitions: u32,
+        /// Records sessions (and the comparison) under this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed of the simulated providers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Measures how often the regression test flags A/A runs.
+    Aa {
+        /// `standard` (built in) or a suite JSON file.
+        suite: String,
+        /// Providers, as for `eval run` (default: simulated).
+        #[arg(long)]
+        providers: Option<PathBuf>,
+        /// A/A trials.
+        #[arg(long, default_value_t = 200)]
+        trials: u32,
+        /// Calls per case, provider and parameter set in each run.
+        #[arg(long, default_value_t = 5)]
+        repetitions: u32,
+        /// Seed of the simulated providers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn not_yet(name: &str) -> CliResult<serde_json::Value> {
@@ -171,6 +275,71 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             },
         ),
         Command::Report => not_yet("report"),
+        Command::Eval { command } => match command {
+            EvalCommand::Run {
+                suite,
+                providers,
+                parameters,
+                runs,
+                repetitions,
+                concurrency,
+                baseline,
+                save_baseline,
+                routing_out,
+                history,
+                gates,
+                report,
+                seed,
+            } => eval::run(
+                &suite,
+                eval::RunOptions {
+                    providers,
+                    parameters,
+                    runs,
+                    repetitions,
+                    concurrency,
+                    baseline,
+                    save_baseline,
+                    routing_out,
+                    history,
+                    gates,
+                    report,
+                    seed,
+                },
+            ),
+            EvalCommand::Refine {
+                suite,
+                case,
+                providers,
+                models,
+                interviewer,
+                threshold,
+                max_iterations,
+                repetitions,
+                out,
+                seed,
+            } => eval::refine(
+                &suite,
+                eval::RefineOptions {
+                    case,
+                    providers,
+                    models,
+                    interviewer,
+                    threshold,
+                    max_iterations,
+                    repetitions,
+                    out,
+                    seed,
+                },
+            ),
+            EvalCommand::Aa {
+                suite,
+                providers,
+                trials,
+                repetitions,
+                seed,
+            } => eval::aa(&suite, providers.as_deref(), trials, repetitions, seed),
+        },
         Command::Simulate {
             supervised,
             scenario,

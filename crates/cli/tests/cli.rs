@@ -327,3 +327,141 @@ fn evaluate_gives_a_verdict_and_names_bad_input() -> TestResult {
     assert!(String::from_utf8_lossy(&out.stderr).contains("torn"));
     Ok(())
 }
+
+fn stdout_json(out: &Output) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[test]
+fn eval_run_recommends_per_task_type_and_writes_a_plan_the_router_and_optimizer_load() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let plan = dir.path().join("plan");
+    let history = dir.path().join("history.jsonl");
+    let out = tuneloop(&[
+        "eval",
+        "run",
+        "standard",
+        "--runs",
+        "2",
+        "--repetitions",
+        "4",
+        "--routing-out",
+        &plan.display().to_string(),
+        "--history",
+        &history.display().to_string(),
+    ])?;
+    let v = stdout_json(&out)?;
+    // 11 cases × (2 providers × 2 parameter sets each) × 4 × 2 runs.
+    assert_eq!(v["calls"], 11 * 4 * 4 * 2);
+    assert_eq!(v["rounds"], serde_json::json!([0, 1]));
+    assert_eq!(v["recommendations"].as_object().map(|m| m.len()), Some(10));
+    // Progress went to stderr, JSON alone to stdout.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("eval run ["));
+
+    let store = tuneloop::RuntimeConfigStore::open(plan.join("runtime-config.json"))?;
+    let rc = store.get();
+    assert_eq!(
+        rc.metadata.optimized_by.as_deref(),
+        Some("tuneloop eval run")
+    );
+    assert!(rc.default_parameters.is_some());
+    let card = tuneloop::providers::Scorecard::open(
+        Some(&plan.join("scorecard.json")),
+        tuneloop::providers::ScorecardConfig::default(),
+    )?;
+    let e = card
+        .entry("sim-cloud", "large", "factual_qa")
+        .ok_or("no scorecard entry")?;
+    // 2 factual cases × 2 parameter sets × 4 repetitions × 2 runs.
+    assert_eq!(e.calls, 2 * 2 * 4 * 2);
+
+    // The next run continues the history's round numbers.
+    let again = tuneloop(&[
+        "eval",
+        "run",
+        "standard",
+        "--runs",
+        "1",
+        "--repetitions",
+        "2",
+        "--history",
+        &history.display().to_string(),
+    ])?;
+    assert_eq!(stdout_json(&again)?["rounds"], serde_json::json!([2]));
+    Ok(())
+}
+
+#[test]
+fn eval_bad_suites_and_provider_files_exit_2_naming_the_entry() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let suite = write(
+        dir.path(),
+        "suite.json",
+        r#"{"name": "s", "cases": [
+            {"id": "a", "task_type": "t", "prompt": "p", "scorer": {"kind": "exact", "expected": "x"}},
+            {"id": "b", "task_type": "t", "prompt": "p", "scorer": {"kind": "numeric", "expected": 1, "tolerance": -2}}]}"#,
+    )?;
+    let out = tuneloop(&["eval", "run", &suite])?;
+    assert_bad_input(&out, &["suite.json", r#"cases[1] (id "b")"#, "tolerance"]);
+    let out = tuneloop(&["eval", "run", "missing-suite.json"])?;
+    assert_bad_input(&out, &["missing-suite.json"]);
+    let providers = write(
+        dir.path(),
+        "providers.json",
+        r#"[{"simulated": {"id": "a"}}, {"telepathic": {}}]"#,
+    )?;
+    let out = tuneloop(&["eval", "run", "standard", "--providers", &providers])?;
+    assert_bad_input(&out, &["providers.json", "entry 1", "telepathic"]);
+    let out = tuneloop(&["eval", "refine", "standard", "--case", "nope"])?;
+    assert_bad_input(&out, &["--case", "nope", "capital"]);
+    let out = tuneloop(&["eval", "run", "standard", "--runs", "0"])?;
+    assert_bad_input(&out, &["runs"]);
+    Ok(())
+}
+
+#[test]
+fn eval_refine_and_aa_run_end_to_end_on_the_simulator() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let out_dir = dir.path().join("sessions");
+    let out = tuneloop(&[
+        "eval",
+        "refine",
+        "standard",
+        "--case",
+        "capital",
+        "--out",
+        &out_dir.display().to_string(),
+    ])?;
+    let v = stdout_json(&out)?;
+    let sessions = v["sessions"].as_array().ok_or("no sessions")?;
+    assert_eq!(sessions.len(), 2);
+    for s in sessions {
+        let folder = s["folder"].as_str().ok_or("no folder")?;
+        assert!(Path::new(folder).join("session.json").is_file());
+        assert!(Path::new(folder).join("report.md").is_file());
+        assert!(s["best_score"].as_f64() >= s["initial_score"].as_f64());
+    }
+    let cmp = v["comparison_file"].as_str().ok_or("no comparison file")?;
+    assert!(Path::new(cmp).is_file());
+
+    let out = tuneloop(&[
+        "eval",
+        "aa",
+        "standard",
+        "--trials",
+        "5",
+        "--repetitions",
+        "2",
+    ])?;
+    let v = stdout_json(&out)?;
+    assert_eq!(v["trials"], 5);
+    assert!(
+        v["false_positive_rate"]
+            .as_f64()
+            .is_some_and(|r| (0.0..=1.0).contains(&r))
+    );
+    Ok(())
+}

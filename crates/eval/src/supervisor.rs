@@ -158,7 +158,7 @@ pub struct ConfigSummary {
     pub successes: u64,
     /// Moments of the per-call quality (failures count 0).
     pub quality: Moments,
-    /// The `1 - alpha` t-interval of the mean quality.
+    /// The `1 - alpha` t-interval of the mean quality, clipped to `[0, 1]`.
     pub ci: (f64, f64),
     /// Pooled standard deviation of quality around each case's mean: how
     /// much answers to the same prompt differ.
@@ -217,7 +217,11 @@ pub fn summarize(runs: &[BenchmarkRun], alpha: f64) -> Vec<ConfigSummary> {
                 tier: calls[0].tier,
                 calls: calls.len() as u64,
                 successes: calls.iter().filter(|c| c.success).count() as u64,
-                ci: quality.t_interval(alpha),
+                ci: {
+                    // Quality lives in [0, 1]; so does its interval.
+                    let (lo, hi) = quality.t_interval(alpha);
+                    (lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0))
+                },
                 quality,
                 within_case_sd,
                 run_means,
@@ -560,7 +564,18 @@ impl Supervisor {
         progress: Option<Progress<'_>>,
     ) -> Result<(Vec<BenchmarkRun>, SupervisorReport)> {
         let mut runs = Vec::with_capacity(self.config.runs as usize);
-        let per_run = suite.cases.len() * bench.providers.len() * bench.parameter_sets.len();
+        let pairs = bench
+            .providers
+            .iter()
+            .map(|p| {
+                bench
+                    .parameter_sets
+                    .iter()
+                    .filter(|ps| p.capabilities().serves(ps.model()))
+                    .count()
+            })
+            .sum::<usize>();
+        let per_run = suite.cases.len() * pairs;
         for i in 0..self.config.runs {
             let offset = i as usize * per_run * bench.repetitions as usize;
             let total_all = self.config.runs as usize * per_run * bench.repetitions as usize;

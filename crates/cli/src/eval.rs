@@ -1,0 +1,581 @@
+//! `tuneloop eval run | refine | aa`: benchmark suites, prompt refinement
+//! and the regression test's A/A false-positive rate.
+//!
+//! Without `--providers`, two simulated providers stand in for real ones
+//! (a cloud model and a local one that know the suite's reference
+//! answers), on a paused clock: simulated latencies are recorded, not
+//! waited for, and nothing touches the network.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Deserialize;
+use serde_json::json;
+use tuneloop::providers::{Provider, SimulatedConfig, SimulatedProvider, SimulatedRole, Tier};
+use tuneloop_core::ParameterSet;
+use tuneloop_eval::{
+    Baseline, BenchmarkConfig, Candidate, History, RefineConfig, Refiner, SessionRecorder, Suite,
+    Supervisor, SupervisorConfig,
+};
+
+use crate::error::{CliError, CliResult};
+
+/// The instruction the default simulated models need for full quality in
+/// `eval refine`, and the interviewer's hints (the second is the one).
+const SIM_INSTRUCTION: &str = "Answer with only the final answer, nothing else.";
+const SIM_HINTS: [&str; 2] = ["Think step by step before answering.", SIM_INSTRUCTION];
+
+impl From<tuneloop_eval::Error> for CliError {
+    fn from(e: tuneloop_eval::Error) -> Self {
+        use tuneloop_eval::Error as E;
+        match e {
+            E::Suite { .. } | E::Setting { .. } | E::File { .. } => CliError::bad(e.to_string()),
+            E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                CliError::bad(e.to_string())
+            }
+            other => CliError::Other(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// A progress bar on stderr: redrawn in place on a terminal, a line every
+/// quarter otherwise (logs).
+pub(crate) struct Bar {
+    label: &'static str,
+    tty: bool,
+    last: AtomicUsize,
+}
+
+impl Bar {
+    pub(crate) fn new(label: &'static str) -> Self {
+        Bar {
+            label,
+            tty: std::io::stderr().is_terminal(),
+            last: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    pub(crate) fn update(&self, done: usize, total: usize) {
+        let total = total.max(1);
+        let pct = done * 100 / total;
+        let step = if self.tty { pct } else { pct / 25 * 25 };
+        if self.last.swap(step, Ordering::Relaxed) == step {
+            return;
+        }
+        let width = 30;
+        let filled = done * width / total;
+        let bar = format!(
+            "{} [{}{}] {pct:3}% ({done}/{total})",
+            self.label,
+            "#".repeat(filled),
+            ".".repeat(width - filled)
+        );
+        if self.tty {
+            eprint!("\r{bar}");
+            if done >= total {
+                eprintln!();
+            }
+        } else {
+            eprintln!("{bar}");
+        }
+    }
+}
+
+/// A provider in a `--providers` file.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum ProviderSpec {
+    Simulated(SimulatedConfig),
+    #[cfg(feature = "http")]
+    Openai(tuneloop::providers::OpenAiConfig),
+}
+
+/// Providers and whether all of them are simulated.
+struct Providers {
+    list: Vec<Arc<dyn Provider>>,
+    simulated: bool,
+}
+
+fn load_suite(spec: &str) -> CliResult<Suite> {
+    if spec == "standard" {
+        return Ok(Suite::standard());
+    }
+    Ok(Suite::load(Path::new(spec))?)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> CliResult<T> {
+    let text = std::fs::read(path)
+        .map_err(|e| CliError::bad(format!("{what} {}: {e}", path.display())))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        CliError::bad(format!(
+            "{what} {}: line {}, column {}: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+fn load_providers(path: &Path) -> CliResult<Providers> {
+    let specs: Vec<serde_json::Value> = read_json(path, "providers")?;
+    if specs.is_empty() {
+        return Err(CliError::bad(format!(
+            "providers {}: no provider",
+            path.display()
+        )));
+    }
+    let mut list: Vec<Arc<dyn Provider>> = Vec::new();
+    #[cfg_attr(not(feature = "http"), allow(unused_mut))]
+    let mut simulated = true;
+    for (i, v) in specs.into_iter().enumerate() {
+        let spec: ProviderSpec = serde_json::from_value(v).map_err(|e| {
+            CliError::bad(format!(
+                "providers {}: entry {i}: {e} (expected {{\"simulated\": {{...}}}}{})",
+                path.display(),
+                if cfg!(feature = "http") {
+                    " or {\"openai\": {...}}"
+                } else {
+                    "; this build has no HTTP providers: build with --features http"
+                }
+            ))
+        })?;
+        match spec {
+            ProviderSpec::Simulated(c) => list.push(Arc::new(SimulatedProvider::new(c))),
+            #[cfg(feature = "http")]
+            ProviderSpec::Openai(c) => {
+                simulated = false;
+                let p = tuneloop::providers::OpenAiCompatible::new(c).map_err(|e| {
+                    CliError::bad(format!("providers {}: entry {i}: {e}", path.display()))
+                })?;
+                list.push(Arc::new(p));
+            }
+        }
+    }
+    let mut ids: Vec<&str> = list.iter().map(|p| p.id()).collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(CliError::bad(format!(
+            "providers {}: id `{}` appears twice",
+            path.display(),
+            w[0]
+        )));
+    }
+    Ok(Providers { list, simulated })
+}
+
+/// The default simulated pair: a cloud model and a faster, weaker local one.
+fn default_providers(suite: &Suite, requires: &[String], seed: u64) -> Providers {
+    let answers = suite.simulated_answers(|_| requires.to_vec());
+    let cloud = SimulatedConfig {
+        id: "sim-cloud".into(),
+        tier: Tier::Online,
+        models: vec!["large".into()],
+        base_latency_ms: 600.0,
+        ms_per_token: 0.5,
+        peak_quality: 0.97,
+        best_temperature: 0.2,
+        answers: answers.clone(),
+        seed,
+        ..SimulatedConfig::default()
+    };
+    let local = SimulatedConfig {
+        id: "sim-local".into(),
+        tier: Tier::Local,
+        models: vec!["small".into()],
+        base_latency_ms: 150.0,
+        ms_per_token: 0.2,
+        peak_quality: 0.88,
+        best_temperature: 0.4,
+        answers,
+        seed: seed.wrapping_add(1),
+        ..SimulatedConfig::default()
+    };
+    Providers {
+        list: vec![
+            Arc::new(SimulatedProvider::new(cloud)),
+            Arc::new(SimulatedProvider::new(local)),
+        ],
+        simulated: true,
+    }
+}
+
+fn default_parameters() -> CliResult<Vec<ParameterSet>> {
+    let mut out = Vec::new();
+    for model in ["large", "small"] {
+        for t in [0.2, 0.7] {
+            out.push(
+                ParameterSet::builder(model)
+                    .temperature(t)
+                    .max_tokens(1024)
+                    .build()?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// A runtime: paused clock (virtual time) when every provider is simulated.
+fn runtime(simulated: bool) -> CliResult<tokio::runtime::Runtime> {
+    let rt = if simulated {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    rt.map_err(|e| CliError::Other(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}
+
+/// Options of `eval run`.
+#[derive(Debug)]
+pub(crate) struct RunOptions {
+    pub(crate) providers: Option<PathBuf>,
+    pub(crate) parameters: Option<PathBuf>,
+    pub(crate) runs: u32,
+    pub(crate) repetitions: u32,
+    pub(crate) concurrency: usize,
+    pub(crate) baseline: Option<PathBuf>,
+    pub(crate) save_baseline: Option<PathBuf>,
+    pub(crate) routing_out: Option<PathBuf>,
+    pub(crate) history: Option<PathBuf>,
+    pub(crate) gates: Option<PathBuf>,
+    pub(crate) report: Option<PathBuf>,
+    pub(crate) seed: u64,
+}
+
+pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
+    let suite = load_suite(suite)?;
+    let providers = match &o.providers {
+        Some(p) => load_providers(p)?,
+        None => default_providers(&suite, &[], o.seed),
+    };
+    let parameter_sets: Vec<ParameterSet> = match &o.parameters {
+        Some(p) => read_json(p, "parameters")?,
+        None => default_parameters()?,
+    };
+    let gates = match &o.gates {
+        Some(p) => read_json(p, "gates")?,
+        None => tuneloop_eval::Gates::default(),
+    };
+    let baseline = o.baseline.as_deref().map(Baseline::load).transpose()?;
+    let first_round = match &o.history {
+        Some(h) => History::next_round(h)?,
+        None => 0,
+    };
+    let mut bench = BenchmarkConfig::new(providers.list, parameter_sets);
+    bench.repetitions = o.repetitions;
+    bench.concurrency = o.concurrency;
+    let supervisor = Supervisor::new(SupervisorConfig {
+        runs: o.runs,
+        gates,
+        ..SupervisorConfig::default()
+    })?;
+    let bar = Bar::new("eval run");
+    let update = |d: usize, t: usize| bar.update(d, t);
+    let rt = runtime(providers.simulated)?;
+    let (runs, report) = rt.block_on(supervisor.run(
+        &suite,
+        &bench,
+        first_round,
+        baseline.as_ref(),
+        Some(&update),
+    ))?;
+    if let Some(h) = &o.history {
+        History::append(h, &runs)?;
+    }
+    if let Some(p) = &o.save_baseline {
+        let summaries = tuneloop_eval::summarize(&runs, supervisor.config().alpha);
+        Baseline::from_summaries(&suite.name, &summaries).save(p)?;
+    }
+    if let Some(dir) = &o.routing_out {
+        report.plan.write(dir)?;
+        write_runtime_config(&report.plan, o.runs, &dir.join("runtime-config.json"))?;
+    }
+    if let Some(p) = &o.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        tuneloop_core::fs::write_atomic(p, &json)
+            .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", p.display())))?;
+    }
+    let configs: Vec<serde_json::Value> = report
+        .configs
+        .iter()
+        .map(|c| {
+            let s = &c.summary;
+            json!({
+                "config": s.key.to_string(),
+                "calls": s.calls,
+                "success_rate": s.successes as f64 / s.calls.max(1) as f64,
+                "quality": s.quality.mean,
+                "ci": [s.ci.0, s.ci.1],
+                "within_case_sd": s.within_case_sd,
+                "between_run_sd": s.between_run_sd,
+                "latency_p50_ms": s.latency_p50_ms,
+                "latency_p95_ms": s.latency_p95_ms,
+                "regression": c.regression.as_ref().map(|r| json!({"drop": r.drop, "p_value": r.p_value, "regressed": r.regressed})),
+                "gates_passed": c.gates.passed,
+                "max_phase": c.gates.max_phase,
+            })
+        })
+        .collect();
+    let recommendations: BTreeMap<&String, serde_json::Value> = report
+        .plan
+        .recommendations
+        .iter()
+        .map(|(t, r)| {
+            let pick = |c: &Option<tuneloop_eval::supervisor::Choice>| {
+                c.as_ref().map(|c| {
+                    json!({
+                        "provider": c.provider,
+                        "model": c.parameters.model(),
+                        "parameters": c.parameters,
+                        "quality": c.quality,
+                        "ci": [c.ci.0, c.ci.1],
+                        "max_phase": c.max_phase,
+                    })
+                })
+            };
+            (
+                t,
+                json!({
+                    "choice": pick(&r.choice),
+                    "fallback": pick(&r.fallback),
+                    "warm_up": r.warm_up,
+                    "reasons": r.reasons,
+                }),
+            )
+        })
+        .collect();
+    Ok(json!({
+        "suite": report.suite,
+        "runs": report.runs,
+        "rounds": runs.iter().map(|r| r.round).collect::<Vec<_>>(),
+        "calls": report.calls,
+        "regressions": report.regressions,
+        "unstable": report.unstable,
+        "restraint": report.restraint,
+        "recommendations": recommendations,
+        "provider_order": report.plan.provider_order,
+        "disabled_providers": report.plan.disabled_providers,
+        "configs": configs,
+    }))
+}
+
+/// The optimizer's runtime configuration from a routing plan: the default
+/// parameters, each provider's model, disabled providers, provenance.
+fn write_runtime_config(
+    plan: &tuneloop_eval::RoutingPlan,
+    runs: u32,
+    path: &Path,
+) -> CliResult<()> {
+    use tuneloop::{Metadata, ProviderOverride, RuntimeConfig};
+    let mut rc = RuntimeConfig {
+        default_parameters: plan.default_parameters.clone(),
+        metadata: Metadata {
+            optimized_by: Some("tuneloop eval run".into()),
+            optimized_at: Some(plan.created_at),
+            score: plan.score,
+            iterations: u64::from(runs),
+        },
+        ..RuntimeConfig::default()
+    };
+    for p in &plan.disabled_providers {
+        rc.provider_overrides.insert(
+            p.clone(),
+            ProviderOverride {
+                enabled: Some(false),
+                ..ProviderOverride::default()
+            },
+        );
+    }
+    for (p, m) in &plan.provider_models {
+        rc.provider_overrides.insert(
+            p.clone(),
+            ProviderOverride {
+                enabled: Some(true),
+                model: Some(m.clone()),
+                ..ProviderOverride::default()
+            },
+        );
+    }
+    rc.validate()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("runtime config: {e}")))?;
+    let json = serde_json::to_vec_pretty(&rc)?;
+    tuneloop_core::fs::write_atomic(path, &json)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", path.display())))
+}
+
+/// Options of `eval refine`.
+#[derive(Debug)]
+pub(crate) struct RefineOptions {
+    pub(crate) case: String,
+    pub(crate) providers: Option<PathBuf>,
+    pub(crate) models: Option<String>,
+    pub(crate) interviewer: Option<String>,
+    pub(crate) threshold: f64,
+    pub(crate) max_iterations: u32,
+    pub(crate) repetitions: u32,
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) seed: u64,
+}
+
+fn parameters_for(model: &str) -> CliResult<ParameterSet> {
+    Ok(ParameterSet::builder(model)
+        .temperature(0.2)
+        .max_tokens(1024)
+        .build()?)
+}
+
+pub(crate) fn refine(suite: &str, o: RefineOptions) -> CliResult<serde_json::Value> {
+    let suite = load_suite(suite)?;
+    let case = suite.case(&o.case).cloned().ok_or_else(|| {
+        CliError::bad(format!(
+            "--case: no case `{}` in suite {}; cases: {}",
+            o.case,
+            suite.name,
+            suite
+                .cases
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let (providers, interviewer) = match &o.providers {
+        Some(p) => {
+            let providers = load_providers(p)?;
+            let spec = o.interviewer.as_deref().ok_or_else(|| {
+                CliError::bad("--interviewer PROVIDER/MODEL is needed with --providers")
+            })?;
+            let interviewer = candidate(&providers.list, spec, "--interviewer")?;
+            (providers, interviewer)
+        }
+        None => {
+            let providers = default_providers(&suite, &[SIM_INSTRUCTION.to_owned()], o.seed);
+            let interviewer = Candidate {
+                provider: Arc::new(SimulatedProvider::new(SimulatedConfig {
+                    id: "sim-interviewer".into(),
+                    role: SimulatedRole::Interviewer {
+                        hints: SIM_HINTS.iter().map(|s| (*s).to_owned()).collect(),
+                    },
+                    seed: o.seed,
+                    ..SimulatedConfig::default()
+                })),
+                parameters: parameters_for("interviewer")?,
+            };
+            (providers, interviewer)
+        }
+    };
+    let models = match (&o.models, &o.providers) {
+        (Some(m), _) => m.clone(),
+        (None, None) => "sim-cloud/large,sim-local/small".into(),
+        (None, Some(_)) => {
+            return Err(CliError::bad(
+                "--models PROVIDER/MODEL,... is needed with --providers",
+            ));
+        }
+    };
+    let candidates = models
+        .split(',')
+        .map(|spec| candidate(&providers.list, spec.trim(), "--models"))
+        .collect::<CliResult<Vec<_>>>()?;
+    let mut refiner = Refiner::new(
+        interviewer,
+        RefineConfig {
+            success_threshold: o.threshold,
+            max_iterations: o.max_iterations,
+            repetitions: o.repetitions,
+            ..RefineConfig::default()
+        },
+    )?;
+    if let Some(out) = &o.out {
+        refiner = refiner.record(SessionRecorder::new(out));
+    }
+    let bar = Bar::new("eval refine");
+    bar.update(0, candidates.len());
+    let rt = runtime(providers.simulated)?;
+    let (sessions, comparison) = rt.block_on(refiner.compare(&case, &candidates))?;
+    bar.update(candidates.len(), candidates.len());
+    let comparison_file = o
+        .out
+        .as_ref()
+        .map(|out| out.join(format!("comparison_{}.json", comparison.id)));
+    Ok(json!({
+        "case": case.id,
+        "sessions": sessions.iter().map(|s| json!({
+            "id": s.id,
+            "model": s.model,
+            "stop_reason": s.stop_reason,
+            "iterations": s.iterations.len(),
+            "initial_score": s.initial_score,
+            "best_score": s.best_score,
+            "best_prompt": s.best_prompt,
+            "folder": o.out.as_ref().map(|out| SessionRecorder::new(out).session_dir(&s.id, &s.model)),
+        })).collect::<Vec<_>>(),
+        "comparison": comparison,
+        "comparison_file": comparison_file,
+    }))
+}
+
+fn candidate(providers: &[Arc<dyn Provider>], spec: &str, flag: &str) -> CliResult<Candidate> {
+    let (id, model) = spec
+        .split_once('/')
+        .ok_or_else(|| CliError::bad(format!("{flag}: `{spec}` is not PROVIDER/MODEL")))?;
+    let provider = providers
+        .iter()
+        .find(|p| p.id() == id)
+        .ok_or_else(|| {
+            CliError::bad(format!(
+                "{flag}: no provider `{id}`; providers: {}",
+                providers
+                    .iter()
+                    .map(|p| p.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?
+        .clone();
+    if !provider.capabilities().serves(model) {
+        return Err(CliError::bad(format!(
+            "{flag}: provider `{id}` does not serve model `{model}`"
+        )));
+    }
+    Ok(Candidate {
+        provider,
+        parameters: parameters_for(model)?,
+    })
+}
+
+/// `eval aa`: the regression test's false-positive rate on A/A runs.
+pub(crate) fn aa(
+    suite: &str,
+    providers: Option<&Path>,
+    trials: u32,
+    repetitions: u32,
+    seed: u64,
+) -> CliResult<serde_json::Value> {
+    let suite = load_suite(suite)?;
+    let providers = match providers {
+        Some(p) => load_providers(p)?,
+        None => default_providers(&suite, &[], seed),
+    };
+    let mut bench = BenchmarkConfig::new(providers.list, default_parameters()?);
+    bench.repetitions = repetitions;
+    let gates = tuneloop_eval::Gates::default();
+    let bar = Bar::new("eval aa");
+    let update = |d: usize, t: usize| bar.update(d, t);
+    let rt = runtime(providers.simulated)?;
+    let r = rt.block_on(tuneloop_eval::aa_false_positive_rate(
+        &suite,
+        &bench,
+        &gates,
+        trials,
+        Some(&update),
+    ))?;
+    Ok(serde_json::to_value(r)?)
+}
