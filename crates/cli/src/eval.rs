@@ -551,31 +551,93 @@ fn candidate(providers: &[Arc<dyn Provider>], spec: &str, flag: &str) -> CliResu
     })
 }
 
-/// `eval aa`: the regression test's false-positive rate on A/A runs.
+/// `eval aa`: the regression test's false-positive rate on A/A runs or,
+/// with `shift > 0` (default simulated providers only), its power against
+/// a drop of `shift` in every configuration's peak quality.
 pub(crate) fn aa(
     suite: &str,
     providers: Option<&Path>,
     trials: u32,
     repetitions: u32,
+    shift: f64,
     seed: u64,
 ) -> CliResult<serde_json::Value> {
     let suite = load_suite(suite)?;
-    let providers = match providers {
+    if !(shift.is_finite() && (0.0..=1.0).contains(&shift)) {
+        return Err(CliError::bad(format!("--shift: {shift} is not in [0, 1]")));
+    }
+    if shift > 0.0 && providers.is_some() {
+        return Err(CliError::bad(
+            "--shift applies to the default simulated providers only",
+        ));
+    }
+    let before = match providers {
         Some(p) => load_providers(p)?,
         None => default_providers(&suite, &[], seed),
     };
-    let mut bench = BenchmarkConfig::new(providers.list, default_parameters()?);
+    let simulated = before.simulated;
+    let mut bench = BenchmarkConfig::new(before.list, default_parameters()?);
     bench.repetitions = repetitions;
+    let mut after = bench.clone();
+    if shift > 0.0 {
+        after.providers = default_providers_shifted(&suite, seed, shift).list;
+    }
     let gates = tuneloop_eval::Gates::default();
     let bar = Bar::new("eval aa");
     let update = |d: usize, t: usize| bar.update(d, t);
-    let rt = runtime(providers.simulated)?;
-    let r = rt.block_on(tuneloop_eval::aa_false_positive_rate(
+    let rt = runtime(simulated)?;
+    let r = rt.block_on(tuneloop_eval::regression_trials(
         &suite,
         &bench,
+        &after,
         &gates,
         trials,
         Some(&update),
     ))?;
-    Ok(serde_json::to_value(r)?)
+    let mut v = serde_json::to_value(r)?;
+    v["shift"] = json!(shift);
+    Ok(v)
+}
+
+fn default_providers_shifted(suite: &Suite, seed: u64, shift: f64) -> Providers {
+    let answers = suite.simulated_answers(|_| Vec::new());
+    let worse = |id: &str, tier, model: &str, peak: f64, best_t: f64, base: f64, per: f64, seed| {
+        Arc::new(SimulatedProvider::new(SimulatedConfig {
+            id: id.into(),
+            tier,
+            models: vec![model.into()],
+            base_latency_ms: base,
+            ms_per_token: per,
+            peak_quality: (peak - shift).max(0.0),
+            best_temperature: best_t,
+            answers: answers.clone(),
+            seed,
+            ..SimulatedConfig::default()
+        })) as Arc<dyn Provider>
+    };
+    Providers {
+        list: vec![
+            worse(
+                "sim-cloud",
+                Tier::Online,
+                "large",
+                0.97,
+                0.2,
+                600.0,
+                0.5,
+                seed,
+            ),
+            worse(
+                "sim-local",
+                Tier::Local,
+                "small",
+                0.88,
+                0.4,
+                150.0,
+                0.2,
+                seed.wrapping_add(1),
+            ),
+        ],
+        simulated: true,
+    }
 }

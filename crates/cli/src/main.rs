@@ -206,16 +206,21 @@ enum EvalCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Measures how often the regression test flags A/A runs.
+    /// Measures how often the regression test flags A/A runs (or, with
+    /// --shift, detects a real drop).
     Aa {
         /// `standard` (built in) or a suite JSON file.
         suite: String,
         /// Providers, as for `eval run` (default: simulated).
         #[arg(long)]
         providers: Option<PathBuf>,
-        /// A/A trials.
+        /// Trials (a baseline run, then a second run).
         #[arg(long, default_value_t = 200)]
         trials: u32,
+        /// Lower the second run's quality by this much (default simulated
+        /// providers): measures power instead of the false-positive rate.
+        #[arg(long, default_value_t = 0.0)]
+        shift: f64,
         /// Calls per case, provider and parameter set in each run.
         #[arg(long, default_value_t = 5)]
         repetitions: u32,
@@ -336,9 +341,17 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 suite,
                 providers,
                 trials,
+                shift,
                 repetitions,
                 seed,
-            } => eval::aa(&suite, providers.as_deref(), trials, repetitions, seed),
+            } => eval::aa(
+                &suite,
+                providers.as_deref(),
+                trials,
+                repetitions,
+                shift,
+                seed,
+            ),
         },
         Command::Simulate {
             supervised,

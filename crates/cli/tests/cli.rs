@@ -459,7 +459,7 @@ fn eval_refine_and_aa_run_end_to_end_on_the_simulator() -> TestResult {
     let v = stdout_json(&out)?;
     assert_eq!(v["trials"], 5);
     assert!(
-        v["false_positive_rate"]
+        v["any_flag_rate"]
             .as_f64()
             .is_some_and(|r| (0.0..=1.0).contains(&r))
     );

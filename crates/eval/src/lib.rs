@@ -50,7 +50,7 @@ pub use runner::{BenchmarkConfig, BenchmarkRun, CallRecord, run_benchmark};
 pub use scorer::{Judge, ScoreError, Scorer};
 pub use suite::{Case, Suite};
 pub use supervisor::{
-    AaReport, Baseline, ConfigKey, ConfigReport, ConfigSummary, Gates, History, Recommendation,
-    RoutingPlan, Supervisor, SupervisorConfig, aa_false_positive_rate, detect_regressions,
-    summarize,
+    Baseline, ConfigKey, ConfigReport, ConfigSummary, Gates, History, Recommendation, Regressions,
+    RoutingPlan, Supervisor, SupervisorConfig, TrialReport, aa_false_positive_rate,
+    detect_regressions, regression_trials, summarize,
 };

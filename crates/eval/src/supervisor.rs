@@ -17,7 +17,7 @@ use tuneloop_rollout::Phase;
 
 use crate::error::{Error, Result};
 use crate::runner::{BenchmarkConfig, BenchmarkRun, CallRecord, Progress, run_benchmark};
-use crate::stats::{Moments, anova_p, holm, quantile, welch_drop_p};
+use crate::stats::{Moments, anova_p, holm, quantile, stratified_drop_p, welch_drop_p};
 use crate::suite::Suite;
 
 /// Version of the baseline and routing-plan formats.
@@ -321,51 +321,116 @@ pub struct Regression {
     pub current: Moments,
     /// Baseline mean minus current mean.
     pub drop: f64,
-    /// One-sided Welch p-value of "the drop exceeds the margin".
+    /// One-sided (stratified) Welch p-value of "the drop exceeds the margin".
     pub p_value: f64,
-    /// Rejected by Holm's procedure over every compared configuration.
+    /// Rejected by Holm's procedure within its family.
     pub regressed: bool,
 }
 
-/// Compares every configuration present in both: a one-sided Welch test
-/// of a drop larger than `margin`, Holm-corrected over the comparisons so
-/// that the chance of flagging any configuration when nothing changed is
-/// at most `alpha`.
+/// What [`detect_regressions`] found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Regressions {
+    /// Per configuration (`task_type/provider/model/arm`).
+    pub configs: BTreeMap<String, Regression>,
+    /// Per provider, model and parameter set (`provider/model/arm`),
+    /// stratified over task types.
+    pub models: BTreeMap<String, Regression>,
+}
+
+/// Compares the current run with the baseline at two levels:
+///
+/// - each *model* (`provider/model/arm`) over all its task types, with a
+///   stratified one-sided Welch test (strata weighted by the baseline's
+///   calls): this pools every call, so it sees a model-wide drop that no
+///   single task type shows clearly;
+/// - each *configuration* (task type too), with a one-sided Welch test.
+///
+/// A drop counts only beyond `margin`. Each family is Holm-corrected at
+/// `alpha / 2`, so the chance of flagging anything when nothing changed is
+/// at most `alpha` (the measured rate is in `docs/evaluation.md`).
 pub fn detect_regressions(
     baseline: &Baseline,
     current: &[ConfigSummary],
     alpha: f64,
     margin: f64,
-) -> BTreeMap<String, Regression> {
-    let pairs: Vec<(String, Moments, Moments)> = current
+) -> Regressions {
+    let pairs: Vec<(&ConfigKey, Moments, Moments)> = current
         .iter()
         .filter_map(|s| {
-            let k = s.key.to_string();
-            baseline.configs.get(&k).map(|b| (k, *b, s.quality))
+            baseline
+                .configs
+                .get(&s.key.to_string())
+                .map(|b| (&s.key, *b, s.quality))
         })
         .collect();
+    let mut out = Regressions::default();
+    // Configurations.
     let p: Vec<f64> = pairs
         .iter()
         .map(|(_, b, c)| welch_drop_p(c, b, margin))
         .collect();
-    let rejected = holm(&p, alpha);
-    pairs
+    for (((k, b, c), p_value), regressed) in pairs.iter().zip(&p).zip(holm(&p, alpha / 2.0)) {
+        out.configs.insert(
+            k.to_string(),
+            Regression {
+                drop: b.mean - c.mean,
+                baseline: *b,
+                current: *c,
+                p_value: *p_value,
+                regressed,
+            },
+        );
+    }
+    // Models, stratified over task types.
+    let mut by_model: BTreeMap<String, Vec<(Moments, Moments)>> = BTreeMap::new();
+    for (k, b, c) in &pairs {
+        by_model
+            .entry(format!("{}/{}/{}", k.provider, k.model, k.arm))
+            .or_default()
+            .push((*b, *c));
+    }
+    let tests: Vec<(String, Regression)> = by_model
         .into_iter()
-        .zip(p)
-        .zip(rejected)
-        .map(|(((k, b, c), p_value), regressed)| {
+        .map(|(k, strata)| {
+            let total = strata.iter().map(|(b, _)| b.n).sum::<u64>().max(1) as f64;
+            let weighted: Vec<(f64, Moments, Moments)> = strata
+                .iter()
+                .map(|(b, c)| (b.n as f64 / total, *c, *b))
+                .collect();
+            let (drop, p_value) = stratified_drop_p(&weighted, margin);
+            let pooled = |pick: fn(&(Moments, Moments)) -> Moments| {
+                let n = strata.iter().map(|s| pick(s).n).sum::<u64>();
+                Moments {
+                    n,
+                    mean: strata
+                        .iter()
+                        .map(|s| pick(s).mean * pick(s).n as f64)
+                        .sum::<f64>()
+                        / n.max(1) as f64,
+                    // The stratified test's variance is not a pooled one;
+                    // report the mean of the strata's variances.
+                    variance: strata.iter().map(|s| pick(s).variance).sum::<f64>()
+                        / strata.len().max(1) as f64,
+                }
+            };
             (
                 k,
                 Regression {
-                    drop: b.mean - c.mean,
-                    baseline: b,
-                    current: c,
+                    baseline: pooled(|s| s.0),
+                    current: pooled(|s| s.1),
+                    drop,
                     p_value,
-                    regressed,
+                    regressed: false,
                 },
             )
         })
-        .collect()
+        .collect();
+    let p: Vec<f64> = tests.iter().map(|(_, r)| r.p_value).collect();
+    for ((k, mut r), regressed) in tests.into_iter().zip(holm(&p, alpha / 2.0)) {
+        r.regressed = regressed;
+        out.models.insert(k, r);
+    }
+    out
 }
 
 /// One gate's verdict.
@@ -401,6 +466,9 @@ pub struct ConfigReport {
     pub summary: ConfigSummary,
     /// The comparison with the baseline, if there is one.
     pub regression: Option<Regression>,
+    /// The comparison of its provider, model and parameter set over every
+    /// task type, if there is a baseline.
+    pub model_regression: Option<Regression>,
     /// The gates.
     pub gates: GateResults,
 }
@@ -508,7 +576,7 @@ pub struct SupervisorReport {
     pub restraint: BTreeMap<String, f64>,
     /// Providers whose first call was much slower than their median.
     pub warm_up: BTreeMap<String, bool>,
-    /// Configurations flagged as regressed.
+    /// Models (`provider/model/arm`) and configurations flagged as regressed.
     pub regressions: Vec<String>,
     /// Configurations flagged as unstable.
     pub unstable: Vec<String>,
@@ -624,11 +692,22 @@ impl Supervisor {
         let configs: Vec<ConfigReport> = summaries
             .into_iter()
             .map(|s| {
-                let regression = regressions.get(&s.key.to_string()).cloned();
-                let gates = self.gate(&s, regression.as_ref(), &restraint, baseline.is_some());
+                let regression = regressions.configs.get(&s.key.to_string()).cloned();
+                let model_regression = regressions
+                    .models
+                    .get(&format!("{}/{}/{}", s.key.provider, s.key.model, s.key.arm))
+                    .cloned();
+                let gates = self.gate(
+                    &s,
+                    regression.as_ref(),
+                    model_regression.as_ref(),
+                    &restraint,
+                    baseline.is_some(),
+                );
                 ConfigReport {
                     summary: s,
                     regression,
+                    model_regression,
                     gates,
                 }
             })
@@ -644,10 +723,12 @@ impl Supervisor {
             suite: suite.name.clone(),
             runs: runs.len() as u32,
             calls: calls.len() as u64,
-            regressions: configs
+            regressions: regressions
+                .models
                 .iter()
-                .filter(|c| c.regression.as_ref().is_some_and(|r| r.regressed))
-                .map(|c| c.summary.key.to_string())
+                .chain(&regressions.configs)
+                .filter(|(_, r)| r.regressed)
+                .map(|(k, _)| k.clone())
                 .collect(),
             unstable: configs
                 .iter()
@@ -665,6 +746,7 @@ impl Supervisor {
         &self,
         s: &ConfigSummary,
         regression: Option<&Regression>,
+        model_regression: Option<&Regression>,
         restraint: &BTreeMap<String, f64>,
         has_baseline: bool,
     ) -> GateResults {
@@ -687,19 +769,26 @@ impl Supervisor {
                 s.within_case_sd, g.variance_threshold
             ),
         };
-        let regression = match regression {
-            Some(r) => GateCheck {
+        let regression = match (regression, model_regression) {
+            (_, Some(m)) if m.regressed => GateCheck {
+                passed: false,
+                detail: format!(
+                    "the model regressed across task types: drop {:+.3} (p = {:.2e})",
+                    m.drop, m.p_value
+                ),
+            },
+            (Some(r), _) => GateCheck {
                 passed: !r.regressed,
                 detail: format!(
-                    "drop {:+.3} from baseline {:.3} (p = {:.4})",
+                    "drop {:+.3} from baseline {:.3} (p = {:.2e})",
                     r.drop, r.baseline.mean, r.p_value
                 ),
             },
-            None if has_baseline => GateCheck {
+            (None, _) if has_baseline => GateCheck {
                 passed: true,
                 detail: "not in the baseline".into(),
             },
-            None => GateCheck {
+            (None, _) => GateCheck {
                 passed: true,
                 detail: "no baseline".into(),
             },
@@ -1090,26 +1179,89 @@ impl History {
     }
 }
 
-/// The false-positive rate of regression detection, measured on A/A runs.
+/// How often regression detection flags something over repeated
+/// baseline-then-current trials: on A/A trials (nothing changed) the
+/// false-positive rate, on A/B trials (the current setup is worse) the
+/// detection rate, or power.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AaReport {
-    /// A/A trials (a baseline run and a second run of the same setup).
+pub struct TrialReport {
+    /// Trials (a baseline run, then a current run).
     pub trials: u32,
-    /// Configurations compared per trial.
-    pub tests_per_trial: usize,
-    /// Trials in which any configuration was flagged.
-    pub false_alarms: u32,
-    /// `false_alarms / trials`: the family-wise false-positive rate.
-    pub false_positive_rate: f64,
-    /// Flagged configurations over all comparisons.
-    pub per_test_rate: f64,
+    /// Configuration-level tests per trial.
+    pub config_tests: usize,
+    /// Model-level tests per trial.
+    pub model_tests: usize,
+    /// Trials in which anything was flagged.
+    pub trials_flagged: u32,
+    /// `trials_flagged / trials`: on A/A trials, the family-wise
+    /// false-positive rate (at most `alpha` by construction).
+    pub any_flag_rate: f64,
+    /// Share of configuration-level tests flagged.
+    pub config_flag_rate: f64,
+    /// Share of model-level tests flagged: on A/B trials where every
+    /// model got worse, the power of the model-level test.
+    pub model_flag_rate: f64,
     /// The nominal family-wise rate.
     pub alpha: f64,
 }
 
+/// Runs `trials` times a baseline run of `before` and a current run of
+/// `after`, and counts how often [`detect_regressions`] flags something.
+/// With `before` and `after` the same setup this measures the false-positive
+/// rate (see [`aa_false_positive_rate`]).
+///
+/// # Errors
+/// As [`run_benchmark`].
+pub async fn regression_trials(
+    suite: &Suite,
+    before: &BenchmarkConfig,
+    after: &BenchmarkConfig,
+    gates: &Gates,
+    trials: u32,
+    progress: Option<Progress<'_>>,
+) -> Result<TrialReport> {
+    gates.validate()?;
+    let (mut trials_flagged, mut configs_flagged, mut models_flagged) = (0u32, 0usize, 0usize);
+    let (mut config_tests, mut model_tests) = (0usize, 0usize);
+    for t in 0..trials {
+        let a = run_benchmark(suite, before, 2 * t, None).await?;
+        let b = run_benchmark(suite, after, 2 * t + 1, None).await?;
+        let baseline = Baseline::from_summaries(&suite.name, &summarize(&[a], 0.05));
+        let current = summarize(&[b], 0.05);
+        let r = detect_regressions(
+            &baseline,
+            &current,
+            gates.regression_alpha,
+            gates.regression_margin,
+        );
+        config_tests = r.configs.len();
+        model_tests = r.models.len();
+        let c = r.configs.values().filter(|x| x.regressed).count();
+        let m = r.models.values().filter(|x| x.regressed).count();
+        configs_flagged += c;
+        models_flagged += m;
+        trials_flagged += u32::from(c + m > 0);
+        if let Some(p) = progress {
+            p(t as usize + 1, trials as usize);
+        }
+    }
+    let rate = |k: usize, per: usize| k as f64 / (per * trials as usize).max(1) as f64;
+    Ok(TrialReport {
+        trials,
+        config_tests,
+        model_tests,
+        trials_flagged,
+        any_flag_rate: f64::from(trials_flagged) / f64::from(trials.max(1)),
+        config_flag_rate: rate(configs_flagged, config_tests),
+        model_flag_rate: rate(models_flagged, model_tests),
+        alpha: gates.regression_alpha,
+    })
+}
+
 /// Measures how often regression detection flags a configuration when
 /// nothing changed: `trials` times, one run becomes the baseline and an
-/// independent run of the same setup is compared with it.
+/// independent run of the same setup is compared with it. The returned
+/// `any_flag_rate` is the family-wise false-positive rate.
 ///
 /// # Errors
 /// As [`run_benchmark`].
@@ -1119,34 +1271,6 @@ pub async fn aa_false_positive_rate(
     gates: &Gates,
     trials: u32,
     progress: Option<Progress<'_>>,
-) -> Result<AaReport> {
-    gates.validate()?;
-    let (mut false_alarms, mut flagged, mut tests) = (0u32, 0usize, 0usize);
-    for t in 0..trials {
-        let a = run_benchmark(suite, bench, 2 * t, None).await?;
-        let b = run_benchmark(suite, bench, 2 * t + 1, None).await?;
-        let baseline = Baseline::from_summaries(&suite.name, &summarize(&[a], 0.05));
-        let current = summarize(&[b], 0.05);
-        let r = detect_regressions(
-            &baseline,
-            &current,
-            gates.regression_alpha,
-            gates.regression_margin,
-        );
-        tests = r.len();
-        let n = r.values().filter(|x| x.regressed).count();
-        flagged += n;
-        false_alarms += u32::from(n > 0);
-        if let Some(p) = progress {
-            p(t as usize + 1, trials as usize);
-        }
-    }
-    Ok(AaReport {
-        trials,
-        tests_per_trial: tests,
-        false_alarms,
-        false_positive_rate: f64::from(false_alarms) / f64::from(trials.max(1)),
-        per_test_rate: flagged as f64 / (tests * trials as usize).max(1) as f64,
-        alpha: gates.regression_alpha,
-    })
+) -> Result<TrialReport> {
+    regression_trials(suite, bench, bench, gates, trials, progress).await
 }
