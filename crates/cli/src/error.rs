@@ -68,6 +68,12 @@ impl From<tuneloop_counterfactual::Error> for CliError {
     }
 }
 
+impl From<tuneloop::Error> for CliError {
+    fn from(e: tuneloop::Error) -> Self {
+        CliError::Other(e.into())
+    }
+}
+
 impl From<serde_json::Error> for CliError {
     fn from(e: serde_json::Error) -> Self {
         CliError::Other(e.into())

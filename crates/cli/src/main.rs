@@ -14,7 +14,9 @@ mod error;
 mod eval;
 mod evaluate;
 mod ope;
+mod report;
 mod simulate;
+mod traffic;
 
 use error::{CliError, CliResult};
 
@@ -90,7 +92,7 @@ enum Command {
         /// CSV with a header, numeric features, last column an integer label.
         #[arg(long, conflicts_with = "scenario")]
         supervised: Option<PathBuf>,
-        /// A built-in scenario: `llm-params`, `rollout-aa`, `rollout-breach`.
+        /// A built-in scenario: `llm-params`, `rollout-aa`, `rollout-breach`, `traffic` (writes --log).
         #[arg(long)]
         scenario: Option<String>,
         /// linucb|thompson|epsilon-greedy|uniform.
@@ -99,12 +101,15 @@ enum Command {
         /// Seed of every random choice.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Scenario: rounds per task type.
+        /// Scenario: rounds per task type (`traffic`: decisions in all).
         #[arg(long, default_value_t = 200)]
         rounds: usize,
         /// Scenario: independent runs averaged.
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Scenario `traffic`: the decision log to write.
+        #[arg(long)]
+        log: Option<PathBuf>,
     },
     /// Latency of the hot paths (p50/p99/max, nanoseconds).
     Bench {
@@ -118,8 +123,20 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         iterations: usize,
     },
-    /// A self-contained HTML report of a decision log (not implemented yet).
-    Report,
+    /// A self-contained HTML report of a decision log: reward over time,
+    /// rollout phases, quality against cost, off-policy estimates, drift,
+    /// attribution.
+    Report {
+        /// The decision log (JSON Lines written by the library; gzip if it ends in .gz).
+        #[arg(long)]
+        log: PathBuf,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the bootstrap.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Benchmark suites, prompt refinement, the regression test's A/A rate.
     Eval {
         #[command(subcommand)]
@@ -230,12 +247,6 @@ enum EvalCommand {
     },
 }
 
-fn not_yet(name: &str) -> CliResult<serde_json::Value> {
-    Err(CliError::Other(anyhow::anyhow!(
-        "`tuneloop {name}` is not implemented yet"
-    )))
-}
-
 fn run(cli: Cli) -> CliResult<serde_json::Value> {
     match cli.command {
         Command::Ope {
@@ -279,7 +290,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 },
             },
         ),
-        Command::Report => not_yet("report"),
+        Command::Report { log, out, seed } => report::run(&log, &out, seed),
         Command::Eval { command } => match command {
             EvalCommand::Run {
                 suite,
@@ -360,14 +371,21 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             seed,
             rounds,
             runs,
+            log,
         } => match (supervised, scenario) {
             (Some(path), None) => simulate::supervised(&path, &policy, seed),
             (None, Some(name)) => match name.as_str() {
                 "llm-params" => simulate::scenario_llm_params(&policy, rounds, runs, seed),
                 "rollout-aa" => simulate::scenario_rollout(false, runs, seed),
                 "rollout-breach" => simulate::scenario_rollout(true, runs, seed),
+                "traffic" => match log {
+                    Some(log) => traffic::run(&log, rounds, seed),
+                    None => Err(CliError::bad(
+                        "--scenario traffic needs --log FILE (the decision log to write)",
+                    )),
+                },
                 other => Err(CliError::bad(format!(
-                    "--scenario: unknown scenario `{other}`; known: llm-params, rollout-aa, rollout-breach"
+                    "--scenario: unknown scenario `{other}`; known: llm-params, rollout-aa, rollout-breach, traffic"
                 ))),
             },
             _ => Err(CliError::bad(

@@ -61,6 +61,10 @@ pub struct LoggedDecision {
     /// Rollout cohort, if a rollout was running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cohort: Option<String>,
+    /// Rollout phase when the decision was made (`shadow`, `canary`,
+    /// `guarded`, `general`), if a rollout was running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     /// When the decision was made.
     pub timestamp: DateTime<Utc>,
     /// What the call produced, once known.

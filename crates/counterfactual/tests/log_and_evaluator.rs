@@ -50,6 +50,7 @@ fn logged(i: u64, rng: &mut ChaCha8Rng, arms: &ArmSet) -> LoggedDecision {
         policy_kind: "uniform".into(),
         policy_version: 0,
         cohort: None,
+        phase: None,
         timestamp: Utc
             .timestamp_opt(1_700_000_000 + i as i64, 0)
             .single()

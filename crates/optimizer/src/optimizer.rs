@@ -184,6 +184,7 @@ struct Pending {
     propensity: f64,
     propensity_estimated: bool,
     cohort: Cohort,
+    phase: Option<Phase>,
     policy_kind: &'static str,
     policy_version: u64,
     eligible: Vec<usize>,
@@ -630,6 +631,7 @@ impl Optimizer {
                 propensity: selection.propensity,
                 propensity_estimated: selection.propensity_estimated,
                 cohort: applied_cohort,
+                phase,
                 policy_kind: kind,
                 policy_version: version,
                 eligible: eligibility.eligible.clone(),
@@ -777,6 +779,15 @@ impl Optimizer {
                 Cohort::Baseline => "baseline".to_owned(),
                 Cohort::Candidate => "candidate".to_owned(),
             }),
+            phase: p.phase.map(|ph| {
+                match ph {
+                    Phase::Shadow => "shadow",
+                    Phase::Canary => "canary",
+                    Phase::Guarded => "guarded",
+                    Phase::General => "general",
+                }
+                .to_owned()
+            }),
             timestamp: p.created,
             outcome,
             reward: Some(reward),
@@ -862,6 +873,7 @@ impl Optimizer {
             propensity,
             propensity_estimated: false,
             cohort: Cohort::Baseline,
+            phase: None,
             policy_kind: "external",
             policy_version: 0,
             eligible: task.arms.all_indices(),

@@ -1,0 +1,775 @@
+//! What the report shows, computed from the rows: reward over time by
+//! cohort, the phase timeline, arms' quality against cost, off-policy
+//! estimates for the candidate against the baseline, drift, attribution.
+
+use nalgebra::{DMatrix, DVector};
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, StudentsT};
+use tuneloop_counterfactual::{EstimatorKind, EstimatorSettings, OpeData, OpeRound};
+
+use super::load::{COHORTS, Data, PHASES, Row};
+use crate::error::CliResult;
+
+/// A mean with a normal 95% interval.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Mean {
+    pub(crate) n: u64,
+    pub(crate) mean: f64,
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+}
+
+fn mean_ci(xs: impl Iterator<Item = f64>) -> Mean {
+    let (mut n, mut s, mut ss) = (0u64, 0.0, 0.0);
+    for x in xs {
+        n += 1;
+        s += x;
+        ss += x * x;
+    }
+    if n == 0 {
+        return Mean {
+            n,
+            mean: f64::NAN,
+            lo: f64::NAN,
+            hi: f64::NAN,
+        };
+    }
+    let m = s / n as f64;
+    let var = if n > 1 {
+        ((ss - n as f64 * m * m) / (n - 1) as f64).max(0.0)
+    } else {
+        0.0
+    };
+    let half = 1.96 * (var / n as f64).sqrt();
+    Mean {
+        n,
+        mean: m,
+        lo: m - half,
+        hi: m + half,
+    }
+}
+
+/// The time span of the log, in seconds since the epoch.
+pub(crate) fn span(data: &Data) -> (f64, f64) {
+    let t0 = data.rows.first().map_or(0.0, |r| r.t);
+    let t1 = data.rows.last().map_or(1.0, |r| r.t);
+    (t0, if t1 > t0 { t1 } else { t0 + 1.0 })
+}
+
+/// Reward over time for one cohort: `(bin middle in hours from the start,
+/// mean with interval)`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Series {
+    pub(crate) cohort: &'static str,
+    pub(crate) points: Vec<(f64, Mean)>,
+}
+
+pub(crate) fn reward_over_time(data: &Data, bins: usize) -> Vec<Series> {
+    let (t0, t1) = span(data);
+    let width = (t1 - t0) / bins as f64;
+    let mut acc = vec![vec![(0u64, 0.0f64, 0.0f64); bins]; COHORTS.len()];
+    for r in data.rows.iter().filter(|r| !r.reward.is_nan()) {
+        let b = (((r.t - t0) / width) as usize).min(bins - 1);
+        let x = f64::from(r.reward);
+        let a = &mut acc[r.cohort as usize][b];
+        a.0 += 1;
+        a.1 += x;
+        a.2 += x * x;
+    }
+    let mut out = Vec::new();
+    for (c, bins_c) in acc.iter().enumerate() {
+        let points: Vec<(f64, Mean)> = bins_c
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.0 >= 5)
+            .map(|(b, &(n, s, ss))| {
+                let m = s / n as f64;
+                let var = ((ss - n as f64 * m * m) / (n - 1) as f64).max(0.0);
+                let half = 1.96 * (var / n as f64).sqrt();
+                (
+                    (b as f64 + 0.5) * width / 3600.0,
+                    Mean {
+                        n,
+                        mean: m,
+                        lo: m - half,
+                        hi: m + half,
+                    },
+                )
+            })
+            .collect();
+        if !points.is_empty() {
+            out.push(Series {
+                cohort: COHORTS[c],
+                points,
+            });
+        }
+    }
+    out
+}
+
+/// A phase segment or event on one task type's timeline (hours).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Timeline {
+    pub(crate) task: String,
+    /// `(from, to, phase)`.
+    pub(crate) segments: Vec<(f64, f64, &'static str)>,
+    /// `(at, from, to, is_rollback)`.
+    pub(crate) events: Vec<(f64, &'static str, &'static str, bool)>,
+}
+
+pub(crate) fn timelines(data: &Data) -> Vec<Timeline> {
+    let (t0, t1) = span(data);
+    let h = |t: f64| (t - t0) / 3600.0;
+    let mut out = Vec::new();
+    for (ti, task) in data.tasks.iter().enumerate() {
+        let mut segments = Vec::new();
+        let mut events = Vec::new();
+        let mut cur: Option<(f64, u8)> = None;
+        for r in data
+            .rows
+            .iter()
+            .filter(|r| r.task as usize == ti && r.phase > 0)
+        {
+            match cur {
+                None => cur = Some((r.t, r.phase)),
+                Some((start, p)) if p != r.phase => {
+                    segments.push((h(start), h(r.t), PHASES[p as usize]));
+                    events.push((
+                        h(r.t),
+                        PHASES[p as usize],
+                        PHASES[r.phase as usize],
+                        r.phase < p,
+                    ));
+                    cur = Some((r.t, r.phase));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some((start, p)) = cur {
+            segments.push((h(start), h(t1), PHASES[p as usize]));
+            out.push(Timeline {
+                task: task.clone(),
+                segments,
+                events,
+            });
+        }
+    }
+    out
+}
+
+/// One arm's quality and cost.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ArmPoint {
+    pub(crate) task: String,
+    pub(crate) arm: String,
+    pub(crate) label: String,
+    pub(crate) n: u64,
+    pub(crate) quality: f64,
+    /// Mean cost per call in USD (or tokens, see [`arms_quality_cost`]).
+    pub(crate) cost_usd: f64,
+    pub(crate) pareto: bool,
+}
+
+/// Arms' mean quality and mean cost per call; when the log records no
+/// cost at all, tokens per call stand in for cost (the `bool` says so).
+pub(crate) fn arms_quality_cost(data: &Data) -> (Vec<ArmPoint>, bool) {
+    let tokens = !data.rows.iter().any(|r| r.has_outcome && r.cost > 0.0);
+    let mut acc = vec![(0u64, 0.0f64, 0.0f64); data.arms.len()];
+    for r in data.rows.iter().filter(|r| r.has_outcome) {
+        let a = &mut acc[r.arm as usize];
+        a.0 += 1;
+        a.1 += f64::from(r.quality);
+        a.2 += f64::from(if tokens { r.tokens } else { r.cost });
+    }
+    let mut points: Vec<ArmPoint> = data
+        .arms
+        .iter()
+        .zip(&acc)
+        .filter(|(_, a)| a.0 > 0)
+        .map(|(arm, &(n, q, c))| ArmPoint {
+            task: data.tasks[arm.task as usize].clone(),
+            arm: arm.id.clone(),
+            label: arm.label(),
+            n,
+            quality: q / n as f64,
+            cost_usd: c / n as f64,
+            pareto: false,
+        })
+        .collect();
+    // Pareto front within each task type: no other arm is at least as good
+    // on both and strictly better on one.
+    let flags: Vec<bool> = points
+        .iter()
+        .map(|p| {
+            !points.iter().any(|o| {
+                o.task == p.task
+                    && o.quality >= p.quality
+                    && o.cost_usd <= p.cost_usd
+                    && (o.quality > p.quality || o.cost_usd < p.cost_usd)
+            })
+        })
+        .collect();
+    for (p, f) in points.iter_mut().zip(flags) {
+        p.pareto = f;
+    }
+    (points, tokens)
+}
+
+/// A point estimate and its interval: `(estimate, low, high)`.
+pub(crate) type Interval = (f64, f64, f64);
+
+/// Off-policy estimates of the candidate and the baseline.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Ope {
+    /// How the two policies were defined.
+    pub(crate) basis: String,
+    pub(crate) rounds: usize,
+    pub(crate) on_policy: [Option<Mean>; 2],
+    /// Per estimator: (name, candidate, baseline) as (estimate, lo, hi).
+    pub(crate) estimators: Vec<(&'static str, [Interval; 2])>,
+}
+
+/// Largest number of rounds the estimators use (an even sample beyond).
+pub(crate) const OPE_MAX_ROUNDS: usize = 50_000;
+
+pub(crate) fn off_policy(data: &Data, seed: u64) -> CliResult<Option<Ope>> {
+    let has_cohorts =
+        data.rows.iter().any(|r| r.cohort == 2) && data.rows.iter().any(|r| r.cohort == 1);
+    let (t0, t1) = span(data);
+    let in_policy = |r: &Row, which: usize| -> bool {
+        if has_cohorts {
+            r.cohort as usize == which + 1
+        } else if which == 1 {
+            r.t >= t1 - 0.2 * (t1 - t0)
+        } else {
+            r.t <= t0 + 0.2 * (t1 - t0)
+        }
+    };
+    let basis = if has_cohorts {
+        "each cohort's arm frequencies per task type (candidate vs baseline cohort)"
+    } else {
+        "arm frequencies per task type of the last fifth of the log (\"candidate\") vs the first fifth (\"baseline\"): the log has no rollout cohorts"
+    };
+    let rewarded: Vec<&Row> = data.rows.iter().filter(|r| !r.reward.is_nan()).collect();
+    if rewarded.len() < 20 {
+        return Ok(None);
+    }
+    let k = data.arms.len();
+    // Empirical policies (context-free, per task type) and the reward model
+    // (mean reward of each arm), from every rewarded row.
+    let mut freq = [vec![0.0f64; k], vec![0.0f64; k]];
+    let mut q = vec![(0.0f64, 0u64); k];
+    for r in &rewarded {
+        for (w, f) in freq.iter_mut().enumerate() {
+            if in_policy(r, w) {
+                f[r.arm as usize] += 1.0;
+            }
+        }
+        let e = &mut q[r.arm as usize];
+        e.0 += f64::from(r.reward);
+        e.1 += 1;
+    }
+    let mut task_tot = [
+        vec![0.0f64; data.tasks.len()],
+        vec![0.0f64; data.tasks.len()],
+    ];
+    for (w, f) in freq.iter().enumerate() {
+        for (a, c) in f.iter().enumerate() {
+            task_tot[w][data.arms[a].task as usize] += c;
+        }
+    }
+    let overall = rewarded.iter().map(|r| f64::from(r.reward)).sum::<f64>() / rewarded.len() as f64;
+    let q_hat: Vec<f64> = q
+        .iter()
+        .map(|&(s, n)| if n > 0 { s / n as f64 } else { overall })
+        .collect();
+    let stride = rewarded.len().div_ceil(OPE_MAX_ROUNDS);
+    let sample: Vec<&Row> = rewarded.iter().step_by(stride).copied().collect();
+    let settings = EstimatorSettings {
+        bootstrap: 500,
+        seed,
+        ..EstimatorSettings::default()
+    };
+    let mut results: Vec<Vec<(EstimatorKind, tuneloop_counterfactual::Estimate)>> = Vec::new();
+    for w in [1usize, 0] {
+        let rounds = sample.iter().map(|r| {
+            let task = data.arms[r.arm as usize].task as usize;
+            let tot = task_tot[w][task];
+            let mut target = vec![0.0; k];
+            if tot > 0.0 {
+                for (a, t) in target.iter_mut().enumerate() {
+                    if data.arms[a].task as usize == task {
+                        *t = freq[w][a] / tot;
+                    }
+                }
+            } else {
+                target[r.arm as usize] = 1.0;
+            }
+            OpeRound {
+                action: r.arm as usize,
+                reward: f64::from(r.reward),
+                propensity: r.propensity,
+                target,
+                reward_hat: Some(q_hat.clone()),
+            }
+        });
+        let ope = OpeData::new(rounds)?;
+        results.push(tuneloop_counterfactual::estimate(
+            &ope,
+            &EstimatorKind::ALL,
+            &settings,
+        )?);
+    }
+    let estimators = EstimatorKind::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let pick = |res: &Vec<(EstimatorKind, tuneloop_counterfactual::Estimate)>| {
+                let e = &res[i].1;
+                (
+                    e.estimate,
+                    e.ci_low.unwrap_or(e.normal_low),
+                    e.ci_high.unwrap_or(e.normal_high),
+                )
+            };
+            (kind.name(), [pick(&results[0]), pick(&results[1])])
+        })
+        .collect();
+    let on = |w: usize| {
+        let m = mean_ci(
+            rewarded
+                .iter()
+                .filter(|r| in_policy(r, w))
+                .map(|r| f64::from(r.reward)),
+        );
+        (m.n > 0).then_some(m)
+    };
+    Ok(Some(Ope {
+        basis: basis.to_owned(),
+        rounds: sample.len(),
+        on_policy: [on(1), on(0)],
+        estimators,
+    }))
+}
+
+/// Reward distribution by time window, with change tests.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Drift {
+    /// Per window: (start hour, end hour, n, mean, p10, p25, p50, p75, p90).
+    pub(crate) windows: Vec<(f64, f64, usize, f64, [f64; 5])>,
+    /// Kolmogorov–Smirnov statistic, first against last window.
+    pub(crate) ks_d: f64,
+    /// Its asymptotic p-value.
+    pub(crate) ks_p: f64,
+    /// One-way ANOVA p-value across windows.
+    pub(crate) anova_p: Option<f64>,
+    /// Last window's mean minus the first's.
+    pub(crate) shift: f64,
+}
+
+fn kolmogorov_q(lambda: f64) -> f64 {
+    if lambda < 1e-3 {
+        return 1.0;
+    }
+    let mut sum = 0.0;
+    for k in 1..=100 {
+        let k = f64::from(k);
+        let term = 2.0 * (-1f64).powf(k - 1.0) * (-2.0 * k * k * lambda * lambda).exp();
+        sum += term;
+        if term.abs() < 1e-12 {
+            break;
+        }
+    }
+    sum.clamp(0.0, 1.0)
+}
+
+/// Two-sample Kolmogorov–Smirnov: `(D, asymptotic p)`.
+pub(crate) fn ks_two_sample(a: &mut [f64], b: &mut [f64]) -> (f64, f64) {
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (n, m) = (a.len(), b.len());
+    if n == 0 || m == 0 {
+        return (0.0, 1.0);
+    }
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0.0f64);
+    while i < n && j < m {
+        let x = a[i].min(b[j]);
+        while i < n && a[i] <= x {
+            i += 1;
+        }
+        while j < m && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / n as f64 - j as f64 / m as f64).abs());
+    }
+    let ne = (n * m) as f64 / (n + m) as f64;
+    let lambda = (ne.sqrt() + 0.12 + 0.11 / ne.sqrt()) * d;
+    (d, kolmogorov_q(lambda))
+}
+
+pub(crate) fn drift(data: &Data, windows: usize) -> Option<Drift> {
+    let (t0, t1) = span(data);
+    let width = (t1 - t0) / windows as f64;
+    let mut groups: Vec<Vec<f64>> = vec![Vec::new(); windows];
+    for r in data.rows.iter().filter(|r| !r.reward.is_nan()) {
+        let w = (((r.t - t0) / width) as usize).min(windows - 1);
+        groups[w].push(f64::from(r.reward));
+    }
+    if groups.iter().filter(|g| g.len() >= 2).count() < 2 {
+        return None;
+    }
+    let anova = tuneloop_eval::stats::anova_p(&groups);
+    let mut out = Vec::new();
+    for (w, g) in groups.iter_mut().enumerate() {
+        if g.is_empty() {
+            continue;
+        }
+        g.sort_by(f64::total_cmp);
+        let q = |p: f64| tuneloop_counterfactual::percentile_sorted(g, p);
+        out.push((
+            w as f64 * width / 3600.0,
+            (w + 1) as f64 * width / 3600.0,
+            g.len(),
+            g.iter().sum::<f64>() / g.len() as f64,
+            [q(0.10), q(0.25), q(0.50), q(0.75), q(0.90)],
+        ));
+    }
+    let first = groups.iter().position(|g| !g.is_empty())?;
+    let last = groups.iter().rposition(|g| !g.is_empty())?;
+    let mut a = groups[first].clone();
+    let mut b = groups[last].clone();
+    let shift = b.iter().sum::<f64>() / b.len() as f64 - a.iter().sum::<f64>() / a.len() as f64;
+    let (ks_d, ks_p) = ks_two_sample(&mut a, &mut b);
+    Some(Drift {
+        windows: out,
+        ks_d,
+        ks_p,
+        anova_p: anova,
+        shift,
+    })
+}
+
+/// One coefficient of the attribution regression.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Effect {
+    pub(crate) name: String,
+    pub(crate) estimate: f64,
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+}
+
+/// Least squares of reward on the parameters (continuous ones per
+/// standard deviation, categorical ones against their most frequent
+/// level) with task-type fixed effects and heteroskedasticity-robust (HC1)
+/// 95% intervals.
+pub(crate) fn attribution(data: &Data) -> Option<Vec<Effect>> {
+    let rows: Vec<&Row> = data.rows.iter().filter(|r| !r.reward.is_nan()).collect();
+    let n = rows.len();
+    if n < 30 {
+        return None;
+    }
+    type Getter = Box<dyn Fn(&Row) -> f64>;
+    let mut names: Vec<String> = Vec::new();
+    let mut cols: Vec<Getter> = Vec::new();
+    // Continuous parameters, standardized.
+    let arms = std::sync::Arc::new(data.arms.clone());
+    type Continuous = (&'static str, fn(&tuneloop_core::ParameterSet) -> f64);
+    type Categorical = (&'static str, fn(&tuneloop_core::ParameterSet) -> String);
+    let conts: [Continuous; 5] = [
+        ("temperature (+1 sd)", |p| p.temperature()),
+        ("top_p (+1 sd)", |p| p.top_p()),
+        ("log2 max_tokens (+1 sd)", |p| {
+            f64::from(p.max_tokens()).log2()
+        }),
+        ("frequency_penalty (+1 sd)", |p| p.frequency_penalty()),
+        ("presence_penalty (+1 sd)", |p| p.presence_penalty()),
+    ];
+    for (name, f) in conts {
+        let m = mean_ci(rows.iter().map(|r| f(&arms[r.arm as usize].params)));
+        let sd = ((m.hi - m.mean) / 1.96) * (m.n as f64).sqrt();
+        if sd > 1e-9 {
+            let arms = arms.clone();
+            let mean = m.mean;
+            names.push(name.to_owned());
+            cols.push(Box::new(move |r: &Row| {
+                (f(&arms[r.arm as usize].params) - mean) / sd
+            }));
+        }
+    }
+    // Categorical: model and prompt variant (reference: the most frequent).
+    let cats: [Categorical; 2] = [
+        ("model", |p| p.model().to_owned()),
+        ("prompt_variant", |p| {
+            p.prompt_variant().unwrap_or("(none)").to_owned()
+        }),
+    ];
+    for (name, f) in cats {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for r in &rows {
+            *counts.entry(f(&arms[r.arm as usize].params)).or_default() += 1;
+        }
+        let Some(reference) = counts
+            .iter()
+            .max_by_key(|(_, c)| **c)
+            .map(|(k, _)| k.clone())
+        else {
+            continue;
+        };
+        for level in counts.keys().filter(|l| **l != reference) {
+            let arms = arms.clone();
+            let level2 = level.clone();
+            names.push(format!("{name} = {level} (vs {reference})"));
+            cols.push(Box::new(move |r: &Row| {
+                f64::from(u8::from(f(&arms[r.arm as usize].params) == level2))
+            }));
+        }
+    }
+    let shown = names.len();
+    if shown == 0 {
+        return Some(Vec::new());
+    }
+    // Intercept and task-type fixed effects (not shown).
+    names.push("intercept".into());
+    cols.push(Box::new(|_| 1.0));
+    for t in 1..data.tasks.len() {
+        names.push(format!("task {}", data.tasks[t]));
+        cols.push(Box::new(move |r: &Row| {
+            f64::from(u8::from(r.task as usize == t))
+        }));
+    }
+    let p = cols.len();
+    let mut xtx = DMatrix::<f64>::zeros(p, p);
+    let mut xty = DVector::<f64>::zeros(p);
+    let mut x = vec![0.0; p];
+    for r in &rows {
+        for (j, c) in cols.iter().enumerate() {
+            x[j] = c(r);
+        }
+        let y = f64::from(r.reward);
+        for i in 0..p {
+            xty[i] += x[i] * y;
+            for j in 0..=i {
+                xtx[(i, j)] += x[i] * x[j];
+            }
+        }
+    }
+    for i in 0..p {
+        for j in 0..i {
+            xtx[(j, i)] = xtx[(i, j)];
+        }
+    }
+    // A tiny ridge keeps collinear designs (a model only ever used at one
+    // temperature) solvable; it does not move identified coefficients.
+    for i in 0..p {
+        xtx[(i, i)] += 1e-9 * (1.0 + xtx[(i, i)]);
+    }
+    let inv = xtx.clone().try_inverse()?;
+    let beta = &inv * &xty;
+    let mut meat = DMatrix::<f64>::zeros(p, p);
+    for r in &rows {
+        for (j, c) in cols.iter().enumerate() {
+            x[j] = c(r);
+        }
+        let fit: f64 = (0..p).map(|j| x[j] * beta[j]).sum();
+        let e2 = (f64::from(r.reward) - fit).powi(2);
+        for i in 0..p {
+            for j in 0..=i {
+                meat[(i, j)] += e2 * x[i] * x[j];
+            }
+        }
+    }
+    for i in 0..p {
+        for j in 0..i {
+            meat[(j, i)] = meat[(i, j)];
+        }
+    }
+    let cov = &inv * meat * &inv * (n as f64 / (n.saturating_sub(p)).max(1) as f64);
+    let q = StudentsT::new(0.0, 1.0, (n.saturating_sub(p)).max(1) as f64)
+        .map(|t| t.inverse_cdf(0.975))
+        .unwrap_or(1.96);
+    Some(
+        (0..shown)
+            .map(|j| {
+                let se = cov[(j, j)].max(0.0).sqrt();
+                Effect {
+                    name: names[j].clone(),
+                    estimate: beta[j],
+                    lo: beta[j] - q * se,
+                    hi: beta[j] + q * se,
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load::Arm;
+    use super::*;
+    use tuneloop_core::ParameterSet;
+
+    fn arm(task: u16, model: &str, t: f64) -> Arm {
+        let params = ParameterSet::builder(model)
+            .temperature(t)
+            .max_tokens(512)
+            .build()
+            .unwrap();
+        Arm {
+            task,
+            id: params.arm_id().to_string(),
+            params,
+        }
+    }
+
+    fn row(t_hours: f64, arm: u32, reward: f64, quality: f64, cost: f64, phase: u8) -> Row {
+        Row {
+            t: 1.7e9 + t_hours * 3600.0,
+            task: 0,
+            cohort: 0,
+            phase,
+            arm,
+            reward: reward as f32,
+            quality: quality as f32,
+            cost: cost as f32,
+            tokens: 100.0,
+            propensity: 0.5,
+            has_outcome: true,
+        }
+    }
+
+    #[test]
+    fn the_timeline_marks_one_promotion_and_one_rollback() {
+        let data = Data {
+            rows: [1, 1, 2, 2, 1, 1]
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| row(i as f64, 0, 0.5, 0.5, 0.0, p))
+                .collect(),
+            arms: vec![arm(0, "m", 0.2)],
+            tasks: vec!["t".into()],
+            warnings: Vec::new(),
+        };
+        let l = &timelines(&data)[0];
+        assert_eq!(
+            l.segments,
+            vec![
+                (0.0, 2.0, "shadow"),
+                (2.0, 4.0, "canary"),
+                (4.0, 5.0, "shadow")
+            ]
+        );
+        assert_eq!(
+            l.events,
+            vec![
+                (2.0, "shadow", "canary", false),
+                (4.0, "canary", "shadow", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_pareto_front_keeps_undominated_arms() {
+        // A: best and dearest; B: cheapest; C: dominated by B.
+        let q = [(0.9, 0.01), (0.8, 0.001), (0.7, 0.005)];
+        let data = Data {
+            rows: (0..30)
+                .map(|i| {
+                    let a = i % 3;
+                    row(i as f64, a as u32, 0.5, q[a].0, q[a].1, 0)
+                })
+                .collect(),
+            arms: vec![arm(0, "m", 0.2), arm(0, "m", 0.5), arm(0, "m", 0.9)],
+            tasks: vec!["t".into()],
+            warnings: Vec::new(),
+        };
+        let (points, tokens) = arms_quality_cost(&data);
+        assert!(!tokens);
+        let front: Vec<bool> = points.iter().map(|p| p.pareto).collect();
+        assert_eq!(front, vec![true, true, false]);
+        assert!(
+            (points[0].quality - 0.9).abs() < 1e-6 && (points[1].cost_usd - 0.001).abs() < 1e-9
+        );
+    }
+
+    #[test]
+    fn attribution_recovers_a_known_linear_effect() {
+        // reward = 0.3 + 0.1·temperature − 0.1·[model small], no noise.
+        let arms = vec![
+            arm(0, "large", 0.2),
+            arm(0, "large", 0.5),
+            arm(0, "large", 0.9),
+            arm(0, "small", 0.2),
+            arm(0, "small", 0.5),
+        ];
+        let rows: Vec<Row> = (0..500)
+            .map(|i| {
+                let a = i % arms.len();
+                let p = &arms[a].params;
+                let small = f64::from(u8::from(p.model() == "small"));
+                let r = 0.3 + 0.1 * p.temperature() - 0.1 * small;
+                row(i as f64, a as u32, r, r, 0.0, 0)
+            })
+            .collect();
+        // The per-sd effect is 0.1 × the sample sd of temperature.
+        let temps: Vec<f64> = rows
+            .iter()
+            .map(|r| arms[r.arm as usize].params.temperature())
+            .collect();
+        let m = temps.iter().sum::<f64>() / temps.len() as f64;
+        let sd =
+            (temps.iter().map(|t| (t - m).powi(2)).sum::<f64>() / (temps.len() - 1) as f64).sqrt();
+        let data = Data {
+            rows,
+            arms,
+            tasks: vec!["t".into()],
+            warnings: Vec::new(),
+        };
+        let effects = attribution(&data).unwrap();
+        let by = |n: &str| effects.iter().find(|e| e.name.starts_with(n)).unwrap();
+        let t = by("temperature");
+        assert!((t.estimate - 0.1 * sd).abs() < 1e-6, "{t:?}");
+        let m = by("model = small");
+        assert!((m.estimate + 0.1).abs() < 1e-6, "{m:?}");
+        assert!(m.lo <= m.estimate && m.estimate <= m.hi);
+    }
+
+    #[test]
+    fn reward_bins_average_their_rows() {
+        // Hours 0–1 reward 0.2, hours 1–2 reward 0.8 (10 rows each).
+        let rows: Vec<Row> = (0..20)
+            .map(|i| {
+                let h = f64::from(i) * 0.1;
+                row(h, 0, if i < 10 { 0.2 } else { 0.8 }, 0.5, 0.0, 0)
+            })
+            .collect();
+        let data = Data {
+            rows,
+            arms: vec![arm(0, "m", 0.2)],
+            tasks: vec!["t".into()],
+            warnings: Vec::new(),
+        };
+        let s = reward_over_time(&data, 2);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].cohort, "all");
+        let means: Vec<f64> = s[0].points.iter().map(|p| p.1.mean).collect();
+        assert!(
+            (means[0] - 0.2).abs() < 1e-6 && (means[1] - 0.8).abs() < 1e-6,
+            "{means:?}"
+        );
+    }
+
+    #[test]
+    fn ks_matches_scipy() {
+        // scipy.stats.ks_2samp([1..8], [5..12], method='asymp'): D = 0.5,
+        // p = 0.1875; scipy.special.kolmogorov of the Stephens-corrected
+        // statistic (what is computed here) = 0.18768427419801334.
+        let mut a: Vec<f64> = (1..=8).map(f64::from).collect();
+        let mut b: Vec<f64> = (5..=12).map(f64::from).collect();
+        let (d, p) = ks_two_sample(&mut a, &mut b);
+        assert!((d - 0.5).abs() < 1e-12);
+        assert!((p - 0.187_684_274_198_013_34).abs() < 1e-9, "{p}");
+        // Identical samples: D = 0, p = 1.
+        let (d, p) = ks_two_sample(&mut a.clone(), &mut a);
+        assert!(d.abs() < 1e-12 && (p - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,254 @@
+//! Reads a decision log into compact rows: one pass, the fields a report
+//! needs, each arm's parameters parsed once.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tuneloop_core::ParameterSet;
+
+use crate::error::{CliError, CliResult};
+
+/// Cohort codes of [`Row::cohort`].
+pub(crate) const COHORTS: [&str; 3] = ["all", "baseline", "candidate"];
+/// Phase codes of [`Row::phase`] (0: no rollout).
+pub(crate) const PHASES: [&str; 5] = ["none", "shadow", "canary", "guarded", "general"];
+
+/// One decision, compactly.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Row {
+    /// Seconds since the Unix epoch.
+    pub(crate) t: f64,
+    pub(crate) task: u16,
+    /// Index into [`COHORTS`].
+    pub(crate) cohort: u8,
+    /// Index into [`PHASES`].
+    pub(crate) phase: u8,
+    /// Index into [`Data::arms`].
+    pub(crate) arm: u32,
+    /// NaN when unknown.
+    pub(crate) reward: f32,
+    /// NaN without an outcome.
+    pub(crate) quality: f32,
+    pub(crate) cost: f32,
+    pub(crate) tokens: f32,
+    pub(crate) propensity: f64,
+    pub(crate) has_outcome: bool,
+}
+
+/// An arm of a task type.
+#[derive(Debug, Clone)]
+pub(crate) struct Arm {
+    pub(crate) task: u16,
+    pub(crate) id: String,
+    pub(crate) params: ParameterSet,
+}
+
+impl Arm {
+    /// A short label: model, temperature, max_tokens (and variant).
+    pub(crate) fn label(&self) -> String {
+        let p = &self.params;
+        let mut s = format!("{} t={} max={}", p.model(), p.temperature(), p.max_tokens());
+        if let Some(v) = p.prompt_variant() {
+            s.push_str(&format!(" [{v}]"));
+        }
+        s
+    }
+}
+
+/// The log, compactly.
+#[derive(Debug, Default)]
+pub(crate) struct Data {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) arms: Vec<Arm>,
+    pub(crate) tasks: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    task_type: Cow<'a, str>,
+    #[serde(borrow)]
+    arm_id: Cow<'a, str>,
+    #[serde(borrow)]
+    params: &'a RawValue,
+    propensity: f64,
+    #[serde(default, borrow)]
+    cohort: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    phase: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(default)]
+    outcome: Option<OutcomeLine>,
+    #[serde(default)]
+    reward: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct OutcomeLine {
+    quality: f64,
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    cost_usd: f64,
+}
+
+fn code(table: &[&str], value: Option<&str>, field: &str) -> Result<u8, String> {
+    match value {
+        None => Ok(0),
+        Some(v) => table
+            .iter()
+            .position(|x| *x == v)
+            .map(|i| i as u8)
+            .ok_or_else(|| {
+                format!(
+                    "{field}: unknown value `{v}` (expected one of {})",
+                    table[1..].join(", ")
+                )
+            }),
+    }
+}
+
+/// Reads `path` (gzip if it ends in `.gz`), reporting progress every
+/// million lines to `progress`.
+pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            CliError::bad(format!("{name}: {e}"))
+        } else {
+            CliError::Other(anyhow::anyhow!("{name}: {e}"))
+        }
+    })?;
+    let inner: Box<dyn Read> = if name.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, inner);
+    let mut data = Data::default();
+    let mut tasks: HashMap<String, u16> = HashMap::new();
+    let mut arms: HashMap<(u16, String), u32> = HashMap::new();
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| CliError::Other(anyhow::anyhow!("{name}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line_no.is_multiple_of(1_000_000) {
+            progress(line_no);
+        }
+        let complete = buf.last() == Some(&b'\n');
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed = parse(&buf, &mut data, &mut tasks, &mut arms);
+        match parsed {
+            Ok(row) => data.rows.push(row),
+            Err(reason) if !complete => {
+                data.warnings.push(format!(
+                    "{name}: line {line_no}: skipped a torn last line ({reason})"
+                ));
+            }
+            Err(reason) => {
+                return Err(CliError::bad(format!("{name}: line {line_no}: {reason}")));
+            }
+        }
+    }
+    if data.rows.is_empty() {
+        return Err(CliError::bad(format!("{name}: no decision in the log")));
+    }
+    // Decisions are logged when their outcome arrives: order by decision time.
+    data.rows.sort_by(|a, b| a.t.total_cmp(&b.t));
+    Ok(data)
+}
+
+fn parse(
+    buf: &[u8],
+    data: &mut Data,
+    tasks: &mut HashMap<String, u16>,
+    arms: &mut HashMap<(u16, String), u32>,
+) -> Result<Row, String> {
+    let l: Line<'_> = serde_json::from_slice(buf).map_err(|e| e.to_string())?;
+    let t = chrono::DateTime::parse_from_rfc3339(&l.timestamp)
+        .map_err(|e| format!("timestamp: {e}"))?;
+    let t = t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) * 1e-9;
+    if !(l.propensity.is_finite() && l.propensity > 0.0 && l.propensity <= 1.0) {
+        return Err(format!("propensity: {} is not in (0, 1]", l.propensity));
+    }
+    if let Some(r) = l.reward
+        && !(r.is_finite() && (0.0..=1.0).contains(&r))
+    {
+        return Err(format!("reward: {r} is not in [0, 1]"));
+    }
+    let task = match tasks.get(l.task_type.as_ref()) {
+        Some(&i) => i,
+        None => {
+            let i = u16::try_from(data.tasks.len())
+                .map_err(|_| "task_type: more than 65535 task types".to_owned())?;
+            tasks.insert(l.task_type.to_string(), i);
+            data.tasks.push(l.task_type.to_string());
+            i
+        }
+    };
+    let key = (task, l.arm_id.to_string());
+    let arm = match arms.get(&key) {
+        Some(&a) => a,
+        None => {
+            let params: ParameterSet =
+                serde_json::from_str(l.params.get()).map_err(|e| format!("params: {e}"))?;
+            let a = data.arms.len() as u32;
+            data.arms.push(Arm {
+                task,
+                id: key.1.clone(),
+                params,
+            });
+            arms.insert(key, a);
+            a
+        }
+    };
+    let (quality, cost, tokens) = match &l.outcome {
+        Some(o) => {
+            if !(o.quality.is_finite() && (0.0..=1.0).contains(&o.quality)) {
+                return Err(format!("outcome.quality: {} is not in [0, 1]", o.quality));
+            }
+            if !(o.cost_usd.is_finite() && o.cost_usd >= 0.0) {
+                return Err(format!(
+                    "outcome.cost_usd: {} is not a finite value >= 0",
+                    o.cost_usd
+                ));
+            }
+            (
+                o.quality as f32,
+                o.cost_usd as f32,
+                (o.prompt_tokens + o.completion_tokens) as f32,
+            )
+        }
+        None => (f32::NAN, f32::NAN, f32::NAN),
+    };
+    Ok(Row {
+        t,
+        task,
+        cohort: code(&COHORTS, l.cohort.as_deref(), "cohort")?,
+        phase: code(&PHASES, l.phase.as_deref(), "phase")?,
+        arm,
+        reward: l.reward.map_or(f32::NAN, |r| r as f32),
+        quality,
+        cost,
+        tokens,
+        propensity: l.propensity,
+        has_outcome: l.outcome.is_some(),
+    })
+}
