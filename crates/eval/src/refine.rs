@@ -485,12 +485,19 @@ impl Refiner {
         candidate: &Candidate,
         prompt: &str,
         iteration: u32,
-        session: &str,
     ) -> TestIteration {
         let timeout = Duration::from_millis(self.config.timeout_ms);
         let (mut outputs, mut scores, mut latency, mut error) = (Vec::new(), Vec::new(), 0.0, None);
         for rep in 0..self.config.repetitions {
-            let id = format!("refine-{session}-{iteration}-{rep}");
+            // Request ids name the case, model, iteration and repetition
+            // (not the session's time-derived id), so a refinement on a
+            // seeded simulator replays exactly.
+            let id = format!(
+                "refine-{}-{}-{}-{iteration}-{rep}",
+                case.id,
+                candidate.provider.id(),
+                candidate.parameters.model()
+            );
             let request = case_request(case, prompt, &candidate.parameters, id);
             let r = call(candidate.provider.as_ref(), &request, timeout).await;
             latency += r.latency_ms;
@@ -535,13 +542,7 @@ impl Refiner {
         }
     }
 
-    async fn interview(
-        &self,
-        case: &Case,
-        candidate: &Candidate,
-        it: &TestIteration,
-        session: &str,
-    ) -> Interview {
+    async fn interview(&self, case: &Case, candidate: &Candidate, it: &TestIteration) -> Interview {
         // Show the weakest answer: it says most about what goes wrong.
         let worst = it
             .scores
@@ -564,7 +565,12 @@ impl Refiner {
             output = it.outputs.get(worst).map_or("", String::as_str),
         );
         let request = GenerationRequest::new(
-            format!("interview-{session}-{}", it.iteration),
+            format!(
+                "interview-{}-{}-{}",
+                case.id,
+                candidate.provider.id(),
+                it.iteration
+            ),
             vec![Message::user(request_text.clone())],
             &self.interviewer.parameters,
         )
@@ -651,7 +657,7 @@ impl Refiner {
         let mut prompt = case.prompt.clone();
         let mut misses = 0;
         for iteration in 1..=self.config.max_iterations {
-            let it = self.test(case, candidate, &prompt, iteration, &id).await;
+            let it = self.test(case, candidate, &prompt, iteration).await;
             if let Some(r) = &self.recorder {
                 r.write_iteration(&session, &it)?;
             }
@@ -683,7 +689,7 @@ impl Refiner {
             }
             let last = session.iterations.last().cloned();
             let Some(last) = last else { break };
-            let iv = self.interview(case, candidate, &last, &id).await;
+            let iv = self.interview(case, candidate, &last).await;
             if let Some(r) = &self.recorder {
                 r.write_interview(&session, &iv)?;
             }

@@ -542,6 +542,27 @@ pub struct RoutingPlan {
 }
 
 impl RoutingPlan {
+    /// `providers` as the plan wants them for a `Router`: disabled ones
+    /// left out, the rest in [`provider_order`](Self::provider_order)
+    /// (providers the plan does not know keep their order, after those it
+    /// does). Pass the result to `Router::new`.
+    pub fn order_providers(
+        &self,
+        providers: Vec<std::sync::Arc<dyn tuneloop_providers::Provider>>,
+    ) -> Vec<std::sync::Arc<dyn tuneloop_providers::Provider>> {
+        let mut kept: Vec<_> = providers
+            .into_iter()
+            .filter(|p| !self.disabled_providers.iter().any(|d| d == p.id()))
+            .collect();
+        kept.sort_by_key(|p| {
+            self.provider_order
+                .iter()
+                .position(|o| o == p.id())
+                .unwrap_or(usize::MAX)
+        });
+        kept
+    }
+
     /// Writes `routing.json` and `scorecard.json` into `dir` (created if
     /// missing), atomically.
     ///

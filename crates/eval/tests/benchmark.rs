@@ -377,6 +377,23 @@ async fn the_supervisor_gates_recommends_and_writes_a_plan_the_router_loads() ->
         assert!(c < l, "{order:?}");
     }
 
+    // The plan orders providers for a router and leaves out the disabled.
+    let all: Vec<Arc<dyn Provider>> = bench.providers.iter().rev().cloned().collect();
+    let ordered = report.plan.order_providers(all);
+    let ids: Vec<&str> = ordered.iter().map(|p| p.id()).collect();
+    assert_eq!(
+        ids,
+        report
+            .plan
+            .provider_order
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    assert!(!ids.contains(&"reckless"));
+    let router =
+        tuneloop_providers::Router::new(ordered, tuneloop_providers::RouterConfig::default())?;
+
     // The plan's scorecard is what the router and the optimizer load.
     let dir = tempfile::tempdir()?;
     report.plan.write(dir.path())?;
@@ -385,6 +402,7 @@ async fn the_supervisor_gates_recommends_and_writes_a_plan_the_router_loads() ->
         ScorecardConfig::default(),
     )?;
     let e = card.entry("cloud", "big", "factual_qa").ok_or("no entry")?;
+    let _router = router.with_scorecard(Arc::new(card));
     // Two factual cases × 20 repetitions × 3 runs.
     assert_eq!(e.calls, 2 * 20 * 3);
     assert_eq!(e.successes, e.calls);

@@ -61,9 +61,13 @@ fn interviewer(hints: &[&str]) -> Result<Candidate, tuneloop_core::Error> {
     })
 }
 
+/// 20 calls a prompt and success at 0.99: a prompt without the needed
+/// instruction (q ≤ 0.75) reaches it with probability 0.75^20 < 0.4%, one
+/// with it at peak 1 (q = 1) always.
 fn config() -> RefineConfig {
     RefineConfig {
         repetitions: 20,
+        success_threshold: 0.99,
         ..RefineConfig::default()
     }
 }
@@ -126,7 +130,7 @@ async fn it_stops_when_the_interviewer_has_nothing_new() -> TestResult {
     // The interviewer's only hint is already in the prompt.
     let refiner = Refiner::new(interviewer(&["capital of Australia"])?, config())?;
     let s = refiner
-        .refine(&suite.cases[0], &candidate("cand", 1.0, &[NEEDED])?)
+        .refine(&suite.cases[0], &candidate("cand", 0.25, &[NEEDED])?)
         .await?;
     assert_eq!(s.stop_reason, StopReason::NoProposal);
     assert_eq!((s.iterations.len(), s.interviews.len()), (1, 1));
@@ -208,7 +212,7 @@ async fn unusable_or_failing_interviewers_are_recorded_not_fatal() -> TestResult
         parameters: params("r")?,
     };
     let s = Refiner::new(rambler, config())?
-        .refine(&suite.cases[0], &candidate("cand", 1.0, &[NEEDED])?)
+        .refine(&suite.cases[0], &candidate("cand", 0.25, &[NEEDED])?)
         .await?;
     assert_eq!(s.stop_reason, StopReason::NoProposal);
     assert_eq!(s.interviews[0].improved_prompt, None);
@@ -222,8 +226,9 @@ async fn unusable_or_failing_interviewers_are_recorded_not_fatal() -> TestResult
         })),
         parameters: params("r")?,
     };
+    // Peak 0.25 without the instruction: q = 0, the first prompt fails.
     let s = Refiner::new(refused, config())?
-        .refine(&suite.cases[0], &candidate("cand", 1.0, &[NEEDED])?)
+        .refine(&suite.cases[0], &candidate("cand", 0.25, &[NEEDED])?)
         .await?;
     assert_eq!(s.stop_reason, StopReason::InterviewerFailed);
     assert!(
