@@ -57,6 +57,8 @@ pub struct ParameterSet {
 struct RawParameterSet {
     model: String,
     temperature: f64,
+    /// Optional in files: the APIs' default, 1.
+    #[serde(default = "default_top_p")]
     top_p: f64,
     max_tokens: u32,
     #[serde(default)]
@@ -69,6 +71,10 @@ struct RawParameterSet {
     stop: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     prompt_variant: Option<String>,
+}
+
+fn default_top_p() -> f64 {
+    1.0
 }
 
 impl TryFrom<RawParameterSet> for ParameterSet {
@@ -507,6 +513,10 @@ mod tests {
         assert!(err.contains("temperature"), "{err}");
         let unknown = r#"{"model":"m","temperature":0.5,"top_p":1.0,"max_tokens":10,"x":1}"#;
         assert!(serde_json::from_str::<ParameterSet>(unknown).is_err());
+        // top_p may be left out: the APIs' default, 1, and the same arm.
+        let short = r#"{"model":"m","temperature":0.5,"max_tokens":10}"#;
+        let full: ParameterSet = serde_json::from_str(ok).unwrap();
+        assert_eq!(serde_json::from_str::<ParameterSet>(short).unwrap(), full);
     }
 
     proptest! {
