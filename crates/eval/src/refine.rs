@@ -442,6 +442,41 @@ pub fn parse_interview(reply: &str) -> (Option<String>, Option<String>) {
 }
 
 /// Refines prompts of cases on candidates with an interviewer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tuneloop_core::ParameterSet;
+/// use tuneloop_eval::{Candidate, RefineConfig, Refiner, StopReason, Suite};
+/// use tuneloop_providers::{SimulatedConfig, SimulatedProvider, SimulatedRole};
+///
+/// let mut suite = Suite::standard();
+/// suite.cases.retain(|c| c.id == "capital");
+/// let need = "Answer with the city name only.";
+/// suite.cases[0].prompt = "What is the capital of Australia?".into();
+/// // A model that needs the instruction, an interviewer that suggests it.
+/// let model = Candidate {
+///     provider: Arc::new(SimulatedProvider::new(SimulatedConfig {
+///         peak_quality: 1.0,
+///         answers: suite.simulated_answers(|_| vec![need.to_owned()]),
+///         ..SimulatedConfig::default()
+///     })),
+///     parameters: ParameterSet::builder("m").temperature(0.3).max_tokens(1024).build()?,
+/// };
+/// let interviewer = Candidate {
+///     provider: Arc::new(SimulatedProvider::new(SimulatedConfig {
+///         id: "coach".into(),
+///         role: SimulatedRole::Interviewer { hints: vec![need.to_owned()] },
+///         ..SimulatedConfig::default()
+///     })),
+///     parameters: ParameterSet::builder("coach").build()?,
+/// };
+/// let refiner = Refiner::new(interviewer, RefineConfig { repetitions: 20, success_threshold: 0.99, ..RefineConfig::default() })?;
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
+/// let session = rt.block_on(refiner.refine(&suite.cases[0], &model))?;
+/// assert_eq!(session.stop_reason, StopReason::Success);
+/// assert!(session.best_prompt.ends_with(need));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Refiner {
     interviewer: Candidate,
