@@ -223,6 +223,12 @@ impl OpeData {
     }
 }
 
+/// Powers of ten that `f64` holds exactly.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 /// A scanner for the one shape `ope` lines have, faster than a general JSON
 /// deserializer; numbers go through `f64::from_str`, which rounds
 /// correctly. Anything it does not recognize (escapes in keys, unknown or
@@ -266,6 +272,41 @@ impl<'a> FastLine<'a> {
     fn number(&mut self) -> Option<f64> {
         self.ws();
         let start = self.i;
+        // One pass for plain decimals (`-12.0345`: no exponent). Clinger's
+        // fast path: when the digits as an integer `m` are at most 2^53 and
+        // at most 22 follow the point, `m / 10^k` is one correctly rounded
+        // division of two exact values, so it equals what `f64::from_str`
+        // returns. Anything else is scanned again and handed to `from_str`.
+        let s = self.s;
+        let mut i = start;
+        let neg = s.get(i) == Some(&b'-');
+        i += usize::from(neg);
+        let (mut m, mut count, mut frac, mut point) = (0u64, 0usize, 0usize, false);
+        while let Some(&c) = s.get(i) {
+            match c {
+                b'0'..=b'9' => {
+                    if count < 19 {
+                        m = m * 10 + u64::from(c - b'0');
+                    }
+                    count += 1;
+                    frac += usize::from(point);
+                }
+                b'.' if !point => point = true,
+                _ => break,
+            }
+            i += 1;
+        }
+        let plain = !matches!(s.get(i), Some(b'e' | b'E' | b'+' | b'-' | b'.'))
+            && count > 0
+            && count <= 19
+            && (!point || (frac > 0 && frac < count))
+            && m <= 1u64 << 53
+            && frac <= 22;
+        if plain {
+            self.i = i;
+            let v = m as f64 / POW10[frac];
+            return Some(if neg { -v } else { v });
+        }
         while self
             .s
             .get(self.i)
@@ -391,15 +432,103 @@ fn describe_json_error(text: &[u8], err: &serde_json::Error) -> String {
     err.to_string()
 }
 
+/// One chunk of lines, validated and laid out flat by a parser thread.
+struct ParsedChunk {
+    /// The chunk's rounds (validated as if the chunk were the whole file).
+    data: OpeData,
+    /// The chunk's first round's width and whether it has `reward_hat`,
+    /// with its line: what the chunks must agree on.
+    first: Option<(usize, bool, usize)>,
+    /// Lines in the chunk.
+    line_count: usize,
+    /// The first bad line within the chunk and what is wrong with it.
+    error: Option<(usize, String)>,
+}
+
+impl OpeData {
+    fn empty() -> Self {
+        OpeData {
+            n: 0,
+            k: 0,
+            action: Vec::new(),
+            reward: Vec::new(),
+            pscore: Vec::new(),
+            target: Vec::new(),
+            reward_hat: None,
+        }
+    }
+
+    /// Appends `other`, which has the same width and `reward_hat` presence.
+    fn append(&mut self, other: OpeData) {
+        if self.n == 0 {
+            *self = other;
+            return;
+        }
+        self.n += other.n;
+        self.action.extend_from_slice(&other.action);
+        self.reward.extend_from_slice(&other.reward);
+        self.pscore.extend_from_slice(&other.pscore);
+        self.target.extend_from_slice(&other.target);
+        if let (Some(all), Some(q)) = (&mut self.reward_hat, other.reward_hat) {
+            all.extend_from_slice(&q);
+        }
+    }
+}
+
+/// Parses and validates a chunk of whole lines.
+fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
+    let mut out = ParsedChunk {
+        data: OpeData::empty(),
+        first: None,
+        line_count: 0,
+        error: None,
+    };
+    for text in chunk.split(|&b| b == b'\n') {
+        out.line_count += 1;
+        if out.error.is_some() || text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let round = match FastLine::round(text) {
+            Some(r) => r,
+            None => match serde_json::from_slice::<OpeRound>(text) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.error = Some((out.line_count, describe_json_error(text, &e)));
+                    continue;
+                }
+            },
+        };
+        out.first.get_or_insert((
+            round.target.len(),
+            round.reward_hat.is_some(),
+            out.line_count,
+        ));
+        if let Err(e) = out.data.push(round) {
+            let reason = match e {
+                Error::InvalidRound { field, reason, .. } => format!("field `{field}`: {reason}"),
+                other => other.to_string(),
+            };
+            out.error = Some((out.line_count, reason));
+        }
+    }
+    // `split` yields an empty tail after the chunk's final newline,
+    // counted above as a line: undo that.
+    if chunk.last() == Some(&b'\n') {
+        out.line_count -= 1;
+    }
+    out
+}
+
 /// Reads estimator-level JSON Lines (gzip if the name ends in `.gz`).
 /// Blank lines are skipped. A reader thread inflates the file in
-/// newline-aligned chunks while the calling thread parses them, so
-/// decompression and parsing overlap.
+/// newline-aligned chunks while two parser threads parse them, so
+/// decompression and parsing overlap and parsing uses both cores.
 ///
 /// # Errors
 /// [`Error::Io`], or [`Error::InvalidLine`] naming the line and the field.
 pub fn read_jsonl(path: &Path) -> Result<OpeData> {
-    const CHUNK: usize = 1 << 20;
+    const CHUNK: usize = 1 << 19;
+    const PARSERS: usize = 2;
     let name = path.display().to_string();
     let io = |source| Error::Io {
         path: name.clone(),
@@ -411,12 +540,14 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
     } else {
         Box::new(BufReader::new(file))
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
-    let mut rounds = Vec::new();
-    let mut lines: Vec<usize> = Vec::new();
-    let parsed: Result<()> = std::thread::scope(|scope| {
+    type ChunkResult = ParsedChunk;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(usize, Vec<u8>)>>(4);
+    let rx = std::sync::Mutex::new(rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<std::io::Result<(usize, ChunkResult)>>();
+    let parsed: Result<Vec<(usize, ChunkResult)>> = std::thread::scope(|scope| {
         scope.spawn(move || {
             let mut carry: Vec<u8> = Vec::new();
+            let mut seq = 0;
             loop {
                 let mut buf = std::mem::take(&mut carry);
                 let start = buf.len();
@@ -436,7 +567,7 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
                 buf.truncate(filled);
                 if filled == start {
                     if !buf.is_empty() {
-                        let _ = tx.send(Ok(buf));
+                        let _ = tx.send(Ok((seq, buf)));
                     }
                     return;
                 }
@@ -444,63 +575,146 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
                 if let Some(cut) = buf.iter().rposition(|&b| b == b'\n') {
                     carry = buf.split_off(cut + 1);
                 }
-                if tx.send(Ok(buf)).is_err() {
+                if tx.send(Ok((seq, buf))).is_err() {
                     return;
                 }
+                seq += 1;
             }
         });
-        let mut line_no = 0;
-        for chunk in rx {
-            let chunk = chunk.map_err(io)?;
-            for text in chunk.split(|&b| b == b'\n') {
-                line_no += 1;
-                if text.iter().all(u8::is_ascii_whitespace) {
-                    continue;
+        for _ in 0..PARSERS {
+            let (rx, done_tx) = (&rx, done_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only to take the next chunk.
+                    let next = rx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv();
+                    let sent = match next {
+                        Err(_) => return,
+                        Ok(Err(e)) => done_tx.send(Err(e)),
+                        Ok(Ok((seq, chunk))) => done_tx.send(Ok((seq, parse_chunk(&chunk)))),
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
                 }
-                let round = match FastLine::round(text) {
-                    Some(r) => r,
-                    None => serde_json::from_slice::<OpeRound>(text).map_err(|e| {
-                        Error::InvalidLine {
-                            path: name.clone(),
-                            line: line_no,
-                            reason: describe_json_error(text, &e),
-                        }
-                    })?,
-                };
-                rounds.push(round);
-                lines.push(line_no);
-            }
-            // `split` yields an empty tail after the chunk's final newline,
-            // counted above as a line: undo that.
-            if chunk.last() == Some(&b'\n') {
-                line_no -= 1;
+            });
+        }
+        drop(done_tx);
+        let mut parts = Vec::new();
+        for part in done_rx {
+            parts.push(part.map_err(io)?);
+        }
+        Ok(parts)
+    });
+    let mut parts = parsed?;
+    parts.sort_unstable_by_key(|(seq, _)| *seq);
+    let bad = |line: usize, reason: String| Error::InvalidLine {
+        path: name.clone(),
+        line,
+        reason,
+    };
+    let mut data = OpeData::empty();
+    // Width and reward_hat presence of the file's first round.
+    let mut shape: Option<(usize, bool)> = None;
+    let mut offset = 0;
+    for (_, part) in parts {
+        if let Some((k, hat, line)) = part.first {
+            match shape {
+                None => shape = Some((k, hat)),
+                Some((k0, _)) if k != k0 => {
+                    return Err(bad(
+                        offset + line,
+                        format!("field `target`: {k} values, but the first round has {k0}"),
+                    ));
+                }
+                Some((_, hat0)) if hat != hat0 => {
+                    let reason = if hat0 {
+                        "field `reward_hat`: missing, but earlier rounds have it"
+                    } else {
+                        "field `reward_hat`: present, but earlier rounds lack it"
+                    };
+                    return Err(bad(offset + line, reason.into()));
+                }
+                Some(_) => {}
             }
         }
-        Ok(())
-    });
-    parsed?;
-    OpeData::new(rounds).map_err(|e| match e {
-        Error::InvalidRound {
-            round,
-            field,
-            reason,
-        } => Error::InvalidLine {
-            path: name.clone(),
-            line: lines.get(round).copied().unwrap_or(0),
-            reason: format!("field `{field}`: {reason}"),
-        },
-        Error::Empty => Error::InvalidLine {
-            path: name.clone(),
-            line: 0,
-            reason: "the file has no rounds".into(),
-        },
-        other => other,
-    })
+        if let Some((line, reason)) = part.error {
+            return Err(bad(offset + line, reason));
+        }
+        data.append(part.data);
+        offset += part.line_count;
+    }
+    if data.n == 0 {
+        return Err(bad(0, "the file has no rounds".into()));
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_equal_from_str_bit_for_bit() {
+        use tuneloop_core::hash::splitmix64;
+        let parse = |text: &str| {
+            let mut p = FastLine {
+                text,
+                s: text.as_bytes(),
+                i: 0,
+            };
+            p.number().filter(|_| p.i == text.len())
+        };
+        let mut state = 7u64;
+        let mut next = |k: u64| {
+            state = splitmix64(state);
+            state % k
+        };
+        for _ in 0..200_000 {
+            let digits = 1 + next(24) as usize;
+            let mut s = String::new();
+            if next(2) == 0 {
+                s.push('-');
+            }
+            let point = next(digits as u64 + 1) as usize;
+            for i in 0..digits {
+                if i == point && i > 0 {
+                    s.push('.');
+                }
+                s.push(char::from(b'0' + next(10) as u8));
+            }
+            if next(8) == 0 {
+                s.push_str(&format!("e-{}", next(30)));
+            }
+            let reference: f64 = s.parse().unwrap();
+            assert_eq!(
+                parse(&s).map(f64::to_bits),
+                Some(reference.to_bits()),
+                "{s}"
+            );
+        }
+        for odd in [
+            "",
+            "-",
+            ".5",
+            "5.",
+            "1e5",
+            "+1",
+            "1.2.3",
+            "--1",
+            "12345678901234567890",
+            "-0.0",
+            "9007199254740993",
+        ] {
+            assert_eq!(
+                parse(odd).map(f64::to_bits),
+                odd.parse::<f64>().ok().map(f64::to_bits),
+                "{odd}"
+            );
+        }
+    }
 
     #[test]
     fn the_fast_path_agrees_with_serde_json() {
