@@ -232,6 +232,39 @@ fn runtime(simulated: bool) -> CliResult<tokio::runtime::Runtime> {
     rt.map_err(|e| CliError::Other(anyhow::anyhow!("cannot start the async runtime: {e}")))
 }
 
+/// The grader of judge-scored cases: `--judge PROVIDER/MODEL`, or a
+/// simulated judge with the default simulated providers; `None` when the
+/// suite has no judge-scored case.
+fn judge_for(
+    suite: &Suite,
+    providers: &Providers,
+    spec: Option<&str>,
+    default_providers: bool,
+) -> CliResult<Option<tuneloop_eval::Judge>> {
+    let needed = suite.cases.iter().any(|c| c.scorer.needs_judge());
+    match spec {
+        Some(spec) => {
+            let c = candidate(&providers.list, spec, "--judge")?;
+            Ok(Some(tuneloop_eval::Judge {
+                provider: c.provider,
+                parameters: c.parameters,
+            }))
+        }
+        None if !needed => Ok(None),
+        None if default_providers => Ok(Some(tuneloop_eval::Judge {
+            provider: Arc::new(SimulatedProvider::new(SimulatedConfig {
+                id: "sim-judge".into(),
+                role: SimulatedRole::Judge,
+                ..SimulatedConfig::default()
+            })),
+            parameters: parameters_for("judge")?,
+        })),
+        None => Err(CliError::bad(
+            "the suite has judge-scored cases: name the grader with --judge PROVIDER/MODEL",
+        )),
+    }
+}
+
 /// Options of `eval run`.
 #[derive(Debug)]
 pub(crate) struct RunOptions {
@@ -246,6 +279,7 @@ pub(crate) struct RunOptions {
     pub(crate) history: Option<PathBuf>,
     pub(crate) gates: Option<PathBuf>,
     pub(crate) report: Option<PathBuf>,
+    pub(crate) judge: Option<String>,
     pub(crate) seed: u64,
 }
 
@@ -268,9 +302,16 @@ pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
         Some(h) => History::next_round(h)?,
         None => 0,
     };
+    let judge = judge_for(
+        &suite,
+        &providers,
+        o.judge.as_deref(),
+        o.providers.is_none(),
+    )?;
     let mut bench = BenchmarkConfig::new(providers.list, parameter_sets);
     bench.repetitions = o.repetitions;
     bench.concurrency = o.concurrency;
+    bench.judge = judge;
     let supervisor = Supervisor::new(SupervisorConfig {
         runs: o.runs,
         gates,
@@ -421,6 +462,7 @@ pub(crate) struct RefineOptions {
     pub(crate) max_iterations: u32,
     pub(crate) repetitions: u32,
     pub(crate) out: Option<PathBuf>,
+    pub(crate) judge: Option<String>,
     pub(crate) seed: u64,
 }
 
@@ -495,6 +537,18 @@ pub(crate) fn refine(suite: &str, o: RefineOptions) -> CliResult<serde_json::Val
     )?;
     if let Some(out) = &o.out {
         refiner = refiner.record(SessionRecorder::new(out));
+    }
+    let single = Suite {
+        cases: vec![case.clone()],
+        ..suite.clone()
+    };
+    if let Some(j) = judge_for(
+        &single,
+        &providers,
+        o.judge.as_deref(),
+        o.providers.is_none(),
+    )? {
+        refiner = refiner.judge(j);
     }
     let bar = Bar::new("eval refine");
     bar.update(0, candidates.len());

@@ -187,6 +187,10 @@ enum EvalCommand {
         /// Writes the full supervisor report (JSON) here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// The grader of judge-scored cases, PROVIDER/MODEL (default with
+        /// simulated providers: a simulated judge).
+        #[arg(long)]
+        judge: Option<String>,
         /// Seed of the simulated providers.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -219,6 +223,9 @@ enum EvalCommand {
         /// Records sessions (and the comparison) under this folder.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The grader of a judge-scored case, PROVIDER/MODEL.
+        #[arg(long)]
+        judge: Option<String>,
         /// Seed of the simulated providers.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -305,6 +312,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 history,
                 gates,
                 report,
+                judge,
                 seed,
             } => eval::run(
                 &suite,
@@ -320,6 +328,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                     history,
                     gates,
                     report,
+                    judge,
                     seed,
                 },
             ),
@@ -333,6 +342,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 max_iterations,
                 repetitions,
                 out,
+                judge,
                 seed,
             } => eval::refine(
                 &suite,
@@ -345,6 +355,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                     max_iterations,
                     repetitions,
                     out,
+                    judge,
                     seed,
                 },
             ),

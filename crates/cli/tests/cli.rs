@@ -535,3 +535,36 @@ fn report_names_a_bad_line_and_exits_2() -> TestResult {
     assert_bad_input(&out, &["missing.jsonl"]);
     Ok(())
 }
+
+#[test]
+fn eval_run_grades_judge_scored_cases_with_a_judge() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let suite = write(
+        dir.path(),
+        "judged.json",
+        r#"{"name": "judged", "cases": [
+            {"id": "capital", "task_type": "factual_qa",
+             "prompt": "What is the capital of Australia? Answer with the city name only.",
+             "reference": "Canberra",
+             "scorer": {"kind": "judge", "rubric": "names the right city"}}]}"#,
+    )?;
+    // Default simulated providers: a simulated judge grades by word overlap
+    // with the reference, so a right answer scores 1 and "I am not sure." 0.
+    let out = tuneloop(&["eval", "run", &suite, "--runs", "1", "--repetitions", "3"])?;
+    let v = stdout_json(&out)?;
+    for c in v["configs"].as_array().ok_or("no configs")? {
+        assert_eq!(c["success_rate"], 1.0, "{c}");
+        let q = c["quality"].as_f64().ok_or("no quality")?;
+        // Every score is 0 or 1: the mean of three is a multiple of 1/3.
+        assert!(((q * 3.0) - (q * 3.0).round()).abs() < 1e-9, "{q}");
+    }
+    // With providers of one's own, the grader must be named.
+    let providers = write(
+        dir.path(),
+        "providers.json",
+        r#"[{"simulated": {"id": "a", "models": ["large"]}}]"#,
+    )?;
+    let out = tuneloop(&["eval", "run", &suite, "--providers", &providers])?;
+    assert_bad_input(&out, &["--judge"]);
+    Ok(())
+}
