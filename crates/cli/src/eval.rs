@@ -369,7 +369,7 @@ pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
         .recommendations
         .iter()
         .map(|(t, r)| {
-            let pick = |c: &Option<tuneloop_eval::supervisor::Choice>| {
+            let pick = |c: &Option<tuneloop_eval::Choice>| {
                 c.as_ref().map(|c| {
                     json!({
                         "provider": c.provider,

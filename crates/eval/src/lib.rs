@@ -34,7 +34,10 @@
 //! ```
 
 mod error;
+pub mod history;
+pub mod plan;
 pub mod refine;
+pub mod regression;
 pub mod runner;
 pub mod scorer;
 pub mod stats;
@@ -42,15 +45,20 @@ pub mod suite;
 pub mod supervisor;
 
 pub use error::{Error, Result};
+pub use history::{History, RoundSummary};
+pub use plan::{Choice, Recommendation, RoutingPlan};
 pub use refine::{
     Candidate, Comparison, Interview, PromptVariant, RefineConfig, RefineSession, Refiner,
     SessionRecorder, StopReason, TestIteration, parse_interview,
+};
+pub use regression::{
+    Baseline, Regression, Regressions, TrialReport, aa_false_positive_rate, detect_regressions,
+    regression_trials,
 };
 pub use runner::{BenchmarkConfig, BenchmarkRun, CallRecord, run_benchmark};
 pub use scorer::{Judge, ScoreError, Scorer};
 pub use suite::{Case, Suite};
 pub use supervisor::{
-    Baseline, ConfigKey, ConfigReport, ConfigSummary, Gates, History, Recommendation, Regressions,
-    RoutingPlan, Supervisor, SupervisorConfig, TrialReport, aa_false_positive_rate,
-    detect_regressions, regression_trials, summarize,
+    ConfigKey, ConfigReport, ConfigSummary, Gates, Supervisor, SupervisorConfig, SupervisorReport,
+    summarize,
 };
