@@ -408,11 +408,9 @@ pub fn parse_interview(reply: &str) -> (Option<String>, Option<String>) {
     let analysis = reply
         .lines()
         .find_map(|l| {
-            let t = l.trim();
-            let lower = t.to_lowercase();
-            lower
-                .strip_prefix("analysis:")
-                .map(|_| t["analysis:".len()..].trim().to_owned())
+            let t = l.trim_start();
+            (find_ascii_ci(t, "analysis:") == Some(0))
+                .then(|| t["analysis:".len()..].trim().to_owned())
         })
         .filter(|a| !a.is_empty());
     let clean = |s: &str| {
@@ -425,10 +423,9 @@ pub fn parse_interview(reply: &str) -> (Option<String>, Option<String>) {
             return (analysis, clean(&rest[..end]));
         }
     }
-    let lower = reply.to_lowercase();
-    if let Some(i) = lower.find("improved prompt:") {
+    if let Some(i) = find_ascii_ci(reply, "improved prompt:") {
         let rest = &reply[i + "improved prompt:".len()..];
-        let end = rest.to_lowercase().find("reasoning:").unwrap_or(rest.len());
+        let end = find_ascii_ci(rest, "reasoning:").unwrap_or(rest.len());
         return (analysis, clean(&rest[..end]));
     }
     if let Some(start) = reply.find("```") {
@@ -439,6 +436,18 @@ pub fn parse_interview(reply: &str) -> (Option<String>, Option<String>) {
         }
     }
     (analysis, None)
+}
+
+/// The byte offset of the first ASCII-case-insensitive match of the ASCII
+/// `needle` in `hay`. Matching on the original bytes (not on a lowercased
+/// copy, whose offsets differ after some non-ASCII letters) keeps the
+/// offset on a character boundary of `hay`.
+fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    if n.is_empty() || h.len() < n.len() {
+        return None;
+    }
+    (0..=h.len() - n.len()).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// Refines prompts of cases on candidates with an interviewer.
@@ -825,6 +834,12 @@ mod tests {
         let (_, p) = parse_interview("Try this:\n```text\nName the city.\n```\n");
         assert_eq!(p.as_deref(), Some("Name the city."));
         assert_eq!(parse_interview("I have no idea."), (None, None));
+        // Letters whose lowercase is longer (İ is 2 bytes, i̇ is 3) before
+        // the heading must not shift the cut.
+        let (_, p) = parse_interview("İİİ ÅNGSTRÖM\nIMPROVED PROMPT: Say Canberra.\nREASONING: ok");
+        assert_eq!(p.as_deref(), Some("Say Canberra."));
+        let (a, _) = parse_interview("  Analysis:   terse  ");
+        assert_eq!(a.as_deref(), Some("terse"));
         assert_eq!(parse_interview("<prompt>   </prompt>").1, None);
     }
 }
