@@ -346,24 +346,13 @@ impl Supervisor {
         progress: Option<Progress<'_>>,
     ) -> Result<(Vec<BenchmarkRun>, SupervisorReport)> {
         let mut runs = Vec::with_capacity(self.config.runs as usize);
-        let pairs = bench
-            .providers
-            .iter()
-            .map(|p| {
-                bench
-                    .parameter_sets
-                    .iter()
-                    .filter(|ps| p.capabilities().serves(ps.model()))
-                    .count()
-            })
-            .sum::<usize>();
-        let per_run = suite.cases.len() * pairs;
+        let runs_total = self.config.runs as usize;
         for i in 0..self.config.runs {
-            let offset = i as usize * per_run * bench.repetitions as usize;
-            let total_all = self.config.runs as usize * per_run * bench.repetitions as usize;
-            let wrapped = |done: usize, _total: usize| {
+            // Every run makes the same number of calls, which run_benchmark
+            // reports as its total.
+            let wrapped = |done: usize, total: usize| {
                 if let Some(p) = progress {
-                    p(offset + done, total_all);
+                    p(i as usize * total + done, runs_total * total);
                 }
             };
             runs.push(run_benchmark(suite, bench, first_round + i, Some(&wrapped)).await?);
