@@ -166,8 +166,9 @@ fn load_providers(path: &Path) -> CliResult<Providers> {
     Ok(Providers { list, simulated })
 }
 
-/// The default simulated pair: a cloud model and a faster, weaker local one.
-fn default_providers(suite: &Suite, requires: &[String], seed: u64) -> Providers {
+/// The default simulated pair: a cloud model and a faster, weaker local one,
+/// each with its peak quality lowered by `shift` (0 but for `eval aa --shift`).
+fn default_providers(suite: &Suite, requires: &[String], seed: u64, shift: f64) -> Providers {
     let answers = suite.simulated_answers(|_| requires.to_vec());
     let cloud = SimulatedConfig {
         id: "sim-cloud".into(),
@@ -175,7 +176,7 @@ fn default_providers(suite: &Suite, requires: &[String], seed: u64) -> Providers
         models: vec!["large".into()],
         base_latency_ms: 600.0,
         ms_per_token: 0.5,
-        peak_quality: 0.97,
+        peak_quality: (0.97 - shift).max(0.0),
         best_temperature: 0.2,
         answers: answers.clone(),
         seed,
@@ -187,7 +188,7 @@ fn default_providers(suite: &Suite, requires: &[String], seed: u64) -> Providers
         models: vec!["small".into()],
         base_latency_ms: 150.0,
         ms_per_token: 0.2,
-        peak_quality: 0.88,
+        peak_quality: (0.88 - shift).max(0.0),
         best_temperature: 0.4,
         answers,
         seed: seed.wrapping_add(1),
@@ -287,7 +288,7 @@ pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
     let suite = load_suite(suite)?;
     let providers = match &o.providers {
         Some(p) => load_providers(p)?,
-        None => default_providers(&suite, &[], o.seed),
+        None => default_providers(&suite, &[], o.seed, 0.0),
     };
     let parameter_sets: Vec<ParameterSet> = match &o.parameters {
         Some(p) => read_json(p, "parameters")?,
@@ -498,7 +499,7 @@ pub(crate) fn refine(suite: &str, o: RefineOptions) -> CliResult<serde_json::Val
             (providers, interviewer)
         }
         None => {
-            let providers = default_providers(&suite, &[SIM_INSTRUCTION.to_owned()], o.seed);
+            let providers = default_providers(&suite, &[SIM_INSTRUCTION.to_owned()], o.seed, 0.0);
             let interviewer = Candidate {
                 provider: Arc::new(SimulatedProvider::new(SimulatedConfig {
                     id: "sim-interviewer".into(),
@@ -627,14 +628,14 @@ pub(crate) fn aa(
     }
     let before = match providers {
         Some(p) => load_providers(p)?,
-        None => default_providers(&suite, &[], seed),
+        None => default_providers(&suite, &[], seed, 0.0),
     };
     let simulated = before.simulated;
     let mut bench = BenchmarkConfig::new(before.list, default_parameters()?);
     bench.repetitions = repetitions;
     let mut after = bench.clone();
     if shift > 0.0 {
-        after.providers = default_providers_shifted(&suite, seed, shift).list;
+        after.providers = default_providers(&suite, &[], seed, shift).list;
     }
     let gates = tuneloop_eval::Gates::default();
     let bar = Bar::new("eval aa");
@@ -651,47 +652,4 @@ pub(crate) fn aa(
     let mut v = serde_json::to_value(r)?;
     v["shift"] = json!(shift);
     Ok(v)
-}
-
-fn default_providers_shifted(suite: &Suite, seed: u64, shift: f64) -> Providers {
-    let answers = suite.simulated_answers(|_| Vec::new());
-    let worse = |id: &str, tier, model: &str, peak: f64, best_t: f64, base: f64, per: f64, seed| {
-        Arc::new(SimulatedProvider::new(SimulatedConfig {
-            id: id.into(),
-            tier,
-            models: vec![model.into()],
-            base_latency_ms: base,
-            ms_per_token: per,
-            peak_quality: (peak - shift).max(0.0),
-            best_temperature: best_t,
-            answers: answers.clone(),
-            seed,
-            ..SimulatedConfig::default()
-        })) as Arc<dyn Provider>
-    };
-    Providers {
-        list: vec![
-            worse(
-                "sim-cloud",
-                Tier::Online,
-                "large",
-                0.97,
-                0.2,
-                600.0,
-                0.5,
-                seed,
-            ),
-            worse(
-                "sim-local",
-                Tier::Local,
-                "small",
-                0.88,
-                0.4,
-                150.0,
-                0.2,
-                seed.wrapping_add(1),
-            ),
-        ],
-        simulated: true,
-    }
 }
