@@ -6,6 +6,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use tuneloop_counterfactual::{EstimatorKind, EstimatorSettings, OpeData, OpeRound};
+use tuneloop_eval::stats::Moments;
 
 use super::load::{COHORTS, Data, PHASES, Row};
 use crate::error::CliResult;
@@ -19,33 +20,23 @@ pub(crate) struct Mean {
     pub(crate) hi: f64,
 }
 
-fn mean_ci(xs: impl Iterator<Item = f64>) -> Mean {
-    let (mut n, mut s, mut ss) = (0u64, 0.0, 0.0);
-    for x in xs {
-        n += 1;
-        s += x;
-        ss += x * x;
-    }
-    if n == 0 {
+/// The mean of `xs` with a normal 95% interval (NaN when empty).
+fn mean_ci(xs: impl IntoIterator<Item = f64>) -> Mean {
+    let m = Moments::of(xs);
+    if m.n == 0 {
         return Mean {
-            n,
+            n: 0,
             mean: f64::NAN,
             lo: f64::NAN,
             hi: f64::NAN,
         };
     }
-    let m = s / n as f64;
-    let var = if n > 1 {
-        ((ss - n as f64 * m * m) / (n - 1) as f64).max(0.0)
-    } else {
-        0.0
-    };
-    let half = 1.96 * (var / n as f64).sqrt();
+    let half = 1.96 * (m.variance / m.n as f64).sqrt();
     Mean {
-        n,
-        mean: m,
-        lo: m - half,
-        hi: m + half,
+        n: m.n,
+        mean: m.mean,
+        lo: m.mean - half,
+        hi: m.mean + half,
     }
 }
 
@@ -67,35 +58,18 @@ pub(crate) struct Series {
 pub(crate) fn reward_over_time(data: &Data, bins: usize) -> Vec<Series> {
     let (t0, t1) = span(data);
     let width = (t1 - t0) / bins as f64;
-    let mut acc = vec![vec![(0u64, 0.0f64, 0.0f64); bins]; COHORTS.len()];
+    let mut rewards = vec![vec![Vec::new(); bins]; COHORTS.len()];
     for r in data.rows.iter().filter(|r| !r.reward.is_nan()) {
         let b = (((r.t - t0) / width) as usize).min(bins - 1);
-        let x = f64::from(r.reward);
-        let a = &mut acc[r.cohort as usize][b];
-        a.0 += 1;
-        a.1 += x;
-        a.2 += x * x;
+        rewards[r.cohort as usize][b].push(f64::from(r.reward));
     }
     let mut out = Vec::new();
-    for (c, bins_c) in acc.iter().enumerate() {
+    for (c, bins_c) in rewards.into_iter().enumerate() {
         let points: Vec<(f64, Mean)> = bins_c
-            .iter()
+            .into_iter()
             .enumerate()
-            .filter(|(_, a)| a.0 >= 5)
-            .map(|(b, &(n, s, ss))| {
-                let m = s / n as f64;
-                let var = ((ss - n as f64 * m * m) / (n - 1) as f64).max(0.0);
-                let half = 1.96 * (var / n as f64).sqrt();
-                (
-                    (b as f64 + 0.5) * width / 3600.0,
-                    Mean {
-                        n,
-                        mean: m,
-                        lo: m - half,
-                        hi: m + half,
-                    },
-                )
-            })
+            .filter(|(_, xs)| xs.len() >= 5)
+            .map(|(b, xs)| ((b as f64 + 0.5) * width / 3600.0, mean_ci(xs)))
             .collect();
         if !points.is_empty() {
             out.push(Series {
@@ -485,8 +459,8 @@ pub(crate) fn attribution(data: &Data) -> Option<Vec<Effect>> {
         ("presence_penalty (+1 sd)", |p| p.presence_penalty()),
     ];
     for (name, f) in conts {
-        let m = mean_ci(rows.iter().map(|r| f(&arms[r.arm as usize].params)));
-        let sd = ((m.hi - m.mean) / 1.96) * (m.n as f64).sqrt();
+        let m = Moments::of(rows.iter().map(|r| f(&arms[r.arm as usize].params)));
+        let sd = m.sd();
         if sd > 1e-9 {
             let arms = arms.clone();
             let mean = m.mean;
