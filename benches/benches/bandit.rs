@@ -60,6 +60,27 @@ fn policies(c: &mut Criterion) {
             ts.select(black_box(&xs[(n % 64) as usize]), &all, &key)
         })
     });
+    // A learned state: 200 observations per arm of rewards whose mean
+    // grows with the arm index (0.3 to 0.7) plus noise, so the posteriors
+    // have separated, as they do once a deployment has run for a while.
+    let mut learned = ThompsonParams::default()
+        .build(K, D)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..200 * K {
+        let arm = i % K;
+        let noise = ((i * 7919) % 101) as f64 / 101.0 - 0.5;
+        let r = 0.3 + 0.4 * arm as f64 / K as f64 + 0.2 * noise;
+        learned
+            .update(&xs[(i / K) % xs.len()], arm, r)
+            .unwrap_or_else(|e| panic!("warm-up: {e}"));
+    }
+    c.bench_function("thompson_select_d16_k32_learned", |b| {
+        b.iter(|| {
+            n += 1;
+            let key = SelectionKey::new(1, DecisionId::from_u128(n));
+            learned.select(black_box(&xs[(n % 64) as usize]), &all, &key)
+        })
+    });
     c.bench_function("linucb_update_d16", |b| {
         b.iter(|| {
             n += 1;

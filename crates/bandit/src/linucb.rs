@@ -9,7 +9,7 @@ use tuneloop_core::{
 };
 
 use crate::error::{Error, Result, check_param};
-use crate::ridge::RidgeArms;
+use crate::ridge::{QUAD_STACK, RidgeArms, packed_len, quad_weights};
 use crate::scratch::Scratch;
 use crate::snapshot::{from_snapshot, to_snapshot};
 
@@ -192,11 +192,11 @@ impl GreedyCore {
         x.expect_dim(self.ridge.dim())?;
         check_eligible(eligible, self.ridge.num_arms())?;
         let mut s = Scratch::zeros(eligible.len());
-        let mut u = Scratch::zeros(self.ridge.dim());
         let xs = x.as_slice();
-        for (slot, &arm) in s.iter_mut().zip(eligible) {
-            let (mean, quad) = self.ridge.predict(arm, xs, &mut u);
-            *slot = if bonus.alpha > 0.0 {
+        let mut xx: Scratch<QUAD_STACK> = Scratch::zeros(packed_len(xs.len()));
+        quad_weights(xs, &mut xx);
+        let score = |arm: usize, (mean, quad): (f64, f64)| {
+            if bonus.alpha > 0.0 {
                 let width = if bonus.noise_scaled {
                     (self
                         .ridge
@@ -209,7 +209,10 @@ impl GreedyCore {
                 mean + bonus.alpha * width
             } else {
                 mean
-            };
+            }
+        };
+        for (slot, &arm) in s.iter_mut().zip(eligible) {
+            *slot = score(arm, self.ridge.predict(arm, xs, &xx));
         }
         Ok(s)
     }

@@ -43,15 +43,51 @@ pub(crate) fn check_update(
 /// sets together: it fixes the first and leaves the others within noise.
 pub(crate) const MIN_NOISE_SD: f64 = 0.15;
 
+/// Quadratic-form weights up to this many values (`d <= 22`) live on the
+/// stack during a decision.
+pub(crate) const QUAD_STACK: usize = 256;
+
+/// Number of entries in the packed upper triangle of a `d × d` symmetric
+/// matrix.
+#[inline(always)]
+pub(crate) const fn packed_len(d: usize) -> usize {
+    d * (d + 1) / 2
+}
+
+/// Where row `i` of a packed upper triangle starts: rows are stored one
+/// after another, row `i` holding columns `i..d`.
+#[inline(always)]
+const fn row_start(d: usize, i: usize) -> usize {
+    i * (2 * d + 1 - i) / 2
+}
+
+/// Index of entry `(i, j)` (either triangle) in packed upper storage.
+#[inline(always)]
+pub(crate) fn packed_index(d: usize, i: usize, j: usize) -> usize {
+    let (r, c) = if i <= j { (i, j) } else { (j, i) };
+    row_start(d, r) + (c - r)
+}
+
 /// Sufficient statistics of `k` independent ridge regressions in `d` dims.
+///
+/// `A` and `A⁻¹` are symmetric, so each arm keeps only their upper
+/// triangles, packed row after row (`d(d+1)/2` values): a decision's
+/// quadratic form `xᵀA⁻¹x` is then one contiguous dot product of that
+/// many terms against [`quad_weights`], half the work of a full
+/// matrix-vector product, and the rank-one updates touch half the memory.
+/// Snapshots still hold full row-major matrices (the schema of
+/// `RidgeRepr`), so the packing is invisible outside this module.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RidgeRepr", into = "RidgeRepr")]
 pub(crate) struct RidgeArms {
     k: usize,
     d: usize,
     lambda: f64,
     refresh_every: u32,
     discount: Option<f64>,
+    /// Packed upper triangles of `A_a`, arm after arm.
     a: Vec<f64>,
+    /// Packed upper triangles of `A_a⁻¹`, arm after arm.
     a_inv: Vec<f64>,
     b: Vec<f64>,
     theta: Vec<f64>,
@@ -64,6 +100,110 @@ pub(crate) struct RidgeArms {
     since_refresh: Vec<u32>,
 }
 
+/// The serialized form of [`RidgeArms`]: full row-major `d × d` matrices,
+/// the snapshot schema since version 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename = "RidgeArms")]
+struct RidgeRepr {
+    k: usize,
+    d: usize,
+    lambda: f64,
+    refresh_every: u32,
+    discount: Option<f64>,
+    a: Vec<f64>,
+    a_inv: Vec<f64>,
+    b: Vec<f64>,
+    theta: Vec<f64>,
+    sum_r2: Vec<f64>,
+    n: Vec<f64>,
+    btheta: Vec<f64>,
+    since_refresh: Vec<u32>,
+}
+
+/// Packs `k` full row-major `d × d` matrices, averaging the two triangles.
+fn pack(full: &[f64], k: usize, d: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(k * packed_len(d));
+    for m in full.chunks_exact(d * d).take(k) {
+        for i in 0..d {
+            for j in i..d {
+                out.push(0.5 * (m[i * d + j] + m[j * d + i]));
+            }
+        }
+    }
+    out
+}
+
+/// Unpacks `k` packed upper triangles into full row-major matrices.
+fn unpack(packed: &[f64], k: usize, d: usize) -> Vec<f64> {
+    let p = packed_len(d);
+    let mut out = vec![0.0; k * d * d];
+    for (arm, m) in packed.chunks_exact(p).take(k).enumerate() {
+        let full = &mut out[arm * d * d..(arm + 1) * d * d];
+        for i in 0..d {
+            for j in i..d {
+                let v = m[packed_index(d, i, j)];
+                full[i * d + j] = v;
+                full[j * d + i] = v;
+            }
+        }
+    }
+    out
+}
+
+impl TryFrom<RidgeRepr> for RidgeArms {
+    type Error = String;
+    fn try_from(r: RidgeRepr) -> std::result::Result<Self, String> {
+        let full = r.k.checked_mul(r.d).and_then(|v| v.checked_mul(r.d));
+        match full {
+            Some(n) if r.a.len() == n && r.a_inv.len() == n => {}
+            _ => {
+                return Err(format!(
+                    "matrices of {} and {} values do not fit {} arms of dimension {}",
+                    r.a.len(),
+                    r.a_inv.len(),
+                    r.k,
+                    r.d
+                ));
+            }
+        }
+        Ok(RidgeArms {
+            a: pack(&r.a, r.k, r.d),
+            a_inv: pack(&r.a_inv, r.k, r.d),
+            k: r.k,
+            d: r.d,
+            lambda: r.lambda,
+            refresh_every: r.refresh_every,
+            discount: r.discount,
+            b: r.b,
+            theta: r.theta,
+            sum_r2: r.sum_r2,
+            n: r.n,
+            btheta: r.btheta,
+            since_refresh: r.since_refresh,
+        })
+    }
+}
+
+impl From<RidgeArms> for RidgeRepr {
+    fn from(r: RidgeArms) -> Self {
+        RidgeRepr {
+            a: unpack(&r.a, r.k, r.d),
+            a_inv: unpack(&r.a_inv, r.k, r.d),
+            k: r.k,
+            d: r.d,
+            lambda: r.lambda,
+            refresh_every: r.refresh_every,
+            discount: r.discount,
+            b: r.b,
+            theta: r.theta,
+            sum_r2: r.sum_r2,
+            n: r.n,
+            btheta: r.btheta,
+            since_refresh: r.since_refresh,
+        }
+    }
+}
+
 impl RidgeArms {
     pub(crate) fn new(
         k: usize,
@@ -72,12 +212,13 @@ impl RidgeArms {
         refresh_every: u32,
         discount: Option<f64>,
     ) -> Self {
-        let mut a = vec![0.0; k * d * d];
-        let mut a_inv = vec![0.0; k * d * d];
+        let p = packed_len(d);
+        let mut a = vec![0.0; k * p];
+        let mut a_inv = vec![0.0; k * p];
         for arm in 0..k {
             for i in 0..d {
-                a[arm * d * d + i * d + i] = lambda;
-                a_inv[arm * d * d + i * d + i] = 1.0 / lambda;
+                a[arm * p + row_start(d, i)] = lambda;
+                a_inv[arm * p + row_start(d, i)] = 1.0 / lambda;
             }
         }
         RidgeArms {
@@ -108,8 +249,8 @@ impl RidgeArms {
     /// Checks that the buffers fit the declared shape (after a restore).
     pub(crate) fn check_shape(&self) -> bool {
         let (k, d) = (self.k, self.d);
-        self.a.len() == k * d * d
-            && self.a_inv.len() == k * d * d
+        self.a.len() == k * packed_len(d)
+            && self.a_inv.len() == k * packed_len(d)
             && self.b.len() == k * d
             && self.theta.len() == k * d
             && self.sum_r2.len() == k
@@ -128,13 +269,13 @@ impl RidgeArms {
     }
 
     /// `(θ_a·x, xᵀA_a⁻¹x)`: the ridge prediction and its variance factor.
-    /// `u` is scratch space of length `d` (it receives `A_a⁻¹x`).
+    /// `xx` holds [`quad_weights`] of `x` (computed once per decision).
     #[inline]
-    pub(crate) fn predict(&self, arm: usize, x: &[f64], u: &mut [f64]) -> (f64, f64) {
-        let d = self.d;
-        sym_matvec(&self.a_inv[arm * d * d..(arm + 1) * d * d], x, u);
+    pub(crate) fn predict(&self, arm: usize, x: &[f64], xx: &[f64]) -> (f64, f64) {
+        let (d, p) = (self.d, packed_len(self.d));
+        let quad = dot8(&self.a_inv[arm * p..(arm + 1) * p], xx);
         let mean = dot(&self.theta[arm * d..(arm + 1) * d], x);
-        (mean, dot(x, u).max(0.0))
+        (mean, quad.max(0.0))
     }
 
     /// Residual noise variance of the arm: `(s0 n0 + RSS) / (n0 + n)` with
@@ -156,14 +297,14 @@ impl RidgeArms {
     /// Adds the observation `(x, r)` to `arm`. Inputs must be checked.
     pub(crate) fn update(&mut self, arm: usize, x: &[f64], r: f64) {
         let d = self.d;
-        let dd = d * d;
+        let p = packed_len(d);
         if let Some(g) = self.discount {
-            let a = &mut self.a[arm * dd..(arm + 1) * dd];
-            for (idx, v) in a.iter_mut().enumerate() {
+            let a = &mut self.a[arm * p..(arm + 1) * p];
+            for v in a.iter_mut() {
                 *v *= g;
-                if idx % (d + 1) == 0 {
-                    *v += (1.0 - g) * self.lambda;
-                }
+            }
+            for i in 0..d {
+                a[row_start(d, i)] += (1.0 - g) * self.lambda;
             }
             for v in &mut self.b[arm * d..(arm + 1) * d] {
                 *v *= g;
@@ -172,11 +313,14 @@ impl RidgeArms {
             self.n[arm] *= g;
         }
         {
-            let a = &mut self.a[arm * dd..(arm + 1) * dd];
+            let a = &mut self.a[arm * p..(arm + 1) * p];
+            let mut o = 0;
             for i in 0..d {
-                for j in 0..d {
-                    a[i * d + j] += x[i] * x[j];
+                let xi = x[i];
+                for (v, xj) in a[o..o + d - i].iter_mut().zip(&x[i..]) {
+                    *v += xi * xj;
                 }
+                o += d - i;
             }
             for (bi, xi) in self.b[arm * d..(arm + 1) * d].iter_mut().zip(x) {
                 *bi += r * xi;
@@ -191,7 +335,7 @@ impl RidgeArms {
         }
         // Sherman–Morrison: A⁻¹ ← A⁻¹ − u uᵀ / (1 + xᵀu), u = A⁻¹x;
         // θ ← θ + u (r − xᵀθ) / (1 + xᵀu).
-        let m = &mut self.a_inv[arm * dd..(arm + 1) * dd];
+        let m = &mut self.a_inv[arm * p..(arm + 1) * p];
         let mut stack = [0.0f64; 64];
         let mut heap;
         let u: &mut [f64] = if d <= stack.len() {
@@ -200,7 +344,7 @@ impl RidgeArms {
             heap = vec![0.0; d];
             &mut heap
         };
-        sym_matvec(m, x, u);
+        packed_matvec(m, x, u);
         let xu = dot(x, u);
         let denom = 1.0 + xu;
         if !(denom.is_finite() && denom >= 1.0 - 1e-9) {
@@ -209,12 +353,13 @@ impl RidgeArms {
             return;
         }
         let inv = 1.0 / denom;
+        let mut o = 0;
         for i in 0..d {
             let ui = u[i] * inv;
-            let row = &mut m[i * d..(i + 1) * d];
-            for j in 0..d {
-                row[j] -= ui * u[j];
+            for (v, uj) in m[o..o + d - i].iter_mut().zip(&u[i..]) {
+                *v -= ui * uj;
             }
+            o += d - i;
         }
         let theta = &mut self.theta[arm * d..(arm + 1) * d];
         let xt = dot(theta, x);
@@ -239,9 +384,10 @@ impl RidgeArms {
     /// even that fails, keeps the Sherman–Morrison inverse.
     pub(crate) fn refresh(&mut self, arm: usize) {
         let d = self.d;
-        let dd = d * d;
+        let p = packed_len(d);
         self.since_refresh[arm] = 0;
-        let a = DMatrix::from_row_slice(d, d, &self.a[arm * dd..(arm + 1) * dd]);
+        let packed = &self.a[arm * p..(arm + 1) * p];
+        let a = DMatrix::from_fn(d, d, |i, j| packed[packed_index(d, i, j)]);
         let scale = (0..d).map(|i| a[(i, i)].abs()).fold(self.lambda, f64::max);
         let mut jitter = 0.0;
         for _ in 0..6 {
@@ -252,11 +398,13 @@ impl RidgeArms {
             if let Some(ch) = aj.cholesky() {
                 let inv = ch.inverse();
                 if inv.iter().all(|v| v.is_finite()) {
-                    let m = &mut self.a_inv[arm * dd..(arm + 1) * dd];
+                    let m = &mut self.a_inv[arm * p..(arm + 1) * p];
+                    let mut o = 0;
                     for i in 0..d {
-                        for j in 0..d {
+                        for j in i..d {
                             // Symmetrize: the average of the two triangles.
-                            m[i * d + j] = 0.5 * (inv[(i, j)] + inv[(j, i)]);
+                            m[o] = 0.5 * (inv[(i, j)] + inv[(j, i)]);
+                            o += 1;
                         }
                     }
                     break;
@@ -268,24 +416,19 @@ impl RidgeArms {
                 jitter * 100.0
             };
         }
-        let m = &self.a_inv[arm * dd..(arm + 1) * dd];
+        let m = &self.a_inv[arm * p..(arm + 1) * p];
         let b = &self.b[arm * d..(arm + 1) * d];
         let theta = &mut self.theta[arm * d..(arm + 1) * d];
-        for i in 0..d {
-            theta[i] = m[i * d..(i + 1) * d]
-                .iter()
-                .zip(b)
-                .map(|(a, b)| a * b)
-                .sum();
-        }
+        packed_matvec(m, b, theta);
         self.refresh_btheta(arm);
     }
 
-    /// The cached inverse (row-major) and θ of one arm.
+    /// The cached inverse (packed upper triangle, see [`packed_index`]) and
+    /// θ of one arm.
     pub(crate) fn arm_state(&self, arm: usize) -> (&[f64], &[f64]) {
-        let d = self.d;
+        let (d, p) = (self.d, packed_len(self.d));
         (
-            &self.a_inv[arm * d * d..(arm + 1) * d * d],
+            &self.a_inv[arm * p..(arm + 1) * p],
             &self.theta[arm * d..(arm + 1) * d],
         )
     }
@@ -296,37 +439,43 @@ impl RidgeArms {
     }
 }
 
-/// `u = M x` for a symmetric row-major `d × d` matrix `M`, accumulated
-/// four columns at a time (`u += Σ x_j · M[j, ..]`): independent lanes the
-/// compiler vectorizes, `u` loaded and stored once per four columns, and
-/// zero features skipped.
-#[inline(always)]
-pub(crate) fn sym_matvec(m: &[f64], x: &[f64], u: &mut [f64]) {
+/// The weights that turn a packed symmetric matrix into the quadratic form
+/// of `x`: `xx[(i, j)] = x_i·x_j`, doubled off the diagonal, laid out like
+/// the packed upper triangle, so that `xᵀMx = packed(M) · xx`. `xx` has
+/// length `d(d+1)/2`.
+#[inline]
+pub(crate) fn quad_weights(x: &[f64], xx: &mut [f64]) {
+    let d = x.len();
+    let mut o = 0;
+    for i in 0..d {
+        let xi = x[i];
+        let twice = 2.0 * xi;
+        xx[o] = xi * xi;
+        for (w, xj) in xx[o + 1..o + d - i].iter_mut().zip(&x[i + 1..]) {
+            *w = twice * xj;
+        }
+        o += d - i;
+    }
+}
+
+/// `u = M x` for a symmetric `M` in packed upper storage: row `i` adds
+/// `x_i·M[i, i..]` to `u[i..]` (the lower triangle and diagonal, by
+/// symmetry) and `M[i, i+1..]·x[i+1..]` to `u_i` (the upper triangle).
+#[inline]
+pub(crate) fn packed_matvec(m: &[f64], x: &[f64], u: &mut [f64]) {
     let d = x.len();
     u.fill(0.0);
-    let mut j = 0;
-    while j + 4 <= d {
-        let (x0, x1, x2, x3) = (x[j], x[j + 1], x[j + 2], x[j + 3]);
-        if x0 != 0.0 || x1 != 0.0 || x2 != 0.0 || x3 != 0.0 {
-            let r0 = &m[j * d..(j + 1) * d];
-            let r1 = &m[(j + 1) * d..(j + 2) * d];
-            let r2 = &m[(j + 2) * d..(j + 3) * d];
-            let r3 = &m[(j + 3) * d..(j + 4) * d];
-            for i in 0..d {
-                u[i] += (x0 * r0[i] + x1 * r1[i]) + (x2 * r2[i] + x3 * r3[i]);
+    let mut o = 0;
+    for i in 0..d {
+        let row = &m[o..o + d - i];
+        let xi = x[i];
+        if xi != 0.0 {
+            for (uj, mj) in u[i..].iter_mut().zip(row) {
+                *uj += xi * mj;
             }
         }
-        j += 4;
-    }
-    while j < d {
-        let xj = x[j];
-        if xj != 0.0 {
-            let row = &m[j * d..(j + 1) * d];
-            for (ui, &mj) in u.iter_mut().zip(row) {
-                *ui += xj * mj;
-            }
-        }
-        j += 1;
+        u[i] += dot(&row[1..], &x[i + 1..]);
+        o += d - i;
     }
 }
 
@@ -345,7 +494,30 @@ pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     for i in chunks * 4..a.len().min(b.len()) {
         tail += a[i] * b[i];
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    // Lanes {0, 1} and {2, 3} are the two vector registers: add them
+    // vertically first, so no shuffle is needed inside the loop.
+    ((acc[0] + acc[2]) + (acc[1] + acc[3])) + tail
+}
+
+/// [`dot`] with eight accumulators, for the long packed quadratic forms:
+/// four two-wide vector additions in flight cover the adder's latency.
+#[inline(always)]
+pub(crate) fn dot8(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail = dot(ca.remainder(), cb.remainder());
+    // Vertical adds of the lane pairs first (see `dot`).
+    let even = (acc[0] + acc[2]) + (acc[4] + acc[6]);
+    let odd = (acc[1] + acc[3]) + (acc[5] + acc[7]);
+    (even + odd) + tail
 }
 
 #[cfg(test)]
@@ -391,7 +563,7 @@ mod tests {
         for i in 0..d {
             for j in 0..d {
                 assert!(
-                    (m[i * d + j] - inv[(i, j)]).abs() <= 1e-9 * scale,
+                    (m[packed_index(d, i, j)] - inv[(i, j)]).abs() <= 1e-9 * scale,
                     "A⁻¹[{i},{j}]"
                 );
             }
@@ -423,13 +595,82 @@ mod tests {
         let (m, t) = arms.arm_state(1);
         for i in 0..d {
             for j in 0..d {
-                assert!((m[i * d + j] - inv[(i, j)]).abs() < 1e-12);
+                assert!((m[packed_index(d, i, j)] - inv[(i, j)]).abs() < 1e-12);
             }
             assert!((t[i] - theta[i]).abs() < 1e-12);
         }
         // Arm 0 untouched: A⁻¹ = I/λ, θ = 0.
         let (m0, t0) = arms.arm_state(0);
         assert!((m0[0] - 2.0).abs() < 1e-15 && t0.iter().all(|v| *v == 0.0));
+    }
+
+    /// A random symmetric matrix (row-major) and a vector, d = 7.
+    fn symmetric_case(seed: u64) -> (usize, Vec<f64>, Vec<f64>) {
+        let d = 7;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut u = || f64::from(rng.next_u32()) / f64::from(u32::MAX) - 0.5;
+        let mut m = vec![0.0; d * d];
+        for i in 0..d {
+            for j in i..d {
+                let v = u();
+                m[i * d + j] = v;
+                m[j * d + i] = v;
+            }
+        }
+        let x = (0..d).map(|_| u()).collect();
+        (d, m, x)
+    }
+
+    #[test]
+    fn packed_kernels_match_the_full_matrix() {
+        for seed in 0..20 {
+            let (d, full, x) = symmetric_case(seed);
+            let packed = pack(&full, 1, d);
+            assert_eq!(packed.len(), packed_len(d));
+            assert_eq!(unpack(&packed, 1, d), full);
+            // M x, and xᵀ M x, written out in full.
+            let want_mx: Vec<f64> = (0..d)
+                .map(|i| (0..d).map(|j| full[i * d + j] * x[j]).sum())
+                .collect();
+            let want_q: f64 = (0..d).map(|i| x[i] * want_mx[i]).sum();
+            let mut u = vec![0.0; d];
+            packed_matvec(&packed, &x, &mut u);
+            for i in 0..d {
+                assert!((u[i] - want_mx[i]).abs() < 1e-14, "(Mx)[{i}]");
+            }
+            let mut xx = vec![0.0; packed_len(d)];
+            quad_weights(&x, &mut xx);
+            assert!((dot8(&packed, &xx) - want_q).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn snapshots_hold_full_symmetric_matrices_and_refuse_a_wrong_shape() {
+        let d = 3;
+        let mut arms = RidgeArms::new(2, d, 0.5, u32::MAX, None);
+        let xs = [[1.0, 0.0, 2.0], [0.5, -1.0, 0.0], [1.0, 1.0, 1.0]];
+        for (x, r) in xs.iter().zip([1.0, 0.0, 0.5]) {
+            arms.update(1, x, r);
+        }
+        let json = serde_json::to_value(&arms).map_err(|e| e.to_string());
+        let json = json.unwrap_or_else(|e| panic!("{e}"));
+        // The schema-1 layout: k row-major d × d matrices.
+        let (inv, _) = fresh_solve(&xs.map(|x| x.to_vec()), &[1.0, 0.0, 0.5], d, 0.5);
+        let a_inv: Vec<f64> = serde_json::from_value(json["a_inv"].clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a_inv.len(), 2 * d * d);
+        for i in 0..d {
+            for j in 0..d {
+                assert!((a_inv[d * d + i * d + j] - inv[(i, j)]).abs() < 1e-12);
+            }
+        }
+        let back: RidgeArms =
+            serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, arms);
+        let mut wrong = json;
+        wrong["d"] = serde_json::json!(4);
+        let e = serde_json::from_value::<RidgeArms>(wrong).map(|_| ());
+        assert!(e.is_err_and(|e| e.to_string().contains("do not fit 2 arms of dimension 4")));
     }
 
     #[test]
@@ -452,7 +693,7 @@ mod tests {
         for _ in 0..100 {
             arms.update(0, &[1.0], 1.0);
         }
-        let (mean, _) = arms.predict(0, &[1.0], &mut [0.0]);
+        let (mean, _) = arms.predict(0, &[1.0], &[1.0]);
         // Effective window ~10 observations: the old zeros are forgotten.
         assert!(mean > 0.85, "{mean}");
         assert!(arms.counts()[0] < 10.5);
@@ -471,7 +712,9 @@ mod tests {
                 if i % 2 == 0 { 1e-6 } else { 0.0 },
             ];
             arms.update(0, &x, 0.5);
-            let (m, v) = arms.predict(0, &x, &mut [0.0; 4]);
+            let mut xx = [0.0; 10];
+            quad_weights(&x, &mut xx);
+            let (m, v) = arms.predict(0, &x, &xx);
             assert!(m.is_finite() && v.is_finite() && v >= 0.0);
         }
         assert!(arms.check_shape());

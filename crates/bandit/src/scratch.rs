@@ -1,30 +1,29 @@
-//! A small buffer on the stack for up to 64 values, on the heap beyond:
-//! per-decision scores without an allocation in the common case.
+//! A small buffer on the stack for up to `N` values (64 unless given), on
+//! the heap beyond: per-decision scores without an allocation in the common
+//! case.
 
 use std::ops::{Deref, DerefMut};
-
-const STACK: usize = 64;
 
 // The stack variant is large on purpose: it lives for one decision, and it
 // is what spares the hot path an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub(crate) enum Scratch {
-    Stack([f64; STACK], usize),
+pub(crate) enum Scratch<const N: usize = 64> {
+    Stack([f64; N], usize),
     Heap(Vec<f64>),
 }
 
-impl Scratch {
+impl<const N: usize> Scratch<N> {
     pub(crate) fn zeros(n: usize) -> Self {
-        if n <= STACK {
-            Scratch::Stack([0.0; STACK], n)
+        if n <= N {
+            Scratch::Stack([0.0; N], n)
         } else {
             Scratch::Heap(vec![0.0; n])
         }
     }
 }
 
-impl Deref for Scratch {
+impl<const N: usize> Deref for Scratch<N> {
     type Target = [f64];
     fn deref(&self) -> &[f64] {
         match self {
@@ -34,7 +33,7 @@ impl Deref for Scratch {
     }
 }
 
-impl DerefMut for Scratch {
+impl<const N: usize> DerefMut for Scratch<N> {
     fn deref_mut(&mut self) -> &mut [f64] {
         match self {
             Scratch::Stack(a, n) => &mut a[..*n],

@@ -244,29 +244,43 @@ impl SharedLinear {
                 w[j] += x[i] * theta[i * m + j];
             }
         }
-        // t[r][l] = Σ_k x_k A⁻¹[r][k·m + l], then B[j][l] = Σ_i x_i t[i·m + j][l].
+        // B[j][l] = Σ_{i,k} x_i x_k A⁻¹[i·m + j][k·m + l], over the packed
+        // upper triangle of A⁻¹ (row r = i·m + j, columns c = k·m + l >= r):
+        // diagonal entries add to B directly, the others to S once, and
+        // B += S + Sᵀ accounts for their mirror images.
         let mut b = vec![0.0; m * m];
-        let mut t = vec![0.0; m];
+        let mut upper = vec![0.0; m * m];
+        let mut o = 0;
         for i in 0..d {
-            if x[i] == 0.0 {
-                continue;
-            }
+            let xi = x[i];
             for j in 0..m {
-                let row = &a_inv[(i * m + j) * dim..(i * m + j + 1) * dim];
-                t.fill(0.0);
-                for k in 0..d {
-                    let xk = x[k];
-                    if xk == 0.0 {
-                        continue;
-                    }
-                    let seg = &row[k * m..(k + 1) * m];
-                    for l in 0..m {
-                        t[l] += xk * seg[l];
-                    }
+                let row = &a_inv[o..o + dim - (i * m + j)];
+                o += row.len();
+                if xi == 0.0 {
+                    continue;
                 }
-                for l in 0..m {
-                    b[j * m + l] += x[i] * t[l];
+                let sj = &mut upper[j * m..(j + 1) * m];
+                b[j * m + j] += xi * xi * row[0];
+                // The rest of block i: columns (i, l), l > j.
+                for l in j + 1..m {
+                    sj[l] += xi * xi * row[l - j];
                 }
+                // Whole blocks k > i.
+                let mut pos = m - j;
+                for &xk in &x[i + 1..d] {
+                    if xk != 0.0 {
+                        let coef = xi * xk;
+                        for (sl, v) in sj.iter_mut().zip(&row[pos..pos + m]) {
+                            *sl += coef * v;
+                        }
+                    }
+                    pos += m;
+                }
+            }
+        }
+        for j in 0..m {
+            for l in 0..m {
+                b[j * m + l] += upper[j * m + l] + upper[l * m + j];
             }
         }
         Projection { w, b }
@@ -550,7 +564,7 @@ mod tests {
             let mut quad = 0.0;
             for r in 0..dim {
                 for c in 0..dim {
-                    quad += phi[r] * a_inv[r * dim + c] * phi[c];
+                    quad += phi[r] * a_inv[crate::ridge::packed_index(dim, r, c)] * phi[c];
                 }
             }
             let (m2, q2) = p.mean_and_var(&proj, arm);

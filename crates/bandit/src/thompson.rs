@@ -11,7 +11,7 @@ use tuneloop_core::{
 use crate::error::{Error, Result, check_param};
 use crate::linucb::{check_common, check_shape};
 use crate::normal::{LEGENDRE4, NormalSampler, cdf, hermite_rule, open_uniform, pdf};
-use crate::ridge::RidgeArms;
+use crate::ridge::{QUAD_STACK, RidgeArms, packed_len, quad_weights};
 use crate::scratch::Scratch;
 use crate::snapshot::{from_snapshot, to_snapshot};
 
@@ -166,16 +166,10 @@ pub(crate) fn argmax_probability(i: usize, m: &[f64], s: &[f64]) -> f64 {
             .map(|b| below(mi, b))
             .product();
     }
-    // Arms certainly below arm i's whole range contribute a factor of 1.
-    let lo = mi - 7.0 * si;
-    let skip = |b: usize| {
-        b == i
-            || if s[b] > 0.0 {
-                (lo - m[b]) / s[b] > 8.5
-            } else {
-                m[b] < lo
-            }
-    };
+    // Dropping competitor b's factor changes the integral by at most
+    // P(X_b > X_i) = Φ(−(m_i − m_b) / sqrt(s_i² + s_b²)): below 1.5e-13
+    // when that ratio exceeds 7.3, so such arms are left out.
+    let skip = |b: usize| b == i || (mi - m[b]) > 7.3 * (si * si + s[b] * s[b]).sqrt();
     let mut stack = [0usize; 128];
     let mut heap = Vec::new();
     let list: &[usize] = if m.len() <= stack.len() {
@@ -189,14 +183,41 @@ pub(crate) fn argmax_probability(i: usize, m: &[f64], s: &[f64]) -> f64 {
         heap.extend((0..m.len()).filter(|&b| !skip(b)));
         &heap
     };
+    // The competitors as `(m_b, 1/s_b)`, so each factor costs a
+    // multiplication rather than a division; point masses apart.
+    let mut normals = Scratch::<128>::zeros(2 * list.len());
+    let mut n_normals = 0;
+    // (An empty Vec does not allocate; point masses are rare.)
+    let mut points = Vec::new();
+    for &b in list {
+        if s[b] > 0.0 {
+            normals[2 * n_normals] = m[b];
+            normals[2 * n_normals + 1] = 1.0 / s[b];
+            n_normals += 1;
+        } else {
+            points.push(m[b]);
+        }
+    }
+    let normals = &normals[..2 * n_normals];
     // Product of the others' CDFs at t; stops once it is below EPS.
     const EPS: f64 = 1e-12;
     let product = |t: f64| -> f64 {
         let mut prod = 1.0;
-        for &b in list {
-            prod *= below(t, b);
-            if prod < EPS {
-                return 0.0;
+        for &mb in &points {
+            match t.partial_cmp(&mb) {
+                Some(std::cmp::Ordering::Less) => return 0.0,
+                Some(std::cmp::Ordering::Equal) => prod *= 0.5,
+                _ => {}
+            }
+        }
+        for pair in normals.chunks_exact(2) {
+            let z = (t - pair[0]) * pair[1];
+            // Φ(z) is 1 to within 1e-17 from here on.
+            if z < 8.5 {
+                prod *= cdf(z);
+                if prod < EPS {
+                    return 0.0;
+                }
             }
         }
         prod
@@ -306,9 +327,11 @@ impl ThompsonGaussian {
         let mut m = Scratch::zeros(eligible.len());
         let mut s = Scratch::zeros(eligible.len());
         let p = &self.params;
-        let mut u = Scratch::zeros(self.ridge.dim());
+        let xs = x.as_slice();
+        let mut xx: Scratch<QUAD_STACK> = Scratch::zeros(packed_len(xs.len()));
+        quad_weights(xs, &mut xx);
         for (i, &arm) in eligible.iter().enumerate() {
-            let (mean, quad) = self.ridge.predict(arm, x.as_slice(), &mut u);
+            let (mean, quad) = self.ridge.predict(arm, xs, &xx);
             let noise =
                 self.ridge
                     .noise_variance(arm, p.prior_noise_variance, p.prior_noise_weight);

@@ -38,34 +38,40 @@ fn config(policy: &str, shared: bool) -> CliResult<PolicyConfig> {
 /// The context is a bias term followed by the row's features.
 pub(crate) fn supervised(path: &Path, policy: &str, seed: u64) -> CliResult<Value> {
     let cfg = config(policy, false)?;
-    let data = csv::read(path)?;
-    let k = data.num_labels;
-    let d = data.width + 1;
+    let data = csv::Source::open(path)?;
+    let k = data.num_labels();
+    let width = data.width();
+    let d = width + 1;
     let mut p = cfg.build(k, d)?;
     let eligible: Vec<usize> = (0..k).collect();
     let mut total = 0.0;
+    let mut rounds = 0usize;
     let mut x = vec![0.0; d];
+    x[0] = 1.0;
     let start = Instant::now();
-    for (t, &label) in data.labels.iter().enumerate() {
-        x[0] = 1.0;
-        x[1..].copy_from_slice(&data.features[t * data.width..(t + 1) * data.width]);
-        let ctx = Features::new(x.clone())?;
-        let s = p.select(
-            &ctx,
-            &eligible,
-            &SelectionKey::new(seed, DecisionId::from_u128(t as u128)),
-        )?;
-        let r = if s.arm == label { 1.0 } else { 0.0 };
-        p.update(&ctx, s.arm, r)?;
-        total += r;
-    }
+    // Rows are parsed on a second thread while these rounds run.
+    data.for_each_chunk(|features, labels| {
+        for (row, &label) in features.chunks_exact(width).zip(labels) {
+            x[1..].copy_from_slice(row);
+            let ctx = Features::new(x.clone())?;
+            let s = p.select(
+                &ctx,
+                &eligible,
+                &SelectionKey::new(seed, DecisionId::from_u128(rounds as u128)),
+            )?;
+            let r = if s.arm == label { 1.0 } else { 0.0 };
+            p.update(&ctx, s.arm, r)?;
+            total += r;
+            rounds += 1;
+        }
+        Ok(())
+    })?;
     let secs = start.elapsed().as_secs_f64();
-    let rounds = data.labels.len();
     Ok(json!({
         "policy": policy,
         "rounds": rounds,
         "arms": k,
-        "features": data.width,
+        "features": width,
         "average_reward": total / rounds as f64,
         "decisions_per_second": rounds as f64 / secs.max(1e-9),
         "seconds": secs,

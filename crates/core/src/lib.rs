@@ -36,6 +36,7 @@
 
 pub mod arms;
 pub mod clock;
+pub mod decimal;
 pub mod error;
 pub mod features;
 pub mod fs;

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use tuneloop_core::decimal::plain_decimal;
 
 /// How far a `target` row's sum may be from 1.
 pub const TARGET_SUM_TOLERANCE: f64 = 1e-6;
@@ -223,12 +224,6 @@ impl OpeData {
     }
 }
 
-/// Powers of ten that `f64` holds exactly.
-const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-];
-
 /// A scanner for the one shape `ope` lines have, faster than a general JSON
 /// deserializer; numbers go through `f64::from_str`, which rounds
 /// correctly. Anything it does not recognize (escapes in keys, unknown or
@@ -272,40 +267,11 @@ impl<'a> FastLine<'a> {
     fn number(&mut self) -> Option<f64> {
         self.ws();
         let start = self.i;
-        // One pass for plain decimals (`-12.0345`: no exponent). Clinger's
-        // fast path: when the digits as an integer `m` are at most 2^53 and
-        // at most 22 follow the point, `m / 10^k` is one correctly rounded
-        // division of two exact values, so it equals what `f64::from_str`
-        // returns. Anything else is scanned again and handed to `from_str`.
-        let s = self.s;
-        let mut i = start;
-        let neg = s.get(i) == Some(&b'-');
-        i += usize::from(neg);
-        let (mut m, mut count, mut frac, mut point) = (0u64, 0usize, 0usize, false);
-        while let Some(&c) = s.get(i) {
-            match c {
-                b'0'..=b'9' => {
-                    if count < 19 {
-                        m = m * 10 + u64::from(c - b'0');
-                    }
-                    count += 1;
-                    frac += usize::from(point);
-                }
-                b'.' if !point => point = true,
-                _ => break,
-            }
-            i += 1;
-        }
-        let plain = !matches!(s.get(i), Some(b'e' | b'E' | b'+' | b'-' | b'.'))
-            && count > 0
-            && count <= 19
-            && (!point || (frac > 0 && frac < count))
-            && m <= 1u64 << 53
-            && frac <= 22;
-        if plain {
-            self.i = i;
-            let v = m as f64 / POW10[frac];
-            return Some(if neg { -v } else { v });
+        // One pass for plain decimals (`-12.0345`), exactly as `from_str`
+        // rounds them; anything else is scanned again for `from_str`.
+        if let Some((v, len)) = plain_decimal(&self.s[start..]) {
+            self.i = start + len;
+            return Some(v);
         }
         while self
             .s
