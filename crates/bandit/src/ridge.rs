@@ -656,8 +656,8 @@ mod tests {
         let json = json.unwrap_or_else(|e| panic!("{e}"));
         // The schema-1 layout: k row-major d × d matrices.
         let (inv, _) = fresh_solve(&xs.map(|x| x.to_vec()), &[1.0, 0.0, 0.5], d, 0.5);
-        let a_inv: Vec<f64> = serde_json::from_value(json["a_inv"].clone())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let a_inv: Vec<f64> =
+            serde_json::from_value(json["a_inv"].clone()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a_inv.len(), 2 * d * d);
         for i in 0..d {
             for j in 0..d {

@@ -10,7 +10,9 @@ use tuneloop_core::{
 
 use crate::error::{Error, Result, check_param};
 use crate::linucb::{check_common, check_shape};
-use crate::normal::{LEGENDRE4, NormalSampler, cdf, hermite_rule, open_uniform, pdf};
+use crate::normal::{
+    LEGENDRE4, NormalSampler, cdf, cdf_clamped, cdf_lookup_table, hermite_rule, open_uniform, pdf,
+};
 use crate::ridge::{QUAD_STACK, RidgeArms, packed_len, quad_weights};
 use crate::scratch::Scratch;
 use crate::snapshot::{from_snapshot, to_snapshot};
@@ -201,6 +203,7 @@ pub(crate) fn argmax_probability(i: usize, m: &[f64], s: &[f64]) -> f64 {
     let normals = &normals[..2 * n_normals];
     // Product of the others' CDFs at t; stops once it is below EPS.
     const EPS: f64 = 1e-12;
+    let table = cdf_lookup_table();
     let product = |t: f64| -> f64 {
         let mut prod = 1.0;
         for &mb in &points {
@@ -214,7 +217,7 @@ pub(crate) fn argmax_probability(i: usize, m: &[f64], s: &[f64]) -> f64 {
             let z = (t - pair[0]) * pair[1];
             // Φ(z) is 1 to within 1e-17 from here on.
             if z < 8.5 {
-                prod *= cdf(z);
+                prod *= cdf_clamped(table, z);
                 if prod < EPS {
                     return 0.0;
                 }
