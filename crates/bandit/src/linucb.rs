@@ -9,8 +9,8 @@ use tuneloop_core::{
 };
 
 use crate::error::{Error, Result, check_param};
-use crate::ridge::{QUAD_STACK, RidgeArms, packed_len, quad_weights};
-use crate::scratch::Scratch;
+use crate::ridge::{RidgeArms, packed_len, quad_weights};
+use crate::scratch::{Scratch, with_zeros};
 use crate::snapshot::{from_snapshot, to_snapshot};
 
 /// Relative tolerance within which two scores count as tied.
@@ -193,8 +193,6 @@ impl GreedyCore {
         check_eligible(eligible, self.ridge.num_arms())?;
         let mut s = Scratch::zeros(eligible.len());
         let xs = x.as_slice();
-        let mut xx: Scratch<QUAD_STACK> = Scratch::zeros(packed_len(xs.len()));
-        quad_weights(xs, &mut xx);
         let score = |arm: usize, (mean, quad): (f64, f64)| {
             if bonus.alpha > 0.0 {
                 let width = if bonus.noise_scaled {
@@ -211,9 +209,12 @@ impl GreedyCore {
                 mean
             }
         };
-        for (slot, &arm) in s.iter_mut().zip(eligible) {
-            *slot = score(arm, self.ridge.predict(arm, xs, &xx));
-        }
+        with_zeros(packed_len(xs.len()), |xx| {
+            quad_weights(xs, xx);
+            for (slot, &arm) in s.iter_mut().zip(eligible) {
+                *slot = score(arm, self.ridge.predict(arm, xs, xx));
+            }
+        });
         Ok(s)
     }
 

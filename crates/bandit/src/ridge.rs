@@ -15,6 +15,8 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 use tuneloop_core::{Error, Features, Result};
 
+use crate::scratch::with_zeros;
+
 /// Checks an update's inputs for a policy of `num_arms` arms and contexts
 /// of dimension `dim`: every policy's `update` starts here.
 pub(crate) fn check_update(
@@ -42,10 +44,6 @@ pub(crate) fn check_update(
 /// chosen on a noise-free grid, the `llm-params` scenario and six supervised
 /// sets together: it fixes the first and leaves the others within noise.
 pub(crate) const MIN_NOISE_SD: f64 = 0.15;
-
-/// Quadratic-form weights up to this many values (`d <= 22`) live on the
-/// stack during a decision.
-pub(crate) const QUAD_STACK: usize = 256;
 
 /// Number of entries in the packed upper triangle of a `d × d` symmetric
 /// matrix.
@@ -335,22 +333,26 @@ impl RidgeArms {
         }
         // Sherman–Morrison: A⁻¹ ← A⁻¹ − u uᵀ / (1 + xᵀu), u = A⁻¹x;
         // θ ← θ + u (r − xᵀθ) / (1 + xᵀu).
+        let refactor = with_zeros(d, |u| self.sherman_morrison(arm, x, r, u));
+        if refactor {
+            // The cached inverse lost positive definiteness: rebuild it.
+            self.refresh(arm);
+        }
+    }
+
+    /// The rank-one update of `A⁻¹` and `θ` for `(x, r)`, with `u` as
+    /// scratch for `A⁻¹x`. Returns true, having changed nothing, if the
+    /// cached inverse is no longer positive definite and must be rebuilt.
+    #[inline]
+    fn sherman_morrison(&mut self, arm: usize, x: &[f64], r: f64, u: &mut [f64]) -> bool {
+        let d = self.d;
+        let p = packed_len(d);
         let m = &mut self.a_inv[arm * p..(arm + 1) * p];
-        let mut stack = [0.0f64; 64];
-        let mut heap;
-        let u: &mut [f64] = if d <= stack.len() {
-            &mut stack[..d]
-        } else {
-            heap = vec![0.0; d];
-            &mut heap
-        };
         packed_matvec(m, x, u);
         let xu = dot(x, u);
         let denom = 1.0 + xu;
         if !(denom.is_finite() && denom >= 1.0 - 1e-9) {
-            // The cached inverse lost positive definiteness: rebuild it.
-            self.refresh(arm);
-            return;
+            return true;
         }
         let inv = 1.0 / denom;
         let mut o = 0;
@@ -368,6 +370,7 @@ impl RidgeArms {
             *t += ui * step;
         }
         self.refresh_btheta(arm);
+        false
     }
 
     fn refresh_btheta(&mut self, arm: usize) {

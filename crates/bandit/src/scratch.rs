@@ -41,3 +41,19 @@ impl<const N: usize> DerefMut for Scratch<N> {
         }
     }
 }
+
+/// Runs `f` on `n` zeros: on the stack in the smallest of 16, 64 or 256
+/// values that holds them (zeroing only that much: a decision at small `d`
+/// should not clear kilobytes), on the heap beyond.
+#[inline]
+pub(crate) fn with_zeros<R>(n: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    if n <= 16 {
+        f(&mut [0.0; 16][..n])
+    } else if n <= 64 {
+        f(&mut [0.0; 64][..n])
+    } else if n <= 256 {
+        f(&mut [0.0; 256][..n])
+    } else {
+        f(&mut vec![0.0; n])
+    }
+}

@@ -13,8 +13,8 @@ use crate::linucb::{check_common, check_shape};
 use crate::normal::{
     LEGENDRE4, NormalSampler, cdf, cdf_clamped, cdf_lookup_table, hermite_rule, open_uniform, pdf,
 };
-use crate::ridge::{QUAD_STACK, RidgeArms, packed_len, quad_weights};
-use crate::scratch::Scratch;
+use crate::ridge::{RidgeArms, packed_len, quad_weights};
+use crate::scratch::{Scratch, with_zeros};
 use crate::snapshot::{from_snapshot, to_snapshot};
 
 /// Hyperparameters of [`ThompsonGaussian`].
@@ -331,16 +331,17 @@ impl ThompsonGaussian {
         let mut s = Scratch::zeros(eligible.len());
         let p = &self.params;
         let xs = x.as_slice();
-        let mut xx: Scratch<QUAD_STACK> = Scratch::zeros(packed_len(xs.len()));
-        quad_weights(xs, &mut xx);
-        for (i, &arm) in eligible.iter().enumerate() {
-            let (mean, quad) = self.ridge.predict(arm, xs, &xx);
-            let noise =
-                self.ridge
-                    .noise_variance(arm, p.prior_noise_variance, p.prior_noise_weight);
-            m[i] = mean;
-            s[i] = p.scale * (noise * quad).sqrt();
-        }
+        with_zeros(packed_len(xs.len()), |xx| {
+            quad_weights(xs, xx);
+            for (i, &arm) in eligible.iter().enumerate() {
+                let (mean, quad) = self.ridge.predict(arm, xs, xx);
+                let noise =
+                    self.ridge
+                        .noise_variance(arm, p.prior_noise_variance, p.prior_noise_weight);
+                m[i] = mean;
+                s[i] = p.scale * (noise * quad).sqrt();
+            }
+        });
         Ok((m, s))
     }
 }
