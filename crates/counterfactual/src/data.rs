@@ -493,8 +493,8 @@ fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
 /// # Errors
 /// [`Error::Io`], or [`Error::InvalidLine`] naming the line and the field.
 pub fn read_jsonl(path: &Path) -> Result<OpeData> {
-    const CHUNK: usize = 1 << 19;
-    const PARSERS: usize = 2;
+    // One spawned parser; the reader joins in when the file is read.
+    const PARSERS: usize = 1;
     let name = path.display().to_string();
     let io = |source| Error::Io {
         path: name.clone(),
@@ -511,61 +511,18 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
     let rx = std::sync::Mutex::new(rx);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<std::io::Result<(usize, ChunkResult)>>();
     let parsed: Result<Vec<(usize, ChunkResult)>> = std::thread::scope(|scope| {
+        let (rx, reader_done_tx) = (&rx, done_tx.clone());
+        // The reader (which inflates gzip, the one sequential stage) has a
+        // core to itself while one parser keeps up with it; once the file
+        // is read, the reader turns parser too. Two parsers from the start
+        // would share two cores three ways and slow the reader down.
         scope.spawn(move || {
-            let mut carry: Vec<u8> = Vec::new();
-            let mut seq = 0;
-            loop {
-                let mut buf = std::mem::take(&mut carry);
-                let start = buf.len();
-                buf.resize(start + CHUNK, 0);
-                let mut filled = start;
-                // Fill the chunk (a decoder may return short reads).
-                while filled < buf.len() {
-                    match reader.read(&mut buf[filled..]) {
-                        Ok(0) => break,
-                        Ok(k) => filled += k,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    }
-                }
-                buf.truncate(filled);
-                if filled == start {
-                    if !buf.is_empty() {
-                        let _ = tx.send(Ok((seq, buf)));
-                    }
-                    return;
-                }
-                // Keep the partial last line for the next chunk.
-                if let Some(cut) = buf.iter().rposition(|&b| b == b'\n') {
-                    carry = buf.split_off(cut + 1);
-                }
-                if tx.send(Ok((seq, buf))).is_err() {
-                    return;
-                }
-                seq += 1;
-            }
+            read_chunks(&mut *reader, tx);
+            parse_chunks(rx, reader_done_tx);
         });
         for _ in 0..PARSERS {
-            let (rx, done_tx) = (&rx, done_tx.clone());
-            scope.spawn(move || {
-                loop {
-                    // The lock is held only to take the next chunk.
-                    let next = rx
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .recv();
-                    let sent = match next {
-                        Err(_) => return,
-                        Ok(Err(e)) => done_tx.send(Err(e)),
-                        Ok(Ok((seq, chunk))) => done_tx.send(Ok((seq, parse_chunk(&chunk)))),
-                    };
-                    if sent.is_err() {
-                        return;
-                    }
-                }
-            });
+            let done_tx = done_tx.clone();
+            scope.spawn(move || parse_chunks(rx, done_tx));
         }
         drop(done_tx);
         let mut parts = Vec::new();
@@ -617,6 +574,74 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
     }
     Ok(data)
 }
+
+/// A chunk of whole lines, numbered in file order.
+type RawChunk = std::io::Result<(usize, Vec<u8>)>;
+
+/// A parser: takes chunks until the reader is done and the queue is empty,
+/// and sends back each one parsed.
+fn parse_chunks(
+    rx: &std::sync::Mutex<std::sync::mpsc::Receiver<RawChunk>>,
+    done_tx: std::sync::mpsc::Sender<std::io::Result<(usize, ParsedChunk)>>,
+) {
+    loop {
+        // The lock is held only to take the next chunk.
+        let next = rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .recv();
+        let sent = match next {
+            Err(_) => return,
+            Ok(Err(e)) => done_tx.send(Err(e)),
+            Ok(Ok((seq, chunk))) => done_tx.send(Ok((seq, parse_chunk(&chunk)))),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads `reader` in chunks of about `READ_CHUNK` bytes cut at line ends and
+/// sends them, numbered, until the end or the first error (sent too).
+fn read_chunks(reader: &mut dyn Read, tx: std::sync::mpsc::SyncSender<RawChunk>) {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut seq = 0;
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        let start = buf.len();
+        buf.resize(start + READ_CHUNK, 0);
+        let mut filled = start;
+        // Fill the chunk (a decoder may return short reads).
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(k) => filled += k,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        buf.truncate(filled);
+        if filled == start {
+            if !buf.is_empty() {
+                let _ = tx.send(Ok((seq, buf)));
+            }
+            return;
+        }
+        // Keep the partial last line for the next chunk.
+        if let Some(cut) = buf.iter().rposition(|&b| b == b'\n') {
+            carry = buf.split_off(cut + 1);
+        }
+        if tx.send(Ok((seq, buf))).is_err() {
+            return;
+        }
+        seq += 1;
+    }
+}
+
+/// Bytes per chunk handed to a parser.
+const READ_CHUNK: usize = 1 << 19;
 
 #[cfg(test)]
 mod tests {
