@@ -298,8 +298,8 @@ impl GreedyCore {
 /// (`σ̂_a = 1` when not [noise-scaled](LinUcbParams::noise_scaled)). The
 /// arm of highest score gets `1 − floor` (split evenly among exact ties),
 /// and every eligible arm gets `floor / K` more, so the distribution and
-/// the logged propensity are exact. A decision costs `K·(d² + 2d)`
-/// multiply-adds; an update about `3d²`.
+/// the logged propensity are exact. A decision costs about `K·(d²/2 + 2d)`
+/// multiply-adds; an update about `2d²`.
 ///
 /// ```
 /// use tuneloop_bandit::LinUcbParams;

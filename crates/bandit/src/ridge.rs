@@ -2,14 +2,15 @@
 //! Thompson sampling and ε-greedy share.
 //!
 //! For arm `a`: `A_a = λI + Σ x xᵀ`, `b_a = Σ r x`, `θ_a = A_a⁻¹ b_a`. The
-//! inverse is kept by Sherman–Morrison updates (about 3d² multiply-adds) and
+//! inverse is kept by Sherman–Morrison updates (about 2d² multiply-adds) and
 //! recomputed from `A_a` by a Cholesky factorization every `refresh_every`
 //! updates of that arm, so rounding never accumulates. With a discount `γ`,
 //! each update of an arm first forgets: `A ← γA + (1−γ)λI`, `b ← γb`, and
 //! the inverse is refactorized (d³/3) on every update.
 //!
-//! All arms live in flat row-major buffers, so a decision touches
-//! contiguous memory and allocates nothing.
+//! All arms live in flat buffers, `A` and `A⁻¹` as packed upper triangles
+//! (`d(d+1)/2` values), so a decision touches contiguous memory, computes
+//! each `xᵀA⁻¹x` as one dot product, and allocates nothing for `d <= 22`.
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
