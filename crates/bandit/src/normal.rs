@@ -37,20 +37,34 @@ const TABLE_EDGE: f64 = 8.5;
 /// Table points per unit of `x`.
 const TABLE_DENSITY: f64 = 64.0;
 
-/// Entries of the table: `x` from -8.5 to 8.5 by 1/64, and one more.
-const TABLE_LEN: usize = (2.0 * TABLE_EDGE * TABLE_DENSITY) as usize + 2;
+/// Intervals of the table: `x` from -8.5 to 8.5 by 1/64.
+const INTERVALS: usize = (2.0 * TABLE_EDGE * TABLE_DENSITY) as usize;
 
-/// The table of Φ: `(Φ(x_i), φ(x_i))` at `x_i = -8.5 + i/64`, of a fixed
-/// length so that an index clamped below it needs no bounds check.
-pub(crate) type CdfTable = [(f64, f64); TABLE_LEN];
+/// The table of Φ: on each interval `[x_i, x_i + 1/64]`, `x_i = -8.5 +
+/// i/64`, the coefficients `c` of the cubic `c0 + f(c1 + f(c2 + f c3))` in
+/// `f = 64(x − x_i)` that matches Φ and φ at both ends (cubic Hermite
+/// interpolation, in the power basis so that an evaluation is three
+/// multiply-adds). Of a fixed length, so that an index clamped below it
+/// needs no bounds check.
+pub(crate) type CdfTable = [[f64; 4]; INTERVALS];
 
 fn cdf_table() -> &'static CdfTable {
     static TABLE: std::sync::OnceLock<Box<CdfTable>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut table = Box::new([(0.0, 0.0); TABLE_LEN]);
-        for (i, entry) in table.iter_mut().enumerate() {
+        let node = |i: usize| {
             let x = -TABLE_EDGE + i as f64 / TABLE_DENSITY;
-            *entry = (cdf_direct(x), pdf(x));
+            // Φ and its derivative in f (φ times the step).
+            (cdf_direct(x), pdf(x) / TABLE_DENSITY)
+        };
+        let mut table = Box::new([[0.0; 4]; INTERVALS]);
+        for (i, c) in table.iter_mut().enumerate() {
+            let ((p0, m0), (p1, m1)) = (node(i), node(i + 1));
+            *c = [
+                p0,
+                m0,
+                3.0 * (p1 - p0) - 2.0 * m0 - m1,
+                2.0 * (p0 - p1) + m0 + m1,
+            ];
         }
         table
     })
@@ -71,20 +85,7 @@ pub(crate) fn cdf(x: f64) -> f64 {
     if x >= TABLE_EDGE {
         return 1.0;
     }
-    let t = (x + TABLE_EDGE) * TABLE_DENSITY;
-    let i = t as usize;
-    let f = t - i as f64;
-    let table = cdf_table();
-    let (Some(&(p0, d0)), Some(&(p1, d1))) = (table.get(i), table.get(i + 1)) else {
-        return cdf_direct(x);
-    };
-    let h = 1.0 / TABLE_DENSITY;
-    let g = 1.0 - f;
-    let h00 = (1.0 + 2.0 * f) * g * g;
-    let h10 = f * g * g;
-    let h01 = f * f * (3.0 - 2.0 * f);
-    let h11 = f * f * (f - 1.0);
-    h00 * p0 + h10 * h * d0 + h01 * p1 + h11 * h * d1
+    cdf_clamped(cdf_table(), x)
 }
 
 /// Φ(x) by the same interpolation as [`cdf`], without branches: `x` is
@@ -94,18 +95,12 @@ pub(crate) fn cdf(x: f64) -> f64 {
 #[inline(always)]
 pub(crate) fn cdf_clamped(table: &CdfTable, x: f64) -> f64 {
     let t = (x.clamp(-TABLE_EDGE, TABLE_EDGE) + TABLE_EDGE) * TABLE_DENSITY;
-    // `t` is in [0, 1088]; `as` saturates, and the `min` proves both reads
-    // in bounds to the compiler.
-    let i = (t as u32 as usize).min(TABLE_LEN - 2);
+    // `t` is in [0, 1088]; `as` saturates, and the `min` proves the read in
+    // bounds to the compiler (t = 1088 reads the last interval at f = 1).
+    let i = (t as u32 as usize).min(INTERVALS - 1);
     let f = t - i as f64;
-    let ((p0, d0), (p1, d1)) = (table[i], table[i + 1]);
-    let h = 1.0 / TABLE_DENSITY;
-    let g = 1.0 - f;
-    let h00 = (1.0 + 2.0 * f) * g * g;
-    let h10 = f * g * g;
-    let h01 = f * f * (3.0 - 2.0 * f);
-    let h11 = f * f * (f - 1.0);
-    h00 * p0 + h10 * h * d0 + h01 * p1 + h11 * h * d1
+    let c = &table[i];
+    c[0] + f * (c[1] + f * (c[2] + f * c[3]))
 }
 
 /// The table [`cdf_clamped`] reads.
