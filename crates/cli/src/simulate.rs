@@ -46,14 +46,16 @@ pub(crate) fn supervised(path: &Path, policy: &str, seed: u64) -> CliResult<Valu
     let eligible: Vec<usize> = (0..k).collect();
     let mut total = 0.0;
     let mut rounds = 0usize;
+    // One buffer for every round's context (taken back after each round).
     let mut x = vec![0.0; d];
     x[0] = 1.0;
     let start = Instant::now();
     // Rows are parsed on a second thread while these rounds run.
     data.for_each_chunk(|features, labels| {
         for (row, &label) in features.chunks_exact(width).zip(labels) {
-            x[1..].copy_from_slice(row);
-            let ctx = Features::new(x.clone())?;
+            let mut buf = std::mem::take(&mut x);
+            buf[1..].copy_from_slice(row);
+            let ctx = Features::new(buf)?;
             let s = p.select(
                 &ctx,
                 &eligible,
@@ -61,6 +63,7 @@ pub(crate) fn supervised(path: &Path, policy: &str, seed: u64) -> CliResult<Valu
             )?;
             let r = if s.arm == label { 1.0 } else { 0.0 };
             p.update(&ctx, s.arm, r)?;
+            x = ctx.into_vec();
             total += r;
             rounds += 1;
         }
