@@ -48,7 +48,7 @@ const INTERVALS: usize = (2.0 * TABLE_EDGE * TABLE_DENSITY) as usize;
 /// needs no bounds check.
 pub(crate) type CdfTable = [[f64; 4]; INTERVALS];
 
-fn cdf_table() -> &'static CdfTable {
+pub(crate) fn cdf_table() -> &'static CdfTable {
     static TABLE: std::sync::OnceLock<Box<CdfTable>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
         let node = |i: usize| {
@@ -101,11 +101,6 @@ pub(crate) fn cdf_clamped(table: &CdfTable, x: f64) -> f64 {
     let f = t - i as f64;
     let c = &table[i];
     c[0] + f * (c[1] + f * (c[2] + f * c[3]))
-}
-
-/// The table [`cdf_clamped`] reads.
-pub(crate) fn cdf_lookup_table() -> &'static CdfTable {
-    cdf_table()
 }
 
 /// The standard normal density φ(x).

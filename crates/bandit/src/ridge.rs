@@ -311,19 +311,9 @@ impl RidgeArms {
             self.sum_r2[arm] *= g;
             self.n[arm] *= g;
         }
-        {
-            let a = &mut self.a[arm * p..(arm + 1) * p];
-            let mut o = 0;
-            for i in 0..d {
-                let xi = x[i];
-                for (v, xj) in a[o..o + d - i].iter_mut().zip(&x[i..]) {
-                    *v += xi * xj;
-                }
-                o += d - i;
-            }
-            for (bi, xi) in self.b[arm * d..(arm + 1) * d].iter_mut().zip(x) {
-                *bi += r * xi;
-            }
+        packed_rank_one(&mut self.a[arm * p..(arm + 1) * p], 1.0, x);
+        for (bi, xi) in self.b[arm * d..(arm + 1) * d].iter_mut().zip(x) {
+            *bi += r * xi;
         }
         self.sum_r2[arm] += r * r;
         self.n[arm] += 1.0;
@@ -356,14 +346,7 @@ impl RidgeArms {
             return true;
         }
         let inv = 1.0 / denom;
-        let mut o = 0;
-        for i in 0..d {
-            let ui = u[i] * inv;
-            for (v, uj) in m[o..o + d - i].iter_mut().zip(&u[i..]) {
-                *v -= ui * uj;
-            }
-            o += d - i;
-        }
+        packed_rank_one(m, -inv, u);
         let theta = &mut self.theta[arm * d..(arm + 1) * d];
         let xt = dot(theta, x);
         let step = (r - xt) * inv;
@@ -457,6 +440,21 @@ pub(crate) fn quad_weights(x: &[f64], xx: &mut [f64]) {
         xx[o] = xi * xi;
         for (w, xj) in xx[o + 1..o + d - i].iter_mut().zip(&x[i + 1..]) {
             *w = twice * xj;
+        }
+        o += d - i;
+    }
+}
+
+/// `M += alpha·v vᵀ` for a symmetric `M` in packed upper storage (row `i`
+/// adds `(alpha·v_i)·v[i..]`).
+#[inline]
+fn packed_rank_one(m: &mut [f64], alpha: f64, v: &[f64]) {
+    let d = v.len();
+    let mut o = 0;
+    for i in 0..d {
+        let s = alpha * v[i];
+        for (e, vj) in m[o..o + d - i].iter_mut().zip(&v[i..]) {
+            *e += s * vj;
         }
         o += d - i;
     }

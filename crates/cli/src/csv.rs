@@ -47,12 +47,12 @@ fn text(cell: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(cell)
 }
 
-/// Non-blank lines of `bytes` with their 1-based numbers (counted from
-/// `first`), without line terminators.
-fn lines(bytes: &[u8], first: usize) -> impl Iterator<Item = (usize, &[u8])> {
+/// Non-blank lines of `bytes` with their 1-based numbers, without line
+/// terminators.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let mut start = 0;
     let mut ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
-    let mut number = first;
+    let mut number = 1;
     std::iter::from_fn(move || {
         while start <= bytes.len() {
             let end = ends.next()?;
@@ -74,8 +74,6 @@ pub(crate) struct Source {
     name: String,
     bytes: Vec<u8>,
     columns: Vec<String>,
-    /// Byte offset and line number of the first line after the header.
-    body: (usize, usize),
     num_labels: usize,
 }
 
@@ -88,7 +86,7 @@ impl Source {
         let name = path.display().to_string();
         let bytes =
             std::fs::read(path).map_err(|e| CliError::bad(format!("{name}: cannot read: {e}")))?;
-        let Some((header_line, header)) = lines(&bytes, 1).next() else {
+        let Some((header_line, header)) = lines(&bytes).next() else {
             return Err(CliError::bad(format!(
                 "{name}: the file is empty (expected a header row)"
             )));
@@ -103,16 +101,10 @@ impl Source {
                 columns.len()
             )));
         }
-        let offset = header.as_ptr() as usize - bytes.as_ptr() as usize + header.len();
-        let body = match memchr::memchr(b'\n', &bytes[offset..]) {
-            Some(i) => (offset + i + 1, header_line + 1),
-            None => (bytes.len(), header_line + 1),
-        };
         let mut source = Source {
             name,
             bytes,
             columns,
-            body,
             num_labels: 0,
         };
         source.num_labels = source.check_labels()?;
@@ -129,8 +121,9 @@ impl Source {
         self.num_labels
     }
 
+    /// The rows: every non-blank line after the header (the first one).
     fn body(&self) -> impl Iterator<Item = (usize, &[u8])> {
-        lines(&self.bytes[self.body.0..], self.body.1)
+        lines(&self.bytes).skip(1)
     }
 
     /// The label pass: every row's last cell. On any problem, the full

@@ -62,15 +62,7 @@ impl OpeData {
     /// width than the first round's or not summing to 1, an action out of
     /// range, a non-finite number, `reward_hat` in some rounds only.
     pub fn new(rounds: impl IntoIterator<Item = OpeRound>) -> Result<Self> {
-        let mut data = OpeData {
-            n: 0,
-            k: 0,
-            action: Vec::new(),
-            reward: Vec::new(),
-            pscore: Vec::new(),
-            target: Vec::new(),
-            reward_hat: None,
-        };
+        let mut data = OpeData::empty();
         for r in rounds {
             data.push(r)?;
         }

@@ -303,13 +303,13 @@ impl Rounds {
     }
 }
 
-/// One round's bootstrap columns, aligned to 32 bytes so that each 16-byte
-/// half is aligned too and the additions read it straight from memory
-/// (SSE2's `addpd` takes only an aligned memory operand; an unaligned row
-/// costs a separate load per half). About 6% off `ope`'s time on the OBD
-/// fixture.
+/// One round's bootstrap columns, aligned to 16 bytes (a row's length is a
+/// multiple of 16) so that the additions read each two-value half
+/// straight from memory (SSE2's `addpd` takes only an aligned memory
+/// operand; an unaligned row costs a separate load per half). About 6% off
+/// `ope`'s time on the OBD fixture.
 #[derive(Debug, Clone, Copy)]
-#[repr(C, align(32))]
+#[repr(C, align(16))]
 struct Row<const N: usize>([f64; N]);
 
 /// Sums over one (re)sample, from which every estimator follows.
