@@ -267,20 +267,50 @@ fn judge_for(
 }
 
 /// Options of `eval run`.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub(crate) struct RunOptions {
+    /// A JSON array of providers: `{"simulated": {...}}` (and, built
+    /// with `--features http`, `{"openai": {...}}`). Default: two
+    /// simulated providers on a virtual clock.
+    #[arg(long)]
     pub(crate) providers: Option<PathBuf>,
+    /// A JSON array of parameter sets (default: models large and small
+    /// at temperatures 0.2 and 0.7).
+    #[arg(long)]
     pub(crate) parameters: Option<PathBuf>,
+    /// Benchmark runs.
+    #[arg(long, default_value_t = 3)]
     pub(crate) runs: u32,
+    /// Calls per case, provider and parameter set in each run.
+    #[arg(long, default_value_t = 10)]
     pub(crate) repetitions: u32,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 8)]
     pub(crate) concurrency: usize,
+    /// A baseline to check for regressions.
+    #[arg(long)]
     pub(crate) baseline: Option<PathBuf>,
+    /// Writes this run's baseline here.
+    #[arg(long)]
     pub(crate) save_baseline: Option<PathBuf>,
+    /// Writes routing.json, scorecard.json and runtime-config.json here.
+    #[arg(long)]
     pub(crate) routing_out: Option<PathBuf>,
+    /// Appends each round's summary to this JSON Lines history.
+    #[arg(long)]
     pub(crate) history: Option<PathBuf>,
+    /// The policy gates, as JSON (default: tuneloop_eval::Gates::default()).
+    #[arg(long)]
     pub(crate) gates: Option<PathBuf>,
+    /// Writes the full supervisor report (JSON) here.
+    #[arg(long)]
     pub(crate) report: Option<PathBuf>,
+    /// The grader of judge-scored cases, PROVIDER/MODEL (default with
+    /// simulated providers: a simulated judge).
+    #[arg(long)]
     pub(crate) judge: Option<String>,
+    /// Seed of the simulated providers.
+    #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
 }
 

@@ -151,49 +151,8 @@ enum EvalCommand {
     Run {
         /// `standard` (built in) or a suite JSON file.
         suite: String,
-        /// A JSON array of providers: `{"simulated": {...}}` (and, built
-        /// with `--features http`, `{"openai": {...}}`). Default: two
-        /// simulated providers on a virtual clock.
-        #[arg(long)]
-        providers: Option<PathBuf>,
-        /// A JSON array of parameter sets (default: models large and small
-        /// at temperatures 0.2 and 0.7).
-        #[arg(long)]
-        parameters: Option<PathBuf>,
-        /// Benchmark runs.
-        #[arg(long, default_value_t = 3)]
-        runs: u32,
-        /// Calls per case, provider and parameter set in each run.
-        #[arg(long, default_value_t = 10)]
-        repetitions: u32,
-        /// Calls in flight at once.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// A baseline to check for regressions.
-        #[arg(long)]
-        baseline: Option<PathBuf>,
-        /// Writes this run's baseline here.
-        #[arg(long)]
-        save_baseline: Option<PathBuf>,
-        /// Writes routing.json, scorecard.json and runtime-config.json here.
-        #[arg(long)]
-        routing_out: Option<PathBuf>,
-        /// Appends each round's summary to this JSON Lines history.
-        #[arg(long)]
-        history: Option<PathBuf>,
-        /// The policy gates, as JSON (default: tuneloop_eval::Gates::default()).
-        #[arg(long)]
-        gates: Option<PathBuf>,
-        /// Writes the full supervisor report (JSON) here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// The grader of judge-scored cases, PROVIDER/MODEL (default with
-        /// simulated providers: a simulated judge).
-        #[arg(long)]
-        judge: Option<String>,
-        /// Seed of the simulated providers.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        options: eval::RunOptions,
     },
     /// Refines a case's prompt with an interviewer model, on one or more models.
     Refine {
@@ -299,39 +258,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
         ),
         Command::Report { log, out, seed } => report::run(&log, &out, seed),
         Command::Eval { command } => match command {
-            EvalCommand::Run {
-                suite,
-                providers,
-                parameters,
-                runs,
-                repetitions,
-                concurrency,
-                baseline,
-                save_baseline,
-                routing_out,
-                history,
-                gates,
-                report,
-                judge,
-                seed,
-            } => eval::run(
-                &suite,
-                eval::RunOptions {
-                    providers,
-                    parameters,
-                    runs,
-                    repetitions,
-                    concurrency,
-                    baseline,
-                    save_baseline,
-                    routing_out,
-                    history,
-                    gates,
-                    report,
-                    judge,
-                    seed,
-                },
-            ),
+            EvalCommand::Run { suite, options } => eval::run(&suite, options),
             EvalCommand::Refine {
                 suite,
                 case,
