@@ -483,17 +483,37 @@ fn write_runtime_config(
 }
 
 /// Options of `eval refine`.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub(crate) struct RefineOptions {
+    /// The case to refine.
+    #[arg(long)]
     pub(crate) case: String,
+    /// Providers, as for `eval run` (default: simulated).
+    #[arg(long)]
     pub(crate) providers: Option<PathBuf>,
+    /// Models to refine on, PROVIDER/MODEL,... (default: the simulated pair).
+    #[arg(long)]
     pub(crate) models: Option<String>,
+    /// The interviewer, PROVIDER/MODEL (needed with --providers).
+    #[arg(long)]
     pub(crate) interviewer: Option<String>,
+    /// Stop when the score reaches this.
+    #[arg(long, default_value_t = 0.95)]
     pub(crate) threshold: f64,
+    /// Most prompts tested per model.
+    #[arg(long, default_value_t = 5)]
     pub(crate) max_iterations: u32,
+    /// Calls per tested prompt.
+    #[arg(long, default_value_t = 10)]
     pub(crate) repetitions: u32,
+    /// Records sessions (and the comparison) under this folder.
+    #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// The grader of a judge-scored case, PROVIDER/MODEL.
+    #[arg(long)]
     pub(crate) judge: Option<String>,
+    /// Seed of the simulated providers.
+    #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
 }
 

@@ -158,36 +158,8 @@ enum EvalCommand {
     Refine {
         /// `standard` (built in) or a suite JSON file.
         suite: String,
-        /// The case to refine.
-        #[arg(long)]
-        case: String,
-        /// Providers, as for `eval run` (default: simulated).
-        #[arg(long)]
-        providers: Option<PathBuf>,
-        /// Models to refine on, PROVIDER/MODEL,... (default: the simulated pair).
-        #[arg(long)]
-        models: Option<String>,
-        /// The interviewer, PROVIDER/MODEL (needed with --providers).
-        #[arg(long)]
-        interviewer: Option<String>,
-        /// Stop when the score reaches this.
-        #[arg(long, default_value_t = 0.95)]
-        threshold: f64,
-        /// Most prompts tested per model.
-        #[arg(long, default_value_t = 5)]
-        max_iterations: u32,
-        /// Calls per tested prompt.
-        #[arg(long, default_value_t = 10)]
-        repetitions: u32,
-        /// Records sessions (and the comparison) under this folder.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// The grader of a judge-scored case, PROVIDER/MODEL.
-        #[arg(long)]
-        judge: Option<String>,
-        /// Seed of the simulated providers.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        options: eval::RefineOptions,
     },
     /// Measures how often the regression test flags A/A runs (or, with
     /// --shift, detects a real drop).
@@ -259,33 +231,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
         Command::Report { log, out, seed } => report::run(&log, &out, seed),
         Command::Eval { command } => match command {
             EvalCommand::Run { suite, options } => eval::run(&suite, options),
-            EvalCommand::Refine {
-                suite,
-                case,
-                providers,
-                models,
-                interviewer,
-                threshold,
-                max_iterations,
-                repetitions,
-                out,
-                judge,
-                seed,
-            } => eval::refine(
-                &suite,
-                eval::RefineOptions {
-                    case,
-                    providers,
-                    models,
-                    interviewer,
-                    threshold,
-                    max_iterations,
-                    repetitions,
-                    out,
-                    judge,
-                    seed,
-                },
-            ),
+            EvalCommand::Refine { suite, options } => eval::refine(&suite, options),
             EvalCommand::Aa {
                 suite,
                 providers,
