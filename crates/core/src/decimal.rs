@@ -1,13 +1,24 @@
-//! A one-pass parser for plain decimal numbers (`-12.0345`, `7`), the
-//! common case of the numeric text tuneloop reads (JSON Lines logs,
-//! supervised CSV files), with the exact result `f64::from_str` gives.
+//! A one-pass parser for plain decimal numbers (`-12.0345`, `7`,
+//! `0.0031980304197504433`), the common case of the numeric text tuneloop
+//! reads (JSON Lines logs, supervised CSV files), with the exact result
+//! `f64::from_str` gives.
 //!
-//! Clinger's fast path: when the digits read as an integer `m` are at most
-//! 2^53 and at most 22 of them follow the point, `m / 10^k` is one
-//! correctly rounded division of two exactly represented values, so it is
-//! the correctly rounded value of the decimal. Anything else (exponents,
-//! long mantissas, a bare `.5` or `5.`) is left to the caller, which falls
-//! back to `f64::from_str`.
+//! The digits read as an integer `m` (leading zeros dropped, at most 19
+//! significant digits) with `k` of them after the point, `k <= 22`, so the
+//! value is `m / 10^k` with `10^k` exact. Two ways to round it correctly:
+//!
+//! - `m <= 2^53` (Clinger's fast path): `m / 10^k` is one correctly
+//!   rounded division of two exactly represented `f64`s.
+//! - larger `m` (the 17–19 digit numbers that printing an `f64` in full
+//!   produces): integer division. `m` is shifted left until the quotient
+//!   `q = ⌊m·2^s / 10^k⌋` has at least 54 bits; its top 53 bits are the
+//!   mantissa, the next bit is the rounding bit, and the bits below it
+//!   together with the remainder say whether the value lies exactly on the
+//!   halfway point (then ties go to even, as IEEE 754 and `from_str` do).
+//!
+//! Anything else (exponents, more than 19 significant digits, more than 22
+//! decimals, a bare `.5` or `5.`) is left to the caller, which falls back
+//! to `f64::from_str`.
 
 /// Powers of ten that `f64` holds exactly.
 const POW10: [f64; 23] = [
@@ -18,48 +29,147 @@ const POW10: [f64; 23] = [
 /// Parses the plain decimal at the start of `s`: an optional `-`, digits,
 /// and optionally a point followed by more digits. Returns its value and
 /// the number of bytes it spans, or `None` when the text is not a plain
-/// decimal the fast path can round exactly (the caller should then use
+/// decimal this parser rounds (the caller should then use
 /// `f64::from_str`): no digits, a leading `+` or `.`, a trailing `.`, an
-/// exponent, a second sign or point right after it, more than 19 digits, a
-/// mantissa above 2^53 or more than 22 decimals.
+/// exponent, a second sign or point right after it, more than 19
+/// significant digits or more than 22 decimals.
 ///
 /// ```
 /// use tuneloop_core::decimal::plain_decimal;
 /// assert_eq!(plain_decimal(b"-12.0345,"), Some((-12.0345, 8)));
 /// assert_eq!(plain_decimal(b"0.1"), Some((0.1, 3)));
+/// assert_eq!(
+///     plain_decimal(b"0.0031980304197504433]"),
+///     Some((0.0031980304197504433, 21))
+/// );
 /// assert_eq!(plain_decimal(b"1e5"), None); // exponent: use from_str
 /// assert_eq!(plain_decimal(b".5"), None);
 /// ```
 #[inline]
 pub fn plain_decimal(s: &[u8]) -> Option<(f64, usize)> {
     let neg = s.first() == Some(&b'-');
-    let mut i = usize::from(neg);
-    let (mut m, mut count, mut frac, mut point) = (0u64, 0usize, 0usize, false);
-    while let Some(&c) = s.get(i) {
-        match c {
-            b'0'..=b'9' => {
-                if count < 19 {
-                    m = m * 10 + u64::from(c - b'0');
-                }
-                count += 1;
-                frac += usize::from(point);
-            }
-            b'.' if !point => point = true,
-            _ => break,
+    let int_start = usize::from(neg);
+    // `m` holds the significant digits (those from the first non-zero one
+    // on), `sig` counts them.
+    let (mut m, mut sig) = (0u64, 0usize);
+    let mut i = digit_run(s, int_start, &mut m, &mut sig)?;
+    let int_digits = i - int_start;
+    let mut frac = 0;
+    if s.get(i) == Some(&b'.') {
+        let end = digit_run(s, i + 1, &mut m, &mut sig)?;
+        frac = end - (i + 1);
+        if frac == 0 {
+            return None;
         }
-        i += 1;
+        i = end;
     }
-    let plain = !matches!(s.get(i), Some(b'e' | b'E' | b'+' | b'-' | b'.'))
-        && count > 0
-        && count <= 19
-        && (!point || (frac > 0 && frac < count))
-        && m <= 1u64 << 53
-        && frac <= 22;
+    let plain =
+        !matches!(s.get(i), Some(b'e' | b'E' | b'+' | b'-' | b'.')) && int_digits > 0 && frac <= 22;
     if !plain {
         return None;
     }
-    let v = m as f64 / POW10[frac];
+    let v = if m <= 1u64 << 53 {
+        m as f64 / POW10[frac]
+    } else {
+        divide_rounded(m, frac)
+    };
     Some((if neg { -v } else { v }, i))
+}
+
+/// Reads the digits from `s[i..]` into `m` and `sig` (leading zeros of
+/// `m` are not significant) and returns where they end; `None` past 19
+/// significant digits. Eight digits at a time while they fit, because one
+/// at a time each waits on the previous multiply.
+#[inline]
+fn digit_run(s: &[u8], mut i: usize, m: &mut u64, sig: &mut usize) -> Option<usize> {
+    while *sig <= 11 {
+        let Some(eight) = s.get(i..i + 8).and_then(eight_digits) else {
+            break;
+        };
+        if *m == 0 {
+            // Leading zeros: the first non-zero digit starts the count.
+            *sig = eight.lead_zeros.map_or(0, |z| 8 - z);
+            *m = u64::from(eight.value);
+        } else {
+            *m = *m * 100_000_000 + u64::from(eight.value);
+            *sig += 8;
+        }
+        i += 8;
+    }
+    while let Some(&c) = s.get(i) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        if *m != 0 || c != b'0' {
+            if *sig == 19 {
+                return None;
+            }
+            *m = *m * 10 + u64::from(c - b'0');
+            *sig += 1;
+        }
+        i += 1;
+    }
+    Some(i)
+}
+
+/// Eight ASCII digits read as one number.
+struct Eight {
+    value: u32,
+    /// How many of them are leading zeros (`None`: all eight are zeros).
+    lead_zeros: Option<usize>,
+}
+
+/// Reads eight bytes as eight decimal digits, first byte most significant,
+/// or `None` if any is not a digit. SWAR: the bytes minus `'0'` are
+/// combined pairwise (`10·a + b` in every second byte), then the four
+/// pairs in one pair of multiplies whose 2^32 coefficients sum to the
+/// eight-digit value.
+#[inline]
+fn eight_digits(bytes: &[u8]) -> Option<Eight> {
+    let chunk = u64::from_le_bytes(bytes.try_into().ok()?);
+    // Every byte is 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3.
+    let high = 0xf0f0_f0f0_f0f0_f0f0u64;
+    let zeros = 0x3030_3030_3030_3030u64;
+    let all_digits =
+        chunk & high == zeros && chunk.wrapping_add(0x0606_0606_0606_0606) & high == zeros;
+    if !all_digits {
+        return None;
+    }
+    let d = chunk - zeros;
+    let lead_zeros = (d != 0).then(|| d.trailing_zeros() as usize / 8);
+    // Byte 2j now holds the two-digit number of digits 2j and 2j+1.
+    let pairs = d.wrapping_mul(10).wrapping_add(d >> 8);
+    let mask = 0x0000_00ff_0000_00ffu64;
+    // (p0 + p4·2^32)(10^6·2^32 + 100) and (p2 + p6·2^32)(10^4·2^32 + 1)
+    // carry p0·10^6 + p4·100 and p2·10^4 + p6 at 2^32; the parts below 2^32
+    // (at most 99·100 + 99) do not carry into it.
+    let a = (pairs & mask).wrapping_mul(100 + (1_000_000 << 32));
+    let b = ((pairs >> 16) & mask).wrapping_mul(1 + (10_000 << 32));
+    let value = (a.wrapping_add(b) >> 32) as u32;
+    Some(Eight { value, lead_zeros })
+}
+
+/// `m / 10^k` correctly rounded (to nearest, ties to even), for
+/// `m > 2^53` and `k <= 22`: see the module documentation.
+fn divide_rounded(m: u64, k: usize) -> f64 {
+    let p = 10u128.pow(k as u32);
+    let (m_bits, p_bits) = (64 - m.leading_zeros(), 128 - p.leading_zeros());
+    // n = m·2^s >= 2^(53 + bits(p)) > 2^53·p, so q >= 2^53 has at least 54
+    // bits; n has at most max(64, 54 + bits(10^22) = 74) = 128 bits.
+    let s = (54 + p_bits).saturating_sub(m_bits);
+    let n = u128::from(m) << s;
+    let (q, r) = (n / p, n % p);
+    let e = 128 - q.leading_zeros() - 53; // bits below the mantissa, >= 1
+    let mantissa = (q >> e) as u64;
+    let rest = q & ((1u128 << e) - 1);
+    let half = 1u128 << (e - 1);
+    let up = rest > half || (rest == half && (r != 0 || mantissa & 1 == 1));
+    // mantissa + 1 may be 2^53, which is still exact.
+    let mantissa = mantissa + u64::from(up);
+    // The value is mantissa · 2^(e − s); the exponent stays well inside the
+    // normal range (the value lies between 2^53 / 10^22 and 2^64).
+    let exp = i64::from(e) - i64::from(s);
+    mantissa as f64 * f64::from_bits(((1023 + exp) as u64) << 52)
 }
 
 #[cfg(test)]
@@ -83,9 +193,12 @@ mod tests {
             "1.2.3",
             "nan",
             "inf",
-            "12345678901234567890",      // 20 digits
-            "9007199254740993",          // 2^53 + 1
-            "0.00000000000000000000001", // 23 decimals
+            "12345678901234567890",   // 20 digits
+            "12345678901234567890.5", // 21 significant digits
+            "18446744073709551615",   // 2^64 − 1: 20 significant digits
+            "0.3000000000000000444089209850062616169452667236328125",
+            "0.00000000000000000012345678901234567890", // 20 significant
+            "0.00000000000000000000001",                // 23 decimals
         ] {
             assert_eq!(plain_decimal(text.as_bytes()), None, "{text:?}");
         }
@@ -96,6 +209,89 @@ mod tests {
         assert_eq!(plain_decimal(b"3.25]"), Some((3.25, 4)));
         assert_eq!(plain_decimal(b"-0,1"), Some((-0.0, 2)));
         assert_eq!(plain_decimal(b"42 "), Some((42.0, 2)));
+    }
+
+    #[test]
+    fn long_mantissas_round_to_nearest_even() {
+        for text in [
+            "9007199254740993",     // 2^53 + 1: halfway, down to even 2^53
+            "9007199254740995",     // halfway, up to even 2^53 + 4
+            "9007199254740993.0",   // the same halfway point with a decimal
+            "9007199254740993.001", // just above halfway: up
+            "9007199254740992.999", // just below 2^53 + 1: down
+            "4503599627370496.5",   // 2^52 + 1/2: halfway, down to even
+            "4503599627370497.5",   // halfway, up to even 2^52 + 2
+            "9999999999999999999",  // 19 nines
+            "1000000000000000001",
+            "0.0031980304197504433",
+            "0.1000000000000000055", // 0.1's double plus a little
+            "123456.7890123456789",
+            "0.0000012345678901234567", // 22 decimals
+        ] {
+            let want: f64 = text.parse().expect("valid decimal");
+            let (got, len) = plain_decimal(text.as_bytes()).expect(text);
+            assert_eq!(got.to_bits(), want.to_bits(), "{text}");
+            assert_eq!(len, text.len(), "{text}");
+        }
+        assert_eq!(
+            plain_decimal(b"9007199254740993"),
+            Some((9_007_199_254_740_992.0, 16))
+        );
+        assert_eq!(
+            plain_decimal(b"4503599627370497.5"),
+            Some((4_503_599_627_370_498.0, 18))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_digit_string_parses_as_from_str_does(
+            text in "-?[0-9]{1,24}(\\.[0-9]{1,24})?",
+        ) {
+            let want: f64 = text.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            let digits = text.trim_start_matches('-').replace('.', "");
+            let significant = digits.trim_start_matches('0').len();
+            let decimals = text.find('.').map_or(0, |p| text.len() - p - 1);
+            match plain_decimal(text.as_bytes()) {
+                Some((got, len)) => {
+                    prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", text);
+                    prop_assert_eq!(len, text.len());
+                }
+                None => prop_assert!(
+                    significant > 19 || decimals > 22,
+                    "{} refused with {} significant digits, {} decimals",
+                    text, significant, decimals
+                ),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn long_decimals_equal_from_str_bit_for_bit(
+            neg in any::<bool>(),
+            mantissa in 9_007_199_254_740_993u64..=9_999_999_999_999_999_999,
+            zeros in 0usize..4,
+            point in 0usize..20,
+        ) {
+            // `mantissa` (16–19 digits, above 2^53) with `point` of its
+            // digits after the decimal point and `zeros` zeros before them.
+            let digits = mantissa.to_string();
+            let point = point.min(digits.len() - 1);
+            let (int, frac) = digits.split_at(digits.len() - point);
+            let text = if zeros > 0 {
+                format!("{}0.{}{digits}", if neg { "-" } else { "" }, "0".repeat(zeros - 1))
+            } else if frac.is_empty() {
+                format!("{}{int}", if neg { "-" } else { "" })
+            } else {
+                format!("{}{int}.{frac}", if neg { "-" } else { "" })
+            };
+            let want: f64 = text.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            let (got, len) = plain_decimal(text.as_bytes())
+                .ok_or_else(|| TestCaseError::fail(format!("{text} refused")))?;
+            prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", text);
+            prop_assert_eq!(len, text.len());
+        }
     }
 
     proptest! {
