@@ -405,30 +405,39 @@ struct ParsedChunk {
 
 impl OpeData {
     fn empty() -> Self {
+        Self::with_capacity(0, 0, false)
+    }
+
+    /// Room for `rounds` rounds of `k` actions, with or without
+    /// `reward_hat`.
+    fn with_capacity(rounds: usize, k: usize, reward_hat: bool) -> Self {
         OpeData {
             n: 0,
-            k: 0,
-            action: Vec::new(),
-            reward: Vec::new(),
-            pscore: Vec::new(),
-            target: Vec::new(),
-            reward_hat: None,
+            k,
+            action: Vec::with_capacity(rounds),
+            reward: Vec::with_capacity(rounds),
+            pscore: Vec::with_capacity(rounds),
+            target: Vec::with_capacity(rounds * k),
+            reward_hat: reward_hat.then(|| Vec::with_capacity(rounds * k)),
         }
     }
 
-    /// Appends `other`, which has the same width and `reward_hat` presence.
+    /// Appends `other`, which (unless it is empty) has the same width and
+    /// `reward_hat` presence.
     fn append(&mut self, other: OpeData) {
-        if self.n == 0 {
-            *self = other;
+        if other.n == 0 {
             return;
         }
         self.n += other.n;
+        self.k = other.k;
         self.action.extend_from_slice(&other.action);
         self.reward.extend_from_slice(&other.reward);
         self.pscore.extend_from_slice(&other.pscore);
         self.target.extend_from_slice(&other.target);
-        if let (Some(all), Some(q)) = (&mut self.reward_hat, other.reward_hat) {
-            all.extend_from_slice(&q);
+        if let Some(q) = other.reward_hat {
+            self.reward_hat
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(&q);
         }
     }
 }
@@ -479,8 +488,9 @@ fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
 
 /// Reads estimator-level JSON Lines (gzip if the name ends in `.gz`).
 /// Blank lines are skipped. A reader thread inflates the file in
-/// newline-aligned chunks while two parser threads parse them, so
-/// decompression and parsing overlap and parsing uses both cores.
+/// newline-aligned chunks while a parser thread parses them, so
+/// decompression and parsing overlap; once the file is read, the reader
+/// parses too. Parsed chunks' buffers go back to the reader for reuse.
 ///
 /// # Errors
 /// [`Error::Io`], or [`Error::InvalidLine`] naming the line and the field.
@@ -502,19 +512,22 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(usize, Vec<u8>)>>(4);
     let rx = std::sync::Mutex::new(rx);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<std::io::Result<(usize, ChunkResult)>>();
+    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let parsed: Result<Vec<(usize, ChunkResult)>> = std::thread::scope(|scope| {
         let (rx, reader_done_tx) = (&rx, done_tx.clone());
         // The reader (which inflates gzip, the one sequential stage) has a
         // core to itself while one parser keeps up with it; once the file
         // is read, the reader turns parser too. Two parsers from the start
         // would share two cores three ways and slow the reader down.
+        let reader_spare_tx = spare_tx.clone();
         scope.spawn(move || {
-            read_chunks(&mut *reader, tx);
-            parse_chunks(rx, reader_done_tx);
+            read_chunks(&mut *reader, tx, &spare_rx);
+            drop(spare_rx);
+            parse_chunks(rx, reader_done_tx, &reader_spare_tx);
         });
         for _ in 0..PARSERS {
-            let done_tx = done_tx.clone();
-            scope.spawn(move || parse_chunks(rx, done_tx));
+            let (done_tx, spare_tx) = (done_tx.clone(), spare_tx.clone());
+            scope.spawn(move || parse_chunks(rx, done_tx, &spare_tx));
         }
         drop(done_tx);
         let mut parts = Vec::new();
@@ -530,7 +543,14 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
         line,
         reason,
     };
-    let mut data = OpeData::empty();
+    // One allocation per column for the whole file (the first round's
+    // shape; a part of another shape is refused below before it is added).
+    let rounds = parts.iter().map(|(_, p)| p.data.n).sum();
+    let (k, hat) = parts
+        .iter()
+        .find_map(|(_, p)| p.first.map(|(k, hat, _)| (k, hat)))
+        .unwrap_or((0, false));
+    let mut data = OpeData::with_capacity(rounds, k, hat);
     // Width and reward_hat presence of the file's first round.
     let mut shape: Option<(usize, bool)> = None;
     let mut offset = 0;
@@ -571,10 +591,11 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
 type RawChunk = std::io::Result<(usize, Vec<u8>)>;
 
 /// A parser: takes chunks until the reader is done and the queue is empty,
-/// and sends back each one parsed.
+/// sends back each one parsed, and returns its buffer to the reader.
 fn parse_chunks(
     rx: &std::sync::Mutex<std::sync::mpsc::Receiver<RawChunk>>,
     done_tx: std::sync::mpsc::Sender<std::io::Result<(usize, ParsedChunk)>>,
+    spare_tx: &std::sync::mpsc::Sender<Vec<u8>>,
 ) {
     loop {
         // The lock is held only to take the next chunk.
@@ -585,7 +606,12 @@ fn parse_chunks(
         let sent = match next {
             Err(_) => return,
             Ok(Err(e)) => done_tx.send(Err(e)),
-            Ok(Ok((seq, chunk))) => done_tx.send(Ok((seq, parse_chunk(&chunk)))),
+            Ok(Ok((seq, chunk))) => {
+                let parsed = parse_chunk(&chunk);
+                // The reader may be done and gone: then the buffer is dropped.
+                let _ = spare_tx.send(chunk);
+                done_tx.send(Ok((seq, parsed)))
+            }
         };
         if sent.is_err() {
             return;
@@ -594,12 +620,20 @@ fn parse_chunks(
 }
 
 /// Reads `reader` in chunks of about `READ_CHUNK` bytes cut at line ends and
-/// sends them, numbered, until the end or the first error (sent too).
-fn read_chunks(reader: &mut dyn Read, tx: std::sync::mpsc::SyncSender<RawChunk>) {
+/// sends them, numbered, until the end or the first error (sent too). Fills
+/// buffers the parsers have returned before it allocates new ones (fresh
+/// memory costs a page fault per 4 KiB).
+fn read_chunks(
+    reader: &mut dyn Read,
+    tx: std::sync::mpsc::SyncSender<RawChunk>,
+    spare_rx: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
     let mut carry: Vec<u8> = Vec::new();
     let mut seq = 0;
     loop {
-        let mut buf = std::mem::take(&mut carry);
+        let mut buf = spare_rx.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.append(&mut carry);
         let start = buf.len();
         buf.resize(start + READ_CHUNK, 0);
         let mut filled = start;
@@ -621,9 +655,14 @@ fn read_chunks(reader: &mut dyn Read, tx: std::sync::mpsc::SyncSender<RawChunk>)
             }
             return;
         }
-        // Keep the partial last line for the next chunk.
-        if let Some(cut) = buf.iter().rposition(|&b| b == b'\n') {
-            carry = buf.split_off(cut + 1);
+        // Keep the partial last line for the next chunk; a chunk with no
+        // line end yet is all partial line: read on before sending any.
+        match buf.iter().rposition(|&b| b == b'\n') {
+            Some(cut) => carry = buf.split_off(cut + 1),
+            None => {
+                carry = buf;
+                continue;
+            }
         }
         if tx.send(Ok((seq, buf))).is_err() {
             return;

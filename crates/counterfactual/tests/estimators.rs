@@ -368,3 +368,36 @@ fn line_numbers_survive_chunked_reading() -> TestResult {
     assert_eq!(read_jsonl(&path)?.len(), 19_996);
     Ok(())
 }
+
+#[test]
+fn lines_longer_than_a_read_chunk_are_read_whole() -> TestResult {
+    // 40,000 actions: each line is about 1.1 MB, twice a read chunk, so a
+    // line spans chunks and a chunk may hold no line end at all.
+    let k = 40_000;
+    let uniform = format!("{}", 1.0 / k as f64);
+    let target = vec![uniform.as_str(); k].join(", ");
+    let hats: Vec<String> = (0..k).map(|a| format!("0.{:019}", a + 1)).collect();
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("wide.jsonl");
+    let mut text = String::new();
+    for action in [7, 39_999, 0] {
+        text.push_str(&format!(
+            r#"{{"action": {action}, "reward": 1.0, "propensity": {uniform}, "target": [{target}], "reward_hat": [{}]}}"#,
+            hats.join(", ")
+        ));
+        text.push('\n');
+    }
+    std::fs::write(&path, &text)?;
+    let data = read_jsonl(&path)?;
+    assert_eq!((data.len(), data.num_actions()), (3, k));
+    assert_eq!(
+        (data.action(0), data.action(1), data.action(2)),
+        (7, 39_999, 0)
+    );
+    let hat = data.reward_hat(2).ok_or("reward_hat missing")?;
+    // 0.0000000000000000001 · (a + 1), as `from_str` reads it.
+    let want = "0.0000000000000040000".parse::<f64>()?;
+    assert_eq!(hat[39_999].to_bits(), want.to_bits());
+    assert_eq!(hat[0].to_bits(), 1e-19f64.to_bits());
+    Ok(())
+}
