@@ -485,6 +485,12 @@ fn bootstrap(r: &Rounds, kinds: &[Quantity], b_total: usize, seed: u64) -> Vec<V
     }
 }
 
+/// Resamples a worker takes at a time: small enough that a worker on a
+/// slower (or busier) core takes fewer blocks instead of finishing last,
+/// large enough that taking one is negligible (a block of 10⁴ rounds is
+/// 1.3·10⁶ draws).
+const BLOCK: usize = 128;
+
 fn bootstrap_rows<const N: usize>(
     rows: &[Row<N>],
     columns: &[Column],
@@ -492,36 +498,49 @@ fn bootstrap_rows<const N: usize>(
     b_total: usize,
     seed: u64,
 ) -> Vec<Vec<f64>> {
+    let blocks = b_total.div_ceil(BLOCK);
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
-        .clamp(1, 8);
-    let chunk = b_total.div_ceil(threads).max(1);
-    let mut parts: Vec<Vec<Vec<f64>>> = Vec::new();
+        .clamp(1, 8)
+        .min(blocks.max(1));
+    // Workers take blocks of resamples in turn; each resample's stream
+    // depends only on (seed, b), so the result does not depend on who
+    // computed which block.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Vec<Vec<f64>>)> = Vec::with_capacity(blocks);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..b_total)
-            .step_by(chunk)
-            .map(|start| {
-                let end = (start + chunk).min(b_total);
+        let next = &next;
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
                 scope.spawn(move || {
-                    let mut out = vec![Vec::with_capacity(end - start); kinds.len()];
-                    for b in start..end {
-                        let sums =
-                            Sums::from_columns(rows.len(), columns, &resample(rows, seed, b));
-                        for (e, &k) in kinds.iter().enumerate() {
-                            out[e].push(k.value(&sums));
+                    let mut mine = Vec::new();
+                    loop {
+                        let block = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if block >= blocks {
+                            return mine;
                         }
+                        let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(b_total));
+                        let mut out = vec![Vec::with_capacity(end - start); kinds.len()];
+                        for b in start..end {
+                            let sums =
+                                Sums::from_columns(rows.len(), columns, &resample(rows, seed, b));
+                            for (e, &k) in kinds.iter().enumerate() {
+                                out[e].push(k.value(&sums));
+                            }
+                        }
+                        mine.push((block, out));
                     }
-                    out
                 })
             })
             .collect();
         for h in handles {
             // A worker only panics on a bug; surface it rather than hide it.
-            parts.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         }
     });
+    done.sort_unstable_by_key(|(block, _)| *block);
     let mut out = vec![Vec::with_capacity(b_total); kinds.len()];
-    for part in parts {
+    for (_, part) in done {
         for (e, v) in part.into_iter().enumerate() {
             out[e].extend(v);
         }
