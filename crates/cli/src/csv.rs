@@ -2,8 +2,9 @@
 //! feature columns, the last column an integer label in `0..K`.
 //!
 //! Cells are trimmed of spaces and of surrounding double quotes. Numbers go
-//! through [`plain_decimal`] (one pass, the same value `f64::from_str`
-//! gives) and, for anything else (exponents, `NaN`, text), `from_str`.
+//! through [`parse_prefix`] (one pass, the same value `f64::from_str`
+//! gives) and, for anything else (`NaN`, text, more than 19 significant
+//! digits), `from_str`.
 //! Blank lines are skipped; line numbers in errors count them.
 //!
 //! A run needs the number of labels before its first round, and its rounds
@@ -17,7 +18,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::mpsc;
 
-use tuneloop_core::decimal::plain_decimal;
+use tuneloop_core::decimal::parse_prefix;
 
 use crate::error::{CliError, CliResult};
 
@@ -37,7 +38,7 @@ fn trim(cell: &[u8]) -> &[u8] {
 /// The number in a (trimmed) cell, if it is one.
 #[inline]
 fn number(cell: &[u8]) -> Option<f64> {
-    match plain_decimal(cell) {
+    match parse_prefix(cell) {
         Some((v, len)) if len == cell.len() => Some(v),
         _ => std::str::from_utf8(cell).ok()?.parse().ok(),
     }

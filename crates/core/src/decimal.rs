@@ -1,24 +1,25 @@
-//! A one-pass parser for plain decimal numbers (`-12.0345`, `7`,
-//! `0.0031980304197504433`), the common case of the numeric text tuneloop
-//! reads (JSON Lines logs, supervised CSV files), with the exact result
-//! `f64::from_str` gives.
+//! A one-pass parser for the decimal numbers tuneloop reads (JSON Lines
+//! logs, supervised CSV files): `-12.0345`, `7`, `0.0031980304197504433`,
+//! `5.300811081483554e-05`, with the exact result `f64::from_str` gives.
 //!
 //! The digits read as an integer `m` (leading zeros dropped, at most 19
-//! significant digits) with `k` of them after the point, `k <= 22`, so the
-//! value is `m / 10^k` with `10^k` exact. Two ways to round it correctly:
+//! significant digits) and the point and exponent as a power of ten `e`:
+//! the value is `m · 10^e`. Three ways to round it correctly:
 //!
-//! - `m <= 2^53` (Clinger's fast path): `m / 10^k` is one correctly
-//!   rounded division of two exactly represented `f64`s.
+//! - `m <= 2^53` and `0 <= e <= 22` or `-22 <= e < 0` (Clinger's fast
+//!   path): `m · 10^e` or `m / 10^-e` is one correctly rounded operation
+//!   on two exactly represented `f64`s.
 //! - larger `m` (the 17–19 digit numbers that printing an `f64` in full
-//!   produces): integer division. `m` is shifted left until the quotient
-//!   `q = ⌊m·2^s / 10^k⌋` has at least 54 bits; its top 53 bits are the
-//!   mantissa, the next bit is the rounding bit, and the bits below it
-//!   together with the remainder say whether the value lies exactly on the
-//!   halfway point (then ties go to even, as IEEE 754 and `from_str` do).
+//!   produces) and `-22 <= e <= 0`: integer division. `m` is shifted left
+//!   until the quotient `q = ⌊m·2^s / 10^-e⌋` has at least 54 bits; its top
+//!   53 bits are the mantissa, the next bit is the rounding bit, and the
+//!   bits below it together with the remainder say whether the value lies
+//!   exactly on the halfway point (then ties go to even, as IEEE 754 and
+//!   `from_str` do).
 //!
-//! Anything else (exponents, more than 19 significant digits, more than 22
-//! decimals, a bare `.5` or `5.`) is left to the caller, which falls back
-//! to `f64::from_str`.
+//! Anything else (more than 19 significant digits, a power of ten outside
+//! those ranges, a bare `.5` or `5.`, `inf`, `nan`) is left to the caller,
+//! which falls back to `f64::from_str`.
 
 /// Powers of ten that `f64` holds exactly.
 const POW10: [f64; 23] = [
@@ -26,52 +27,78 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// Parses the plain decimal at the start of `s`: an optional `-`, digits,
-/// and optionally a point followed by more digits. Returns its value and
-/// the number of bytes it spans, or `None` when the text is not a plain
-/// decimal this parser rounds (the caller should then use
-/// `f64::from_str`): no digits, a leading `+` or `.`, a trailing `.`, an
-/// exponent, a second sign or point right after it, more than 19
-/// significant digits or more than 22 decimals.
+/// Parses the number at the start of `s`: an optional `-`, digits,
+/// optionally a point followed by more digits, optionally `e` or `E`, a
+/// sign and up to four digits. Returns its value and the number of bytes
+/// it spans, or `None` when the text is not such a number or not one this
+/// parser rounds (the caller should then use `f64::from_str`): no digits,
+/// a leading `+` or `.`, a trailing `.` or `e`, a second sign, point or
+/// exponent right after it, more than 19 significant digits, or a power of
+/// ten outside the ranges of the module documentation.
 ///
 /// ```
-/// use tuneloop_core::decimal::plain_decimal;
-/// assert_eq!(plain_decimal(b"-12.0345,"), Some((-12.0345, 8)));
-/// assert_eq!(plain_decimal(b"0.1"), Some((0.1, 3)));
+/// use tuneloop_core::decimal::parse_prefix;
+/// assert_eq!(parse_prefix(b"-12.0345,"), Some((-12.0345, 8)));
+/// assert_eq!(parse_prefix(b"0.1"), Some((0.1, 3)));
 /// assert_eq!(
-///     plain_decimal(b"0.0031980304197504433]"),
+///     parse_prefix(b"0.0031980304197504433]"),
 ///     Some((0.0031980304197504433, 21))
 /// );
-/// assert_eq!(plain_decimal(b"1e5"), None); // exponent: use from_str
-/// assert_eq!(plain_decimal(b".5"), None);
+/// assert_eq!(parse_prefix(b"5.3e-05 "), Some((5.3e-05, 7)));
+/// assert_eq!(parse_prefix(b"1e300"), None); // out of range: use from_str
+/// assert_eq!(parse_prefix(b".5"), None);
 /// ```
 #[inline]
-pub fn plain_decimal(s: &[u8]) -> Option<(f64, usize)> {
+pub fn parse_prefix(s: &[u8]) -> Option<(f64, usize)> {
     let neg = s.first() == Some(&b'-');
     let int_start = usize::from(neg);
     // `m` holds the significant digits (those from the first non-zero one
     // on), `sig` counts them.
     let (mut m, mut sig) = (0u64, 0usize);
     let mut i = digit_run(s, int_start, &mut m, &mut sig)?;
-    let int_digits = i - int_start;
-    let mut frac = 0;
+    if i == int_start {
+        return None;
+    }
+    let mut exp10 = 0i32;
     if s.get(i) == Some(&b'.') {
         let end = digit_run(s, i + 1, &mut m, &mut sig)?;
-        frac = end - (i + 1);
+        let frac = end - (i + 1);
         if frac == 0 {
             return None;
         }
+        exp10 = -i32::try_from(frac).ok()?;
         i = end;
     }
-    let plain =
-        !matches!(s.get(i), Some(b'e' | b'E' | b'+' | b'-' | b'.')) && int_digits > 0 && frac <= 22;
-    if !plain {
+    if matches!(s.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let neg_exp = s.get(i) == Some(&b'-');
+        i += usize::from(matches!(s.get(i), Some(b'-' | b'+')));
+        let (start, mut e) = (i, 0i32);
+        while let Some(&c) = s.get(i).filter(|c| c.is_ascii_digit()) {
+            if i - start == 4 {
+                return None;
+            }
+            e = e * 10 + i32::from(c - b'0');
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        exp10 += if neg_exp { -e } else { e };
+    }
+    if matches!(s.get(i), Some(b'e' | b'E' | b'+' | b'-' | b'.')) {
         return None;
     }
-    let v = if m <= 1u64 << 53 {
-        m as f64 / POW10[frac]
+    let v = if m == 0 {
+        0.0
+    } else if m <= 1u64 << 53 && (0..=22).contains(&exp10) {
+        m as f64 * POW10[exp10.unsigned_abs() as usize]
+    } else if m <= 1u64 << 53 && (-22..0).contains(&exp10) {
+        m as f64 / POW10[exp10.unsigned_abs() as usize]
+    } else if (-22..=0).contains(&exp10) {
+        divide_rounded(m, exp10.unsigned_abs() as usize)
     } else {
-        divide_rounded(m, frac)
+        return None;
     };
     Some((if neg { -v } else { v }, i))
 }
@@ -186,9 +213,15 @@ mod tests {
             "5.",
             ".5",
             "+1",
-            "1e3",
-            "1E3",
-            "1.5e-3",
+            "1e",
+            "1e+",
+            "1.e3",
+            "1e3e",
+            "1e3.5",
+            "1e12345",             // five exponent digits
+            "1e23",                // 10^23 is not exact
+            "1e-23",               // nor is 10^-23
+            "12345678901234567e1", // m above 2^53 times a power of ten
             "--1",
             "1.2.3",
             "nan",
@@ -198,17 +231,39 @@ mod tests {
             "18446744073709551615",   // 2^64 − 1: 20 significant digits
             "0.3000000000000000444089209850062616169452667236328125",
             "0.00000000000000000012345678901234567890", // 20 significant
-            "0.00000000000000000000001",                // 23 decimals
+            "0.00000000000000000000001",                // 10^-23
         ] {
-            assert_eq!(plain_decimal(text.as_bytes()), None, "{text:?}");
+            assert_eq!(parse_prefix(text.as_bytes()), None, "{text:?}");
         }
     }
 
     #[test]
     fn stops_at_the_first_byte_after_the_number() {
-        assert_eq!(plain_decimal(b"3.25]"), Some((3.25, 4)));
-        assert_eq!(plain_decimal(b"-0,1"), Some((-0.0, 2)));
-        assert_eq!(plain_decimal(b"42 "), Some((42.0, 2)));
+        assert_eq!(parse_prefix(b"3.25]"), Some((3.25, 4)));
+        assert_eq!(parse_prefix(b"-0,1"), Some((-0.0, 2)));
+        assert_eq!(parse_prefix(b"42 "), Some((42.0, 2)));
+    }
+
+    #[test]
+    fn exponents_scale_by_exact_powers_of_ten() {
+        for text in [
+            "1e3",
+            "1E3",
+            "1e+3",
+            "-1.5e-3",
+            "5.300811081483554e-05",
+            "9.909637666783478e-05",
+            "2.5e22",
+            "1.2345678901234567e-5", // 17 digits: integer division
+            "0e999",
+            "-0.0e-999",
+            "0.000000000000000000000001e5", // 24 decimals, then 10^5
+        ] {
+            let want: f64 = text.parse().expect("valid number");
+            let (got, len) = parse_prefix(text.as_bytes()).expect(text);
+            assert_eq!(got.to_bits(), want.to_bits(), "{text}");
+            assert_eq!(len, text.len(), "{text}");
+        }
     }
 
     #[test]
@@ -229,16 +284,16 @@ mod tests {
             "0.0000012345678901234567", // 22 decimals
         ] {
             let want: f64 = text.parse().expect("valid decimal");
-            let (got, len) = plain_decimal(text.as_bytes()).expect(text);
+            let (got, len) = parse_prefix(text.as_bytes()).expect(text);
             assert_eq!(got.to_bits(), want.to_bits(), "{text}");
             assert_eq!(len, text.len(), "{text}");
         }
         assert_eq!(
-            plain_decimal(b"9007199254740993"),
+            parse_prefix(b"9007199254740993"),
             Some((9_007_199_254_740_992.0, 16))
         );
         assert_eq!(
-            plain_decimal(b"4503599627370497.5"),
+            parse_prefix(b"4503599627370497.5"),
             Some((4_503_599_627_370_498.0, 18))
         );
     }
@@ -246,21 +301,34 @@ mod tests {
     proptest! {
         #[test]
         fn any_digit_string_parses_as_from_str_does(
-            text in "-?[0-9]{1,24}(\\.[0-9]{1,24})?",
+            mantissa in "-?[0-9]{1,24}(\\.[0-9]{1,24})?",
+            exponent in proptest::option::of(-40i32..40),
         ) {
+            let text = match exponent {
+                Some(e) => format!("{mantissa}e{e}"),
+                None => mantissa.clone(),
+            };
             let want: f64 = text.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
-            let digits = text.trim_start_matches('-').replace('.', "");
+            let digits = mantissa.trim_start_matches('-').replace('.', "");
             let significant = digits.trim_start_matches('0').len();
-            let decimals = text.find('.').map_or(0, |p| text.len() - p - 1);
-            match plain_decimal(text.as_bytes()) {
+            let decimals = mantissa.find('.').map_or(0, |p| mantissa.len() - p - 1);
+            // The power of ten the digits, read as an integer, are scaled by.
+            let power = exponent.unwrap_or(0) - decimals as i32;
+            let exact = significant <= 19
+                && if digits.trim_start_matches('0').parse::<u64>().is_ok_and(|m| m <= 1 << 53) {
+                    (-22..=22).contains(&power)
+                } else {
+                    (-22..=0).contains(&power)
+                };
+            match parse_prefix(text.as_bytes()) {
                 Some((got, len)) => {
                     prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", text);
                     prop_assert_eq!(len, text.len());
                 }
                 None => prop_assert!(
-                    significant > 19 || decimals > 22,
-                    "{} refused with {} significant digits, {} decimals",
-                    text, significant, decimals
+                    !exact,
+                    "{} refused with {} significant digits, 10^{}",
+                    text, significant, power
                 ),
             }
         }
@@ -287,7 +355,7 @@ mod tests {
                 format!("{}{int}.{frac}", if neg { "-" } else { "" })
             };
             let want: f64 = text.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
-            let (got, len) = plain_decimal(text.as_bytes())
+            let (got, len) = parse_prefix(text.as_bytes())
                 .ok_or_else(|| TestCaseError::fail(format!("{text} refused")))?;
             prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", text);
             prop_assert_eq!(len, text.len());
@@ -307,7 +375,7 @@ mod tests {
                 frac.map(|f| format!(".{f}")).unwrap_or_default()
             );
             let want: f64 = text.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
-            if let Some((got, len)) = plain_decimal(text.as_bytes()) {
+            if let Some((got, len)) = parse_prefix(text.as_bytes()) {
                 prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", text);
                 prop_assert_eq!(len, text.len());
             }

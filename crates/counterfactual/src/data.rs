@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use tuneloop_core::decimal::plain_decimal;
+use tuneloop_core::decimal::parse_prefix;
 
 /// How far a `target` row's sum may be from 1.
 pub const TARGET_SUM_TOLERANCE: f64 = 1e-6;
@@ -259,9 +259,10 @@ impl<'a> FastLine<'a> {
     fn number(&mut self) -> Option<f64> {
         self.ws();
         let start = self.i;
-        // One pass for plain decimals (`-12.0345`), exactly as `from_str`
-        // rounds them; anything else is scanned again for `from_str`.
-        if let Some((v, len)) = plain_decimal(&self.s[start..]) {
+        // One pass for decimals (`-12.0345`, `5.3e-05`), exactly as
+        // `from_str` rounds them; anything else is scanned again for
+        // `from_str`.
+        if let Some((v, len)) = parse_prefix(&self.s[start..]) {
             self.i = start + len;
             return Some(v);
         }
