@@ -490,8 +490,10 @@ fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
 /// Reads estimator-level JSON Lines (gzip if the name ends in `.gz`).
 /// Blank lines are skipped. A reader thread inflates the file in
 /// newline-aligned chunks while a parser thread parses them, so
-/// decompression and parsing overlap; once the file is read, the reader
-/// parses too. Parsed chunks' buffers go back to the reader for reuse.
+/// decompression and parsing overlap; whenever the parser falls behind
+/// (its queue is full) the reader parses the chunk at hand itself, and once
+/// the file is read it parses what is left with the parser. Parsed chunks'
+/// buffers go back to the reader for reuse.
 ///
 /// # Errors
 /// [`Error::Io`], or [`Error::InvalidLine`] naming the line and the field.
@@ -510,19 +512,18 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
         Box::new(BufReader::new(file))
     };
     type ChunkResult = ParsedChunk;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(usize, Vec<u8>)>>(4);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(usize, Vec<u8>)>>(2);
     let rx = std::sync::Mutex::new(rx);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<std::io::Result<(usize, ChunkResult)>>();
     let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let parsed: Result<Vec<(usize, ChunkResult)>> = std::thread::scope(|scope| {
         let (rx, reader_done_tx) = (&rx, done_tx.clone());
-        // The reader (which inflates gzip, the one sequential stage) has a
-        // core to itself while one parser keeps up with it; once the file
-        // is read, the reader turns parser too. Two parsers from the start
-        // would share two cores three ways and slow the reader down.
+        // The reader inflates gzip, the one sequential stage, and parses
+        // only when the parser is behind: two parsers beside it would share
+        // two cores three ways and slow the inflation down.
         let reader_spare_tx = spare_tx.clone();
         scope.spawn(move || {
-            read_chunks(&mut *reader, tx, &spare_rx);
+            read_chunks(&mut *reader, tx, &spare_rx, &reader_done_tx);
             drop(spare_rx);
             parse_chunks(rx, reader_done_tx, &reader_spare_tx);
         });
@@ -621,18 +622,24 @@ fn parse_chunks(
 }
 
 /// Reads `reader` in chunks of about `READ_CHUNK` bytes cut at line ends and
-/// sends them, numbered, until the end or the first error (sent too). Fills
-/// buffers the parsers have returned before it allocates new ones (fresh
-/// memory costs a page fault per 4 KiB).
+/// sends them, numbered, until the end or the first error (sent too); a
+/// chunk the parsers' queue has no room for, it parses itself and sends to
+/// `done_tx`. Fills buffers the parsers have returned before it allocates
+/// new ones (fresh memory costs a page fault per 4 KiB).
 fn read_chunks(
     reader: &mut dyn Read,
     tx: std::sync::mpsc::SyncSender<RawChunk>,
     spare_rx: &std::sync::mpsc::Receiver<Vec<u8>>,
+    done_tx: &std::sync::mpsc::Sender<std::io::Result<(usize, ParsedChunk)>>,
 ) {
+    let mut own_spare = None;
     let mut carry: Vec<u8> = Vec::new();
     let mut seq = 0;
     loop {
-        let mut buf = spare_rx.try_recv().unwrap_or_default();
+        let mut buf = own_spare
+            .take()
+            .or_else(|| spare_rx.try_recv().ok())
+            .unwrap_or_default();
         buf.clear();
         buf.append(&mut carry);
         let start = buf.len();
@@ -665,8 +672,15 @@ fn read_chunks(
                 continue;
             }
         }
-        if tx.send(Ok((seq, buf))).is_err() {
-            return;
+        match tx.try_send(Ok((seq, buf))) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(Ok((seq, buf)))) => {
+                if done_tx.send(Ok((seq, parse_chunk(&buf)))).is_err() {
+                    return;
+                }
+                own_spare = Some(buf);
+            }
+            Err(_) => return,
         }
         seq += 1;
     }
