@@ -222,8 +222,6 @@ impl OpeData {
 /// repeated keys, other types) makes it give up, and the caller falls back
 /// to serde_json, which also explains errors.
 struct FastLine<'a> {
-    /// The line, checked as UTF-8 once.
-    text: &'a str,
     s: &'a [u8],
     i: usize,
 }
@@ -273,9 +271,11 @@ impl<'a> FastLine<'a> {
         {
             self.i += 1;
         }
-        // Positions are on ASCII bytes, so these are char boundaries; `get`
-        // would refuse them otherwise.
-        self.text.get(start..self.i)?.parse().ok()
+        // The bytes are ASCII digits, signs, points and exponents.
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
     }
 
     fn numbers(&mut self) -> Option<Vec<f64>> {
@@ -294,12 +294,7 @@ impl<'a> FastLine<'a> {
     }
 
     fn round(line: &'a [u8]) -> Option<OpeRound> {
-        let text = std::str::from_utf8(line).ok()?;
-        let mut p = FastLine {
-            text,
-            s: line,
-            i: 0,
-        };
+        let mut p = FastLine { s: line, i: 0 };
         p.eat(b'{')?;
         let (mut action, mut reward, mut propensity, mut target, mut reward_hat) =
             (None, None, None, None, None);
@@ -451,7 +446,13 @@ fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
         line_count: 0,
         error: None,
     };
-    for text in chunk.split(|&b| b == b'\n') {
+    // memchr finds line ends many bytes at a time; `split` took a tenth of
+    // the whole read comparing one byte at a time.
+    let ends = memchr::memchr_iter(b'\n', chunk).chain(std::iter::once(chunk.len()));
+    let mut start = 0;
+    for end in ends {
+        let text = &chunk[start..end];
+        start = end + 1;
         out.line_count += 1;
         if out.error.is_some() || text.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -479,7 +480,7 @@ fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
             out.error = Some((out.line_count, reason));
         }
     }
-    // `split` yields an empty tail after the chunk's final newline,
+    // The lines end with an empty tail after the chunk's final newline,
     // counted above as a line: undo that.
     if chunk.last() == Some(&b'\n') {
         out.line_count -= 1;
@@ -698,7 +699,6 @@ mod tests {
         use tuneloop_core::hash::splitmix64;
         let parse = |text: &str| {
             let mut p = FastLine {
-                text,
                 s: text.as_bytes(),
                 i: 0,
             };
