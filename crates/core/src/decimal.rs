@@ -6,16 +6,20 @@
 //! significant digits) and the point and exponent as a power of ten `e`:
 //! the value is `m · 10^e`. Three ways to round it correctly:
 //!
-//! - `m <= 2^53` and `0 <= e <= 22` or `-22 <= e < 0` (Clinger's fast
-//!   path): `m · 10^e` or `m / 10^-e` is one correctly rounded operation
-//!   on two exactly represented `f64`s.
-//! - larger `m` (the 17–19 digit numbers that printing an `f64` in full
-//!   produces) and `-22 <= e <= 0`: integer division. `m` is shifted left
-//!   until the quotient `q = ⌊m·2^s / 10^-e⌋` has at least 54 bits; its top
-//!   53 bits are the mantissa, the next bit is the rounding bit, and the
-//!   bits below it together with the remainder say whether the value lies
-//!   exactly on the halfway point (then ties go to even, as IEEE 754 and
-//!   `from_str` do).
+//! - `m <= 2^53` and `-22 <= e <= 22` (Clinger's fast path): `m · 10^e`
+//!   or `m / 10^-e` is one correctly rounded operation on two exactly
+//!   represented `f64`s.
+//! - otherwise, for `-30 <= e <= 0` (the 17–19 digit numbers that printing
+//!   an `f64` in full produces, and small numbers like `1.8e-07`): `m` times
+//!   a 128-bit reciprocal of `10^-e`, which gives the top 64 bits of the
+//!   quotient to within one unit, enough to round but for the 1 in 1,024
+//!   quotients that lie within that unit of a halfway point; those go to
+//! - integer division: `m` is shifted left until the quotient
+//!   `q = ⌊m·2^s / 10^-e⌋` has at least 54 bits; its top 53 bits are the
+//!   mantissa, the next bit is the rounding bit, and the bits below it
+//!   together with the remainder say whether the value lies exactly on the
+//!   halfway point (then ties go to even, as IEEE 754 and `from_str` do).
+//!   It needs `10^-e < 2^74`, so `e >= -22`.
 //!
 //! Anything else (more than 19 significant digits, a power of ten outside
 //! those ranges, a bare `.5` or `5.`, `inf`, `nan`) is left to the caller,
@@ -95,8 +99,8 @@ pub fn parse_prefix(s: &[u8]) -> Option<(f64, usize)> {
         m as f64 * POW10[exp10.unsigned_abs() as usize]
     } else if m <= 1u64 << 53 && (-22..0).contains(&exp10) {
         m as f64 / POW10[exp10.unsigned_abs() as usize]
-    } else if (-22..=0).contains(&exp10) {
-        divide_rounded(m, exp10.unsigned_abs() as usize)
+    } else if (-30..=0).contains(&exp10) {
+        divide(m, exp10.unsigned_abs() as usize)?
     } else {
         return None;
     };
@@ -176,8 +180,66 @@ fn eight_digits(bytes: &[u8]) -> Option<Eight> {
     Some(Eight { value, lead_zeros })
 }
 
+/// `⌈2^e / 10^k⌉` and `e` for `k <= 30`, with `e` chosen so the
+/// reciprocal lies in `(2^126, 2^127]`: the multipliers of [`divide`].
+const RECIPROCALS: [(u128, u32); 31] = {
+    let mut table = [(0u128, 0u32); 31];
+    let mut k = 0;
+    while k < 31 {
+        let p = 10u128.pow(k as u32);
+        // 2^(b−1) <= 10^k < 2^b, so 2^(126 + b) / 10^k is in (2^126, 2^127].
+        let e = 126 + (128 - p.leading_zeros());
+        // Long division of 2^e by p, one bit at a time (r < p < 2^100).
+        let (mut q, mut r) = (0u128, 0u128);
+        let mut bit = e + 1;
+        while bit > 0 {
+            bit -= 1;
+            r = r * 2 + (bit == e) as u128;
+            q *= 2;
+            if r >= p {
+                r -= p;
+                q += 1;
+            }
+        }
+        table[k] = (q + (r != 0) as u128, e);
+        k += 1;
+    }
+    table
+};
+
+/// `m / 10^k` correctly rounded (to nearest, ties to even), for `m >= 1`
+/// and `k <= 30`; `None` in the rare case it takes an exact division that
+/// `k > 22` rules out.
+///
+/// Multiplies by the reciprocal `R = ⌈2^e / 10^k⌉` instead of dividing:
+/// `m·R = m·2^e/10^k + m·δ` with `0 <= m·δ < m`, and the top 64 bits `t`
+/// of the product drop at least `bits(m) + 61` bits, so `t` is the top 64
+/// bits of the exact quotient or one more. Its low 11 bits decide the
+/// rounding unless they are `0x400` or `0x401`, where the one unit of doubt
+/// could cross the halfway point: then (1 time in 1,024) the exact integer
+/// division decides.
+#[inline]
+fn divide(m: u64, k: usize) -> Option<f64> {
+    let (r, e) = RECIPROCALS[k];
+    let lo = u128::from(m) * (r & u128::from(u64::MAX));
+    let hi = u128::from(m) * (r >> 64);
+    // m·R >> 64; m·R < 2^191, so this cannot overflow.
+    let top = hi + (lo >> 64);
+    let z = top.leading_zeros();
+    let t = ((top << z) >> 64) as u64;
+    let low = t & 0x7ff;
+    if low == 0x400 || low == 0x401 {
+        return (k <= 22).then(|| divide_rounded(m, k));
+    }
+    let mantissa = (t >> 11) + u64::from(low > 0x400);
+    // t ≈ m/10^k · 2^(e − (128 − z)), t >> 11 the mantissa.
+    let exp = i64::from(128 - z) + 11 - i64::from(e);
+    Some(mantissa as f64 * f64::from_bits(((1023 + exp) as u64) << 52))
+}
+
 /// `m / 10^k` correctly rounded (to nearest, ties to even), for
-/// `m > 2^53` and `k <= 22`: see the module documentation.
+/// `m > 2^53` and `k <= 22`, by integer division: see the module
+/// documentation.
 fn divide_rounded(m: u64, k: usize) -> f64 {
     let p = 10u128.pow(k as u32);
     let (m_bits, p_bits) = (64 - m.leading_zeros(), 128 - p.leading_zeros());
@@ -220,7 +282,7 @@ mod tests {
             "1e3.5",
             "1e12345",             // five exponent digits
             "1e23",                // 10^23 is not exact
-            "1e-23",               // nor is 10^-23
+            "1e-31",               // past the reciprocals' table
             "12345678901234567e1", // m above 2^53 times a power of ten
             "--1",
             "1.2.3",
@@ -231,7 +293,7 @@ mod tests {
             "18446744073709551615",   // 2^64 − 1: 20 significant digits
             "0.3000000000000000444089209850062616169452667236328125",
             "0.00000000000000000012345678901234567890", // 20 significant
-            "0.00000000000000000000001",                // 10^-23
+            "0.0000000000000000000000000000001",        // 10^-31
         ] {
             assert_eq!(parse_prefix(text.as_bytes()), None, "{text:?}");
         }
@@ -330,6 +392,71 @@ mod tests {
                     "{} refused with {} significant digits, 10^{}",
                     text, significant, power
                 ),
+            }
+        }
+    }
+
+    #[test]
+    fn reciprocals_are_the_ceilings_of_powers_of_two_over_powers_of_ten() {
+        // Reference values: ⌈2^e / 10^k⌉ in Python's exact integers.
+        assert_eq!(RECIPROCALS[0], (1 << 127, 127));
+        for (k, e, r) in [
+            (
+                1,
+                130,
+                136_112_946_768_375_385_385_349_842_972_707_284_583u128,
+            ),
+            (7, 150, 142_724_769_270_595_988_105_828_596_944_949_513_639),
+            (19, 190, 156_927_543_384_667_019_095_894_735_580_191_660_403),
+            (22, 200, 160_693_804_425_899_027_554_196_209_234_116_260_253),
+        ] {
+            assert_eq!(RECIPROCALS[k], (r, e), "k = {k}");
+        }
+        for (k, &(r, e)) in RECIPROCALS.iter().enumerate() {
+            assert!(r > 1 << 126 && r <= 1 << 127, "k = {k}");
+            assert_eq!(e, 126 + (128 - 10u128.pow(k as u32).leading_zeros()));
+        }
+    }
+
+    #[test]
+    fn the_reciprocal_path_defers_near_halfway_points() {
+        // 2^53 + 1 is halfway between two doubles: t's low bits are 0x400
+        // and the exact division rounds it to even.
+        assert_eq!(
+            divide(9_007_199_254_740_993, 0),
+            Some(9_007_199_254_740_992.0)
+        );
+        assert_eq!(
+            divide(9_007_199_254_740_995, 0),
+            Some(9_007_199_254_740_996.0)
+        );
+        assert_eq!(
+            divide(45_035_996_273_704_965, 1),
+            Some(4_503_599_627_370_496.0)
+        );
+        // Past 10^22 the exact division is out of reach: left to from_str.
+        // (1000000000000000336 · R's top 64 bits end in 0x401.)
+        assert_eq!(divide(1_000_000_000_000_000_336, 23), None);
+    }
+
+    proptest! {
+        #[test]
+        fn the_reciprocal_path_equals_exact_division(
+            m in 1u64..=u64::MAX,
+            k in 0usize..=22,
+        ) {
+            let got = divide(m, k).map(f64::to_bits);
+            prop_assert_eq!(got, Some(divide_rounded(m, k).to_bits()), "{} / 10^{}", m, k);
+        }
+
+        #[test]
+        fn the_reciprocal_path_equals_from_str_past_ten_to_the_22(
+            m in 1u64..10_000_000_000_000_000_000,
+            k in 23usize..=30,
+        ) {
+            let want: f64 = format!("{m}e-{k}").parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            if let Some(got) = divide(m, k) {
+                prop_assert_eq!(got.to_bits(), want.to_bits(), "{} / 10^{}", m, k);
             }
         }
     }
