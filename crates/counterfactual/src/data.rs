@@ -4,6 +4,8 @@
 
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 
 use serde::{Deserialize, Serialize};
 
@@ -499,7 +501,8 @@ fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
 /// # Errors
 /// [`Error::Io`], or [`Error::InvalidLine`] naming the line and the field.
 pub fn read_jsonl(path: &Path) -> Result<OpeData> {
-    // One spawned parser; the reader joins in when the file is read.
+    // One spawned parser; the reader parses too when the parser falls
+    // behind and once the file is read.
     const PARSERS: usize = 1;
     let name = path.display().to_string();
     let io = |source| Error::Io {
@@ -512,12 +515,11 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
     } else {
         Box::new(BufReader::new(file))
     };
-    type ChunkResult = ParsedChunk;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(usize, Vec<u8>)>>(2);
-    let rx = std::sync::Mutex::new(rx);
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<std::io::Result<(usize, ChunkResult)>>();
-    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    let parsed: Result<Vec<(usize, ChunkResult)>> = std::thread::scope(|scope| {
+    let (tx, rx) = mpsc::sync_channel::<RawChunk>(2);
+    let rx = Mutex::new(rx);
+    let (done_tx, done_rx) = mpsc::channel::<DoneChunk>();
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let parsed: Result<Vec<(usize, ParsedChunk)>> = std::thread::scope(|scope| {
         let (rx, reader_done_tx) = (&rx, done_tx.clone());
         // The reader inflates gzip, the one sequential stage, and parses
         // only when the parser is behind: two parsers beside it would share
@@ -593,12 +595,15 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
 /// A chunk of whole lines, numbered in file order.
 type RawChunk = std::io::Result<(usize, Vec<u8>)>;
 
+/// A chunk parsed (or the read error in its place), numbered in file order.
+type DoneChunk = std::io::Result<(usize, ParsedChunk)>;
+
 /// A parser: takes chunks until the reader is done and the queue is empty,
 /// sends back each one parsed, and returns its buffer to the reader.
 fn parse_chunks(
-    rx: &std::sync::Mutex<std::sync::mpsc::Receiver<RawChunk>>,
-    done_tx: std::sync::mpsc::Sender<std::io::Result<(usize, ParsedChunk)>>,
-    spare_tx: &std::sync::mpsc::Sender<Vec<u8>>,
+    rx: &Mutex<Receiver<RawChunk>>,
+    done_tx: Sender<DoneChunk>,
+    spare_tx: &Sender<Vec<u8>>,
 ) {
     loop {
         // The lock is held only to take the next chunk.
@@ -629,9 +634,9 @@ fn parse_chunks(
 /// new ones (fresh memory costs a page fault per 4 KiB).
 fn read_chunks(
     reader: &mut dyn Read,
-    tx: std::sync::mpsc::SyncSender<RawChunk>,
-    spare_rx: &std::sync::mpsc::Receiver<Vec<u8>>,
-    done_tx: &std::sync::mpsc::Sender<std::io::Result<(usize, ParsedChunk)>>,
+    tx: SyncSender<RawChunk>,
+    spare_rx: &Receiver<Vec<u8>>,
+    done_tx: &Sender<DoneChunk>,
 ) {
     let mut own_spare = None;
     let mut carry: Vec<u8> = Vec::new();
@@ -666,7 +671,7 @@ fn read_chunks(
         }
         // Keep the partial last line for the next chunk; a chunk with no
         // line end yet is all partial line: read on before sending any.
-        match buf.iter().rposition(|&b| b == b'\n') {
+        match memchr::memrchr(b'\n', &buf) {
             Some(cut) => carry = buf.split_off(cut + 1),
             None => {
                 carry = buf;
@@ -675,7 +680,7 @@ fn read_chunks(
         }
         match tx.try_send(Ok((seq, buf))) {
             Ok(()) => {}
-            Err(std::sync::mpsc::TrySendError::Full(Ok((seq, buf)))) => {
+            Err(TrySendError::Full(Ok((seq, buf)))) => {
                 if done_tx.send(Ok((seq, parse_chunk(&buf)))).is_err() {
                     return;
                 }
