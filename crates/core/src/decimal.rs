@@ -88,7 +88,8 @@ pub fn parse_prefix(s: &[u8]) -> Option<(f64, usize)> {
         if i == start {
             return None;
         }
-        exp10 += if neg_exp { -e } else { e };
+        // Checked: two billion decimals would take it past i32::MIN.
+        exp10 = exp10.checked_add(if neg_exp { -e } else { e })?;
     }
     if matches!(s.get(i), Some(b'e' | b'E' | b'+' | b'-' | b'.')) {
         return None;
