@@ -403,20 +403,14 @@ struct ParsedChunk {
 
 impl OpeData {
     fn empty() -> Self {
-        Self::with_capacity(0, 0, false)
-    }
-
-    /// Room for `rounds` rounds of `k` actions, with or without
-    /// `reward_hat`.
-    fn with_capacity(rounds: usize, k: usize, reward_hat: bool) -> Self {
         OpeData {
             n: 0,
-            k,
-            action: Vec::with_capacity(rounds),
-            reward: Vec::with_capacity(rounds),
-            pscore: Vec::with_capacity(rounds),
-            target: Vec::with_capacity(rounds * k),
-            reward_hat: reward_hat.then(|| Vec::with_capacity(rounds * k)),
+            k: 0,
+            action: Vec::new(),
+            reward: Vec::new(),
+            pscore: Vec::new(),
+            target: Vec::new(),
+            reward_hat: None,
         }
     }
 
@@ -424,6 +418,10 @@ impl OpeData {
     /// `reward_hat` presence.
     fn append(&mut self, other: OpeData) {
         if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = other;
             return;
         }
         self.n += other.n;
@@ -519,7 +517,9 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
     let rx = Mutex::new(rx);
     let (done_tx, done_rx) = mpsc::channel::<DoneChunk>();
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-    let parsed: Result<Vec<(usize, ParsedChunk)>> = std::thread::scope(|scope| {
+    let mut assembly = Assembly::new();
+    let mut io_error = None;
+    std::thread::scope(|scope| {
         let (rx, reader_done_tx) = (&rx, done_tx.clone());
         // The reader inflates gzip, the one sequential stage, and parses
         // only when the parser is behind: two parsers beside it would share
@@ -535,61 +535,94 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
             scope.spawn(move || parse_chunks(rx, done_tx, &spare_tx));
         }
         drop(done_tx);
-        let mut parts = Vec::new();
+        // Chunks are put together in file order as they arrive, while the
+        // rest are read; all are received, even after an error, so no
+        // thread waits on a queue nobody empties.
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0;
         for part in done_rx {
-            parts.push(part.map_err(io)?);
+            match part {
+                Ok((seq, chunk)) => {
+                    pending.insert(seq, chunk);
+                    while let Some(chunk) = pending.remove(&next) {
+                        assembly.add(chunk);
+                        next += 1;
+                    }
+                }
+                Err(e) => {
+                    io_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(parts)
     });
-    let mut parts = parsed?;
-    parts.sort_unstable_by_key(|(seq, _)| *seq);
+    if let Some(e) = io_error {
+        return Err(io(e));
+    }
     let bad = |line: usize, reason: String| Error::InvalidLine {
         path: name.clone(),
         line,
         reason,
     };
-    // One allocation per column for the whole file (the first round's
-    // shape; a part of another shape is refused below before it is added).
-    let rounds = parts.iter().map(|(_, p)| p.data.n).sum();
-    let (k, hat) = parts
-        .iter()
-        .find_map(|(_, p)| p.first.map(|(k, hat, _)| (k, hat)))
-        .unwrap_or((0, false));
-    let mut data = OpeData::with_capacity(rounds, k, hat);
-    // Width and reward_hat presence of the file's first round.
-    let mut shape: Option<(usize, bool)> = None;
-    let mut offset = 0;
-    for (_, part) in parts {
+    if let Some((line, reason)) = assembly.error {
+        return Err(bad(line, reason));
+    }
+    if assembly.data.n == 0 {
+        return Err(bad(0, "the file has no rounds".into()));
+    }
+    Ok(assembly.data)
+}
+
+/// The file's rounds, put together from its chunks in order.
+struct Assembly {
+    data: OpeData,
+    /// Width and `reward_hat` presence of the file's first round.
+    shape: Option<(usize, bool)>,
+    /// Lines before the next chunk.
+    offset: usize,
+    /// The file's first bad line and what is wrong with it; chunks after
+    /// it are not added.
+    error: Option<(usize, String)>,
+}
+
+impl Assembly {
+    fn new() -> Self {
+        Assembly {
+            data: OpeData::empty(),
+            shape: None,
+            offset: 0,
+            error: None,
+        }
+    }
+
+    /// Adds the next chunk in file order, or records why it does not fit.
+    fn add(&mut self, part: ParsedChunk) {
+        if self.error.is_some() {
+            return;
+        }
         if let Some((k, hat, line)) = part.first {
-            match shape {
-                None => shape = Some((k, hat)),
-                Some((k0, _)) if k != k0 => {
-                    return Err(bad(
-                        offset + line,
-                        format!("field `target`: {k} values, but the first round has {k0}"),
-                    ));
-                }
-                Some((_, hat0)) if hat != hat0 => {
-                    let reason = if hat0 {
-                        "field `reward_hat`: missing, but earlier rounds have it"
-                    } else {
-                        "field `reward_hat`: present, but earlier rounds lack it"
-                    };
-                    return Err(bad(offset + line, reason.into()));
-                }
-                Some(_) => {}
+            let (k0, hat0) = *self.shape.get_or_insert((k, hat));
+            if k != k0 {
+                let reason = format!("field `target`: {k} values, but the first round has {k0}");
+                self.error = Some((self.offset + line, reason));
+                return;
+            }
+            if hat != hat0 {
+                let reason = if hat0 {
+                    "field `reward_hat`: missing, but earlier rounds have it"
+                } else {
+                    "field `reward_hat`: present, but earlier rounds lack it"
+                };
+                self.error = Some((self.offset + line, reason.into()));
+                return;
             }
         }
         if let Some((line, reason)) = part.error {
-            return Err(bad(offset + line, reason));
+            self.error = Some((self.offset + line, reason));
+            return;
         }
-        data.append(part.data);
-        offset += part.line_count;
+        self.data.append(part.data);
+        self.offset += part.line_count;
     }
-    if data.n == 0 {
-        return Err(bad(0, "the file has no rounds".into()));
-    }
-    Ok(data)
 }
 
 /// A chunk of whole lines, numbered in file order.

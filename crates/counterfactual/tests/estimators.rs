@@ -401,3 +401,38 @@ fn lines_longer_than_a_read_chunk_are_read_whole() -> TestResult {
     assert_eq!(hat[0].to_bits(), 1e-19f64.to_bits());
     Ok(())
 }
+
+#[test]
+fn a_later_chunk_of_another_shape_is_refused_with_its_line() -> TestResult {
+    // ~2 MB, several read chunks; the shape changes deep in the file.
+    let good = r#"{"action": 1, "reward": 0.5, "propensity": 0.5, "target": [0.25, 0.75], "reward_hat": [0.125, 0.25]}"#;
+    let wide = r#"{"action": 1, "reward": 0.5, "propensity": 0.5, "target": [0.25, 0.25, 0.5], "reward_hat": [0.1, 0.2, 0.3]}"#;
+    let no_hat = r#"{"action": 1, "reward": 0.5, "propensity": 0.5, "target": [0.25, 0.75]}"#;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("shapes.jsonl");
+    for (odd, field) in [(wide, "target"), (no_hat, "reward_hat")] {
+        let text: String = (1..=20_000)
+            .map(|line| format!("{}\n", if line == 17_001 { odd } else { good }))
+            .collect();
+        std::fs::write(&path, text)?;
+        let err = read_jsonl(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("line 17001") && err.contains(field), "{err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_truncated_gzip_file_is_an_io_error_naming_the_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let bytes = std::fs::read(fixture_dir().join("obd-men.jsonl.gz"))?;
+    let path = dir.path().join("cut.jsonl.gz");
+    std::fs::write(&path, &bytes[..bytes.len() / 2])?;
+    match read_jsonl(&path) {
+        Err(Error::Io { path: p, .. }) => assert!(p.ends_with("cut.jsonl.gz"), "{p}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    Ok(())
+}
