@@ -238,9 +238,8 @@ fn divide(m: u64, k: usize) -> Option<f64> {
     Some(mantissa as f64 * f64::from_bits(((1023 + exp) as u64) << 52))
 }
 
-/// `m / 10^k` correctly rounded (to nearest, ties to even), for
-/// `m > 2^53` and `k <= 22`, by integer division: see the module
-/// documentation.
+/// `m / 10^k` correctly rounded (to nearest, ties to even), for `m >= 1`
+/// and `k <= 22`, by integer division: see the module documentation.
 fn divide_rounded(m: u64, k: usize) -> f64 {
     let p = 10u128.pow(k as u32);
     let (m_bits, p_bits) = (64 - m.leading_zeros(), 128 - p.leading_zeros());
@@ -257,7 +256,7 @@ fn divide_rounded(m: u64, k: usize) -> f64 {
     // mantissa + 1 may be 2^53, which is still exact.
     let mantissa = mantissa + u64::from(up);
     // The value is mantissa · 2^(e − s); the exponent stays well inside the
-    // normal range (the value lies between 2^53 / 10^22 and 2^64).
+    // normal range (the value lies between 10^-22 and 2^64).
     let exp = i64::from(e) - i64::from(s);
     mantissa as f64 * f64::from_bits(((1023 + exp) as u64) << 52)
 }

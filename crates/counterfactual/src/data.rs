@@ -414,26 +414,19 @@ impl OpeData {
         }
     }
 
-    /// Appends `other`, which (unless it is empty) has the same width and
-    /// `reward_hat` presence.
+    /// Appends `other`, which has the same width and `reward_hat` presence.
     fn append(&mut self, other: OpeData) {
-        if other.n == 0 {
-            return;
-        }
         if self.n == 0 {
             *self = other;
             return;
         }
         self.n += other.n;
-        self.k = other.k;
         self.action.extend_from_slice(&other.action);
         self.reward.extend_from_slice(&other.reward);
         self.pscore.extend_from_slice(&other.pscore);
         self.target.extend_from_slice(&other.target);
-        if let Some(q) = other.reward_hat {
-            self.reward_hat
-                .get_or_insert_with(Vec::new)
-                .extend_from_slice(&q);
+        if let (Some(all), Some(q)) = (&mut self.reward_hat, other.reward_hat) {
+            all.extend_from_slice(&q);
         }
     }
 }
