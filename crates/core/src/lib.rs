@@ -12,6 +12,8 @@
 //! - [`Policy`] — the trait every chooser implements, with the
 //!   [`ActionDistribution`] over eligible arms and a reproducible
 //!   [`Selection`] keyed by a [`SelectionKey`] (seed + [`DecisionId`]).
+//! - [`Cohort`] and [`Phase`] — rollout vocabulary, as the decision log
+//!   stores it.
 //! - [`Clock`] — injected time ([`SystemClock`], [`ManualClock`]).
 //!
 //! ```
@@ -36,6 +38,7 @@
 
 pub mod arms;
 pub mod clock;
+pub mod cohort;
 pub mod decimal;
 pub mod error;
 pub mod features;
@@ -48,6 +51,7 @@ pub mod policy;
 
 pub use arms::{Arm, ArmGrid, ArmSet, MAX_ARMS};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cohort::{Cohort, Phase};
 pub use error::{Error, Result};
 pub use features::{DefaultFeaturizer, Features, Featurizer, RiskTier, TaskFeatures};
 pub use id::DecisionId;

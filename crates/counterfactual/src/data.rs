@@ -500,12 +500,7 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
         path: name.clone(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut reader: Box<dyn Read + Send> = if name.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
-    } else {
-        Box::new(BufReader::new(file))
-    };
+    let mut reader = BufReader::new(crate::input::open(path).map_err(io)?);
     let (tx, rx) = mpsc::sync_channel::<RawChunk>(2);
     let rx = Mutex::new(rx);
     let (done_tx, done_rx) = mpsc::channel::<DoneChunk>();
@@ -519,7 +514,7 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
         // two cores three ways and slow the inflation down.
         let reader_spare_tx = spare_tx.clone();
         scope.spawn(move || {
-            read_chunks(&mut *reader, tx, &spare_rx, &reader_done_tx);
+            read_chunks(&mut reader, tx, &spare_rx, &reader_done_tx);
             drop(spare_rx);
             parse_chunks(rx, reader_done_tx, &reader_spare_tx);
         });

@@ -37,6 +37,7 @@ mod data;
 mod error;
 mod estimators;
 mod evaluator;
+pub mod input;
 pub mod log;
 mod reward_model;
 

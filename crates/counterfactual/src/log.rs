@@ -13,9 +13,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use chrono::{DateTime, Duration, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use tuneloop_core::{ArmId, DecisionId, ParameterSet, TaskOutcome};
+use tuneloop_core::{ArmId, Cohort, DecisionId, ParameterSet, Phase, TaskOutcome};
 
 use crate::error::{Error, Result};
 
@@ -60,11 +62,11 @@ pub struct LoggedDecision {
     pub policy_version: u64,
     /// Rollout cohort, if a rollout was running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cohort: Option<String>,
+    pub cohort: Option<Cohort>,
     /// Rollout phase when the decision was made (`shadow`, `canary`,
     /// `guarded`, `general`), if a rollout was running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     /// When the decision was made.
     pub timestamp: DateTime<Utc>,
     /// What the call produced, once known.
@@ -321,9 +323,18 @@ pub fn read_log(path: &Path) -> Result<LogContents> {
 
 /// Decisions waiting for their outcome, joined by id within a wait window;
 /// after it, a configured default reward is applied and marked.
-#[derive(Debug)]
+///
+/// ```
+/// use std::time::Duration;
+/// use tuneloop_counterfactual::PendingDecisions;
+/// let pending = PendingDecisions::new(Duration::from_secs(3_600), 0.0)?;
+/// assert!(pending.is_empty());
+/// assert!(PendingDecisions::new(Duration::ZERO, 0.0).is_err());
+/// # Ok::<(), tuneloop_counterfactual::Error>(())
+/// ```
+#[derive(Debug, Clone)]
 pub struct PendingDecisions {
-    wait: Duration,
+    wait: TimeDelta,
     default_reward: f64,
     pending: HashMap<DecisionId, LoggedDecision>,
 }
@@ -341,16 +352,39 @@ pub enum JoinError {
 }
 
 impl PendingDecisions {
+    /// The longest wait: about 292 million years (chrono's range).
+    pub const MAX_WAIT: Duration = Duration::from_millis(i64::MAX as u64);
+
     /// Waits `wait` for each outcome; then applies `default_reward`.
-    pub fn new(wait: Duration, default_reward: f64) -> Self {
-        PendingDecisions {
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a zero wait or one over
+    /// [`MAX_WAIT`](Self::MAX_WAIT), or a default reward that is not finite.
+    pub fn new(wait: Duration, default_reward: f64) -> Result<Self> {
+        let bad_wait = || Error::InvalidSetting {
+            field: "wait",
+            value: wait.as_secs_f64(),
+            expected: "a wait of more than 0 s and at most PendingDecisions::MAX_WAIT",
+        };
+        if wait.is_zero() || wait > Self::MAX_WAIT {
+            return Err(bad_wait());
+        }
+        let wait = TimeDelta::from_std(wait).map_err(|_| bad_wait())?;
+        if !default_reward.is_finite() {
+            return Err(Error::InvalidSetting {
+                field: "default_reward",
+                value: default_reward,
+                expected: "a finite reward",
+            });
+        }
+        Ok(PendingDecisions {
             wait,
             default_reward,
             pending: HashMap::new(),
-        }
+        })
     }
 
-    /// Starts waiting for `decision`'s outcome.
+    /// Starts waiting for `decision`'s outcome (from its `timestamp` on).
     pub fn insert(&mut self, decision: LoggedDecision) {
         self.pending.insert(decision.decision_id, decision);
     }
@@ -363,6 +397,14 @@ impl PendingDecisions {
     /// True when nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Whether the window of `d` closed before `now` (a deadline past the
+    /// end of representable time never closes).
+    fn closed(&self, d: &LoggedDecision, now: DateTime<Utc>) -> bool {
+        d.timestamp
+            .checked_add_signed(self.wait)
+            .is_some_and(|deadline| now > deadline)
     }
 
     /// Joins an outcome and its reward to its decision at time `now`.
@@ -380,7 +422,7 @@ impl PendingDecisions {
         let Some(d) = self.pending.get(&id) else {
             return Err(JoinError::Unknown(id));
         };
-        if now > d.timestamp + self.wait {
+        if self.closed(d, now) {
             return Err(JoinError::Expired(id));
         }
         let mut d = self.pending.remove(&id).ok_or(JoinError::Unknown(id))?;
@@ -392,11 +434,10 @@ impl PendingDecisions {
     /// Takes every decision whose window closed before `now`, with the
     /// default reward applied and marked, oldest first.
     pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<LoggedDecision> {
-        let wait = self.wait;
         let ids: Vec<DecisionId> = self
             .pending
             .values()
-            .filter(|d| now > d.timestamp + wait)
+            .filter(|d| self.closed(d, now))
             .map(|d| d.decision_id)
             .collect();
         let mut out: Vec<LoggedDecision> = ids

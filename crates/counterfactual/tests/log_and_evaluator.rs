@@ -143,7 +143,7 @@ fn late_outcomes_join_within_the_window_else_default() -> TestResult {
         r.reward = None;
     }
     let t0 = records[0].timestamp;
-    let mut pending = PendingDecisions::new(Duration::seconds(60), 0.0);
+    let mut pending = PendingDecisions::new(std::time::Duration::from_secs(60), 0.0)?;
     for r in &records {
         pending.insert(r.clone());
     }
@@ -179,6 +179,35 @@ fn late_outcomes_join_within_the_window_else_default() -> TestResult {
             .all(|d| d.reward == Some(0.0) && d.reward_defaulted)
     );
     assert!(pending.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_wait_out_of_range_is_refused_and_the_longest_one_never_panics() -> TestResult {
+    use std::time::Duration as StdDuration;
+    assert!(PendingDecisions::new(StdDuration::MAX, 0.0).is_err());
+    assert!(PendingDecisions::new(StdDuration::ZERO, 0.0).is_err());
+    assert!(PendingDecisions::new(StdDuration::from_secs(1), f64::NAN).is_err());
+    // The longest wait, joined and expired at the end of chrono's time:
+    // the deadline cannot be represented, so the window never closes.
+    let mut pending = PendingDecisions::new(PendingDecisions::MAX_WAIT, 0.0)?;
+    let mut records = log_of(2, 3)?;
+    records[1].timestamp = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+    for r in &records {
+        pending.insert(r.clone());
+    }
+    assert!(
+        pending
+            .expire(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+            .is_empty()
+    );
+    let joined = pending.join(
+        records[1].decision_id,
+        TaskOutcome::success(0.5, 10.0),
+        0.5,
+        chrono::DateTime::<chrono::Utc>::MAX_UTC,
+    )?;
+    assert_eq!(joined.reward, Some(0.5));
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! recommendation, commit the actual on the outcome, release what expires.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -388,36 +388,22 @@ impl Budget {
         cost: f64,
         now: DateTime<Utc>,
     ) -> Result<Usage> {
-        check("cost", cost, cost >= 0.0, "a finite cost >= 0")?;
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        self.roll(&mut st, now);
-        if st.reservations.contains_key(&id) {
-            return Err(Error::DuplicateReservation(id));
+        self.hold(now).reserve(id, tokens, cost)
+    }
+
+    /// Holds the budget at `now` for one decision: while the hold lives,
+    /// no other caller can reserve, commit or release, so the arms its
+    /// [`gate`](BudgetHold::gate) lets through still fit when the chosen
+    /// one is [reserved](BudgetHold::reserve). Keep it for the decision
+    /// only: every other use of the budget waits for it.
+    pub fn hold(&self, now: DateTime<Utc>) -> BudgetHold<'_> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.roll(&mut state, now);
+        BudgetHold {
+            budget: self,
+            state,
+            now,
         }
-        if let Some(Reason::OverBudget {
-            tokens: is_tokens,
-            needed,
-            available,
-        }) = shortfall_of(&self.usage_of(&st), tokens, cost)
-        {
-            return Err(Error::OverBudget {
-                resource: if is_tokens { "tokens" } else { "cost_usd" },
-                needed,
-                available,
-            });
-        }
-        let expires = now + Duration::seconds(self.config.reservation_ttl_seconds);
-        st.reservations.insert(
-            id,
-            Reservation {
-                tokens,
-                cost,
-                expires,
-            },
-        );
-        st.reserved_tokens = st.reserved_tokens.saturating_add(tokens);
-        st.reserved_cost += cost;
-        Ok(self.usage_of(&st))
     }
 
     /// Replaces decision `id`'s reservation by its actual usage.
@@ -481,6 +467,90 @@ fn shortfall_of(u: &Usage, tokens: u64, cost: f64) -> Option<Reason> {
     None
 }
 
+/// A [`Budget`] held for one decision (see [`Budget::hold`]): the gate of
+/// the decision and its reservation see the same state.
+#[derive(Debug)]
+pub struct BudgetHold<'a> {
+    budget: &'a Budget,
+    state: MutexGuard<'a, State>,
+    now: DateTime<Utc>,
+}
+
+impl BudgetHold<'_> {
+    /// Where the budget stands.
+    pub fn usage(&self) -> Usage {
+        self.budget.usage_of(&self.state)
+    }
+
+    /// A hard gate excluding the arms whose reservation would not fit what
+    /// is left now, as [`BudgetGate`] does.
+    pub fn gate(&self) -> HeldBudgetGate<'_> {
+        HeldBudgetGate {
+            budget: self.budget,
+            usage: self.usage(),
+        }
+    }
+
+    /// Reserves `tokens` and `cost` for decision `id`.
+    ///
+    /// # Errors
+    /// As [`Budget::reserve`].
+    pub fn reserve(&mut self, id: DecisionId, tokens: u64, cost: f64) -> Result<Usage> {
+        check("cost", cost, cost >= 0.0, "a finite cost >= 0")?;
+        let st = &mut *self.state;
+        if st.reservations.contains_key(&id) {
+            return Err(Error::DuplicateReservation(id));
+        }
+        if let Some(Reason::OverBudget {
+            tokens: is_tokens,
+            needed,
+            available,
+        }) = shortfall_of(&self.budget.usage_of(st), tokens, cost)
+        {
+            return Err(Error::OverBudget {
+                resource: if is_tokens { "tokens" } else { "cost_usd" },
+                needed,
+                available,
+            });
+        }
+        let expires = self.now + Duration::seconds(self.budget.config.reservation_ttl_seconds);
+        st.reservations.insert(
+            id,
+            Reservation {
+                tokens,
+                cost,
+                expires,
+            },
+        );
+        st.reserved_tokens = st.reserved_tokens.saturating_add(tokens);
+        st.reserved_cost += cost;
+        Ok(self.budget.usage_of(st))
+    }
+}
+
+/// The gate of a [`BudgetHold`]: [`BudgetGate`]'s rule against the held
+/// usage.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldBudgetGate<'a> {
+    budget: &'a Budget,
+    usage: Usage,
+}
+
+impl Gate for HeldBudgetGate<'_> {
+    fn name(&self) -> &'static str {
+        "budget"
+    }
+    fn is_hard(&self) -> bool {
+        true
+    }
+    fn exclude(&self, ctx: &GateContext<'_>, arms: &ArmSet, arm: usize) -> Result<Option<Reason>> {
+        let (tokens, cost) = self
+            .budget
+            .estimate(&arms.arm(arm)?.params, ctx.prompt_tokens)?;
+        Ok(shortfall_of(&self.usage, tokens, cost))
+    }
+}
+
 /// The [`Gate`] of a shared [`Budget`]: excludes the arms whose reservation
 /// (prompt tokens + max_tokens at the model's price) would not fit, so that
 /// a short budget restricts the choice to arms that fit. A hard gate.
@@ -518,21 +588,10 @@ impl Gate for BudgetGate {
     ) -> Result<()> {
         // One lock for the whole set.
         let usage = self.budget.usage(ctx.now);
-        let mut kept = Vec::with_capacity(candidates.len());
-        for &arm in candidates.iter() {
-            let (tokens, cost) = self
-                .budget
-                .estimate(&arms.arm(arm)?.params, ctx.prompt_tokens)?;
-            match shortfall_of(&usage, tokens, cost) {
-                None => kept.push(arm),
-                Some(reason) => excluded.push(Exclusion {
-                    arm,
-                    gate: self.name(),
-                    reason,
-                }),
-            }
+        HeldBudgetGate {
+            budget: &self.budget,
+            usage,
         }
-        *candidates = kept;
-        Ok(())
+        .apply(ctx, arms, candidates, excluded)
     }
 }

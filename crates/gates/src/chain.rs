@@ -62,12 +62,35 @@ impl GateChain {
         arms: &ArmSet,
         candidates: &[usize],
     ) -> Result<Eligibility> {
+        self.evaluate_with(ctx, arms, candidates, &[])
+    }
+
+    /// As [`evaluate`](Self::evaluate), with `extra` gates applied after the
+    /// chain's own, as if they were appended to it: gates that live for one
+    /// decision only (a request's own rules, a [held
+    /// budget](crate::Budget::hold)).
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate).
+    pub fn evaluate_with(
+        &self,
+        ctx: &GateContext<'_>,
+        arms: &ArmSet,
+        candidates: &[usize],
+        extra: &[&dyn Gate],
+    ) -> Result<Eligibility> {
         for &a in candidates {
             arms.arm(a)?;
         }
+        let gates = || {
+            self.gates
+                .iter()
+                .map(|g| &**g as &dyn Gate)
+                .chain(extra.iter().copied())
+        };
         let mut eligible = candidates.to_vec();
         let mut excluded = Vec::new();
-        for gate in &self.gates {
+        for gate in gates() {
             if eligible.is_empty() {
                 break;
             }
@@ -85,7 +108,7 @@ impl GateChain {
                 excluded: excluded.len(),
             });
         };
-        for gate in self.gates.iter().filter(|g| g.is_hard()) {
+        for gate in gates().filter(|g| g.is_hard()) {
             if gate.exclude(ctx, arms, inc)?.is_some() {
                 return Err(Error::NothingEligible {
                     excluded: excluded.len(),

@@ -45,7 +45,10 @@ pub mod provenance;
 mod quality;
 mod trust;
 
-pub use budget::{Budget, BudgetConfig, BudgetGate, BudgetSnapshot, Price, Usage, Window};
+pub use budget::{
+    Budget, BudgetConfig, BudgetGate, BudgetHold, BudgetSnapshot, HeldBudgetGate, Price, Usage,
+    Window,
+};
 pub use chain::{Eligibility, GateChain};
 pub use constraints::{Condition, Constraints, Rule};
 pub use error::{Error, Result};

@@ -1,6 +1,6 @@
 //! The error type of the facade.
 
-use tuneloop_core::DecisionId;
+use tuneloop_core::{ArmId, DecisionId};
 
 /// What went wrong in the optimizer. Lower crates' errors are wrapped.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +31,86 @@ pub enum Error {
     /// An outcome that arrived after the decision's time to live.
     #[error("decision {0} expired before its outcome arrived")]
     Expired(DecisionId),
-    /// A configuration that cannot be used.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// The builder was given no task type.
+    #[error("no task type configured")]
+    NoTaskTypes,
+    /// The builder was given the same task type twice.
+    #[error("task type `{task_type}` configured twice")]
+    DuplicateTaskType {
+        /// The task type.
+        task_type: String,
+    },
+    /// An incumbent that is not one of the task type's arms.
+    #[error("task type `{task_type}`: incumbent {incumbent} is not among its {arms} arms")]
+    IncumbentOutOfRange {
+        /// The task type.
+        task_type: String,
+        /// The incumbent's index.
+        incumbent: usize,
+        /// How many arms the task type has.
+        arms: usize,
+    },
+    /// An arm id that is not one of the task type's arms.
+    #[error("arm {arm_id} is not an arm of `{task_type}`")]
+    UnknownArm {
+        /// The task type.
+        task_type: String,
+        /// The arm id given.
+        arm_id: ArmId,
+    },
+    /// A propensity outside `(0, 1]`.
+    #[error("propensity {value} is not in (0, 1]")]
+    InvalidPropensity {
+        /// The value given.
+        value: f64,
+    },
+    /// A rollout operation on a task type without a rollout.
+    #[error("task type `{task_type}` has no rollout")]
+    NoRollout {
+        /// The task type.
+        task_type: String,
+    },
+    /// A setting that cannot be used.
+    #[error("invalid setting `{field}` = {value}: expected {expected}")]
+    InvalidSetting {
+        /// The setting, as a path (`provider_weights.latency`).
+        field: String,
+        /// The value given, as text.
+        value: String,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
+    /// A snapshot of a format version this release does not read.
+    #[error("snapshot schema version {found} is not supported (this release reads {supported})")]
+    SnapshotVersion {
+        /// The snapshot's version.
+        found: u32,
+        /// The version this release reads.
+        supported: u32,
+    },
+    /// A snapshot with a task type the optimizer was not built with.
+    #[error("snapshot has task type `{task_type}` the optimizer lacks")]
+    SnapshotTaskType {
+        /// The task type.
+        task_type: String,
+    },
+    /// A snapshot whose learner does not fit the task type's arms or the
+    /// featurizer.
+    #[error(
+        "snapshot of `{task_type}` has {snapshot_arms} arms of dimension {snapshot_dim}; the optimizer has {arms} of dimension {dim}"
+    )]
+    SnapshotMismatch {
+        /// The task type.
+        task_type: String,
+        /// Arms in the snapshot.
+        snapshot_arms: usize,
+        /// Context dimension in the snapshot.
+        snapshot_dim: usize,
+        /// Arms configured.
+        arms: usize,
+        /// The featurizer's dimension.
+        dim: usize,
+    },
     /// A snapshot that cannot be written or read.
     #[error("snapshot {path}: {reason}")]
     Snapshot {
@@ -42,6 +119,37 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A runtime configuration file that cannot be read or does not
+    /// validate.
+    #[error("runtime config {path}: {reason}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A background thread could not be started.
+    #[error("cannot start the {thread} thread: {source}")]
+    Spawn {
+        /// Which thread.
+        thread: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        expected: &'static str,
+    ) -> Self {
+        Error::InvalidSetting {
+            field: field.into(),
+            value: value.to_string(),
+            expected,
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -27,25 +27,36 @@
 //! The crates underneath are re-exported: [`core`], [`bandit`],
 //! [`counterfactual`], [`gates`], [`rollout`], [`providers`].
 
+mod builder;
+mod counters;
+mod decide;
 mod error;
 mod optimizer;
+mod pending;
+mod record;
 mod runtime;
+mod snapshot;
+mod task;
 mod writer;
 
+pub use builder::OptimizerBuilder;
+pub use counters::Counters;
+pub use decide::{Recommendation, Request};
 pub use error::{Error, Result};
-pub use optimizer::{
-    Counters, Optimizer, OptimizerBuilder, OptimizerSnapshot, Recommendation, Recorded, Request,
-    SNAPSHOT_SCHEMA_VERSION, TaskSnapshot, TaskTypeConfig,
-};
+pub use optimizer::Optimizer;
+pub use record::Recorded;
 pub use runtime::{
     ConfigListener, Metadata, ProviderOverride, ProviderWeights, RUNTIME_CONFIG_SCHEMA_VERSION,
     RuntimeConfig, RuntimeConfigStore, WRITE_INTERVAL,
 };
+pub use snapshot::{OptimizerSnapshot, SNAPSHOT_SCHEMA_VERSION, TaskSnapshot};
+pub use task::TaskTypeConfig;
 
 pub use tuneloop_bandit as bandit;
 pub use tuneloop_core as core;
 pub use tuneloop_counterfactual as counterfactual;
 pub use tuneloop_gates as gates;
+#[cfg(feature = "router")]
 pub use tuneloop_providers as providers;
 pub use tuneloop_rollout as rollout;
 

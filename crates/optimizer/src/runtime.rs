@@ -108,13 +108,13 @@ impl RuntimeConfig {
     /// Checks every value.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the first bad setting.
+    /// [`Error::InvalidSetting`] naming the first bad setting.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::Config(what));
         if self.schema_version != RUNTIME_CONFIG_SCHEMA_VERSION {
-            return bad(format!(
-                "runtime config schema_version {} is not supported",
-                self.schema_version
+            return Err(Error::invalid(
+                "schema_version",
+                self.schema_version,
+                "the version this release writes (RUNTIME_CONFIG_SCHEMA_VERSION)",
             ));
         }
         let w = &self.provider_weights;
@@ -124,33 +124,42 @@ impl RuntimeConfig {
             ("reliability", w.reliability),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return bad(format!(
-                    "provider_weights.{name} = {v}: expected a finite weight >= 0"
+                return Err(Error::invalid(
+                    format!("provider_weights.{name}"),
+                    v,
+                    "a finite weight >= 0",
                 ));
             }
         }
         if w.latency + w.cost + w.reliability <= 0.0 {
-            return bad("provider_weights: at least one weight must be positive".into());
+            return Err(Error::invalid(
+                "provider_weights",
+                "all zero",
+                "at least one positive weight",
+            ));
         }
         if !(self.exploration_rate.is_finite() && (0.0..=1.0).contains(&self.exploration_rate)) {
-            return bad(format!(
-                "exploration_rate = {}: expected a value in [0, 1]",
-                self.exploration_rate
+            return Err(Error::invalid(
+                "exploration_rate",
+                self.exploration_rate,
+                "a value in [0, 1]",
             ));
         }
         for (id, o) in &self.provider_overrides {
             if let Some(v) = o.weight
                 && !(v.is_finite() && v >= 0.0)
             {
-                return bad(format!(
-                    "provider_overrides.{id}.weight = {v}: expected a finite weight >= 0"
+                return Err(Error::invalid(
+                    format!("provider_overrides.{id}.weight"),
+                    v,
+                    "a finite weight >= 0",
                 ));
             }
         }
         if let Some(s) = self.metadata.score
             && !s.is_finite()
         {
-            return bad(format!("metadata.score = {s}: expected a finite number"));
+            return Err(Error::invalid("metadata.score", s, "a finite number"));
         }
         Ok(())
     }
@@ -221,16 +230,18 @@ impl RuntimeConfigStore {
     /// exists, else starts from the defaults.
     ///
     /// # Errors
-    /// [`Error::Config`] for a file that does not parse or validate.
+    /// [`Error::ConfigFile`] for a file that cannot be read, does not
+    /// parse or does not validate.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         let config = if path.exists() {
-            let text = std::fs::read(&path)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            let c: RuntimeConfig = serde_json::from_slice(&text)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            c.validate()
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let bad = |reason: String| Error::ConfigFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+            let c: RuntimeConfig = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+            c.validate().map_err(|e| bad(e.to_string()))?;
             c
         } else {
             RuntimeConfig::default()
@@ -241,7 +252,7 @@ impl RuntimeConfigStore {
     /// A store kept in memory only.
     ///
     /// # Errors
-    /// [`Error::Config`] if `config` does not validate.
+    /// [`Error::InvalidSetting`] if `config` does not validate.
     pub fn in_memory(config: RuntimeConfig) -> Result<Self> {
         config.validate()?;
         Self::start(None, config)
@@ -299,7 +310,10 @@ impl RuntimeConfigStore {
                     }
                 }
             })
-            .map_err(|e| Error::Config(format!("cannot start the config writer: {e}")))?;
+            .map_err(|source| Error::Spawn {
+                thread: "runtime config writer",
+                source,
+            })?;
         Ok(RuntimeConfigStore {
             shared,
             writer: Some(writer),
@@ -316,7 +330,7 @@ impl RuntimeConfigStore {
     /// scheduled. Returns the new configuration.
     ///
     /// # Errors
-    /// [`Error::Config`] if the result does not validate (nothing changes).
+    /// [`Error::InvalidSetting`] if the result does not validate (nothing changes).
     pub fn update(&self, change: impl FnOnce(&mut RuntimeConfig)) -> Result<RuntimeConfig> {
         let new = {
             let mut st = lock(&self.shared.state);

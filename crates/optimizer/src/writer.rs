@@ -17,8 +17,8 @@ use tuneloop_counterfactual::{DecisionLog, LoggedDecision};
 pub(crate) struct LogWriter {
     tx: Option<SyncSender<LoggedDecision>>,
     handle: Option<JoinHandle<()>>,
-    pub(crate) dropped: Arc<AtomicU64>,
-    pub(crate) failed: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
 }
 
 impl LogWriter {
@@ -42,6 +42,14 @@ impl LogWriter {
             dropped: Arc::new(AtomicU64::new(0)),
             failed,
         })
+    }
+
+    /// Records `(dropped, failed)` so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.dropped.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn send(&self, record: LoggedDecision) {

@@ -83,7 +83,7 @@ fn bad_calls_are_typed_errors_and_change_nothing() -> TestResult {
         .task_type("code", TaskTypeConfig::new(arms()?))
         .seed(1)
         .clock(Arc::new(c.clone()))
-        .decision_ttl(60, 0.0)
+        .decision_ttl(std::time::Duration::from_secs(60), 0.0)
         .build()?;
     let task = TaskFeatures::default();
     assert!(matches!(
@@ -123,21 +123,39 @@ fn bad_calls_are_typed_errors_and_change_nothing() -> TestResult {
     // Configuration errors.
     assert!(matches!(
         Optimizer::builder().build(),
-        Err(Error::Config(_))
+        Err(Error::NoTaskTypes)
     ));
-    assert!(
+    assert!(matches!(
         Optimizer::builder()
             .task_type("a", TaskTypeConfig::new(arms()?).incumbent(99))
-            .build()
-            .is_err()
-    );
-    assert!(
+            .build(),
+        Err(Error::IncumbentOutOfRange {
+            incumbent: 99,
+            arms: 15,
+            ..
+        })
+    ));
+    assert!(matches!(
         Optimizer::builder()
             .task_type("a", TaskTypeConfig::new(arms()?))
             .task_type("a", TaskTypeConfig::new(arms()?))
-            .build()
-            .is_err()
-    );
+            .build(),
+        Err(Error::DuplicateTaskType { task_type }) if task_type == "a"
+    ));
+    assert!(matches!(
+        opt.resume_rollout("code"),
+        Err(Error::NoRollout { task_type }) if task_type == "code"
+    ));
+    assert!(matches!(
+        opt.record_external(
+            "code",
+            &task,
+            rec.arm_id,
+            1.5,
+            &TaskOutcome::success(0.5, 1.0)
+        ),
+        Err(Error::InvalidPropensity { .. })
+    ));
     let wrong_dim = Features::new(vec![1.0, 2.0])?;
     assert!(
         opt.recommend_with_context("code", wrong_dim, RiskTier::Low, 0, &Request::default())
@@ -226,11 +244,9 @@ fn a_restored_optimizer_continues_exactly() -> TestResult {
                     ..Request::default()
                 },
             )?;
-            assert_eq!(
-                (a.decision_id, a.arm, a.cohort),
-                (b.decision_id, b.arm, b.cohort),
-                "round {i}"
-            );
+            // The same choices; the ids differ, as two processes' must.
+            assert_eq!((a.arm, a.cohort), (b.arm, b.cohort), "round {i}");
+            assert_ne!(a.decision_id, b.decision_id);
             assert!((a.propensity - b.propensity).abs() < 1e-15);
             r.record_outcome(b.decision_id, &outcome(&b.params))?;
         }
@@ -411,6 +427,7 @@ fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
     Err("never reached general".into())
 }
 
+#[cfg(feature = "router")]
 #[test]
 fn the_scorecard_travels_with_snapshots() -> TestResult {
     use std::time::Duration as StdDuration;
@@ -441,5 +458,109 @@ fn the_scorecard_travels_with_snapshots() -> TestResult {
         fresh.entry("cloud", "m", "code"),
         sc.entry("cloud", "m", "code")
     );
+    Ok(())
+}
+
+#[test]
+fn two_processes_with_one_seed_choose_alike_under_distinct_ids() -> TestResult {
+    // Two optimizers built alike stand for two processes of one fleet.
+    let build = || {
+        Optimizer::builder()
+            .task_type("code", TaskTypeConfig::new(arms()?))
+            .seed(7)
+            .clock(Arc::new(clock()))
+            .build()
+    };
+    let (a, b) = (build()?, build()?);
+    let task = TaskFeatures::default();
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        let ra = a.recommend_parameters("code", &task, &Request::default())?;
+        let rb = b.recommend_parameters("code", &task, &Request::default())?;
+        assert_eq!(
+            (ra.arm, ra.propensity.to_bits()),
+            (rb.arm, rb.propensity.to_bits())
+        );
+        a.record_outcome(ra.decision_id, &outcome(&ra.params))?;
+        b.record_outcome(rb.decision_id, &outcome(&rb.params))?;
+        ids.extend([ra.decision_id, rb.decision_id]);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "no id is shared between the two processes");
+    Ok(())
+}
+
+#[test]
+fn decision_ttls_out_of_range_are_errors_and_the_longest_one_works() -> TestResult {
+    use std::time::Duration as Std;
+    let with_ttl = |ttl: Std, default: f64| {
+        Optimizer::builder()
+            .task_type("code", TaskTypeConfig::new(arms()?))
+            .seed(1)
+            .clock(Arc::new(clock()))
+            .decision_ttl(ttl, default)
+            .build()
+    };
+    for (ttl, default) in [
+        (Std::MAX, 0.0),
+        (Std::ZERO, 0.0),
+        (Std::from_secs(1), f64::NAN),
+    ] {
+        assert!(matches!(
+            with_ttl(ttl, default),
+            Err(Error::InvalidSetting { field, .. }) if field == "decision_ttl"
+        ));
+    }
+    // 10^13 s: past chrono's range from now, so the deadline never comes.
+    let opt = with_ttl(Std::from_secs(10_000_000_000_000), 0.0)?;
+    let rec = opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+    opt.record_outcome(rec.decision_id, &outcome(&rec.params))?;
+    assert_eq!(opt.sweep_expired(), 0);
+    Ok(())
+}
+
+#[test]
+fn under_contention_the_budget_refuses_only_when_no_arm_fits() -> TestResult {
+    // Eight threads reserve (never commit) until the budget is gone. An arm
+    // the budget gate let through must still fit when it is reserved: the
+    // only refusal is "nothing eligible", after which nothing fits.
+    for round in 0..10 {
+        let opt = Optimizer::builder()
+            .task_type("code", TaskTypeConfig::new(arms()?))
+            .budget(BudgetConfig {
+                token_limit: Some(150_000),
+                ..BudgetConfig::default()
+            })
+            .seed(round)
+            .clock(Arc::new(clock()))
+            .build()?;
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                let opt = &opt;
+                s.spawn(move || {
+                    loop {
+                        match opt.recommend_parameters(
+                            "code",
+                            &TaskFeatures::default(),
+                            &Request::default(),
+                        ) {
+                            Ok(_) => {}
+                            Err(Error::Gates(tuneloop::gates::Error::NothingEligible {
+                                ..
+                            })) => break,
+                            Err(e) => panic!("refused although an arm fit: {e}"),
+                        }
+                    }
+                });
+            }
+        });
+        // 150,000 tokens hold at least 36 of the largest reservations.
+        assert!(opt.pending() >= 36);
+        assert!(matches!(
+            opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default()),
+            Err(Error::Gates(tuneloop::gates::Error::NothingEligible { .. }))
+        ));
+    }
     Ok(())
 }

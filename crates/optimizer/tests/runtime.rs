@@ -31,7 +31,10 @@ fn updates_are_validated_and_announced() -> TestResult {
         },
         |c| c.metadata.score = Some(f64::INFINITY),
     ] {
-        assert!(matches!(store.update(bad), Err(Error::Config(_))));
+        assert!(matches!(
+            store.update(bad),
+            Err(Error::InvalidSetting { .. })
+        ));
     }
     let c = store.get();
     assert!((c.exploration_rate - 0.1).abs() < 1e-15 && c.feature_flags["shadow-eval"]);

@@ -38,12 +38,11 @@ mod sketch;
 
 pub use error::{Error, Result};
 pub use manager::{
-    Assignment, Listener, Phase, RollbackTarget, RolloutConfig, RolloutEvent, RolloutManager,
+    Assignment, Listener, RollbackTarget, RolloutConfig, RolloutEvent, RolloutManager,
 };
-pub use monitor::{
-    Breach, Cohort, CohortStats, CohortSummary, Metric, Observation, SloConfig, SloMonitor,
-};
+pub use monitor::{Breach, CohortStats, CohortSummary, Metric, Observation, SloConfig, SloMonitor};
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY};
+pub use tuneloop_core::{Cohort, Phase};
 
 #[cfg(test)]
 mod tests {

@@ -1,46 +1,16 @@
 //! [`RolloutManager`]: phases, cohort assignment, promotion and rollback.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use tuneloop_core::hash::StableHasher;
 
 use crate::error::{Error, Result, check};
-use crate::monitor::{Breach, Cohort, Observation, SloConfig, SloMonitor};
+use tuneloop_core::{Cohort, Phase};
 
-/// A stage of a rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// The candidate's choice is computed and logged; the baseline's is applied.
-    Shadow,
-    /// A small share of requests (5% by default) gets the candidate.
-    Canary,
-    /// A larger share (25% by default).
-    Guarded,
-    /// Everyone: the rollout is complete.
-    General,
-}
-
-impl Phase {
-    fn next(self) -> Option<Phase> {
-        match self {
-            Phase::Shadow => Some(Phase::Canary),
-            Phase::Canary => Some(Phase::Guarded),
-            Phase::Guarded => Some(Phase::General),
-            Phase::General => None,
-        }
-    }
-
-    fn previous(self) -> Phase {
-        match self {
-            Phase::Shadow | Phase::Canary => Phase::Shadow,
-            Phase::Guarded => Phase::Canary,
-            Phase::General => Phase::Guarded,
-        }
-    }
-}
+use crate::monitor::{Breach, Observation, SloConfig, SloMonitor};
 
 /// Where a rollback goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,10 +164,11 @@ pub enum RolloutEvent {
     },
 }
 
-/// A callback receiving every event.
-pub type Listener = Box<dyn Fn(&RolloutEvent) + Send + Sync>;
+/// A callback receiving every event. Shared: a clone of the manager
+/// notifies the same listeners.
+pub type Listener = Arc<dyn Fn(&RolloutEvent) + Send + Sync>;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Listeners(Vec<Listener>);
 
 impl fmt::Debug for Listeners {
@@ -225,7 +196,7 @@ impl fmt::Debug for Listeners {
 /// assert!(a.shadow);
 /// # Ok::<(), tuneloop_rollout::Error>(())
 /// ```
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RolloutManager {
     config: RolloutConfig,
     phase: Phase,

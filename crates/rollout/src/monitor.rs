@@ -3,19 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use tuneloop_core::Cohort;
+
 use crate::error::{Error, Result, check};
 use crate::sequential::SequentialTest;
 use crate::sketch::QuantileSketch;
-
-/// Which policy's choice a request got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cohort {
-    /// The policy in use.
-    Baseline,
-    /// The policy being rolled out.
-    Candidate,
-}
 
 /// What one request produced.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

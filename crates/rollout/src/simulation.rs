@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use tuneloop_core::hash::splitmix64;
 
 use crate::error::Result;
-use crate::manager::{Phase, RolloutConfig, RolloutEvent, RolloutManager};
-use crate::monitor::{Cohort, Observation};
+use tuneloop_core::{Cohort, Phase};
+
+use crate::manager::{RolloutConfig, RolloutEvent, RolloutManager};
+use crate::monitor::Observation;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

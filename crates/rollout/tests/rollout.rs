@@ -143,7 +143,7 @@ fn a_breach_rolls_back_at_once_with_evidence_and_holds() -> TestResult {
     let mut r = RolloutManager::new(cfg, t0())?;
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
-    r.subscribe(Box::new(move |_| {
+    r.subscribe(std::sync::Arc::new(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
     }));
     let mut t = t0();

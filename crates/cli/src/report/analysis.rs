@@ -8,7 +8,9 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 use tuneloop_counterfactual::{EstimatorKind, EstimatorSettings, OpeData, OpeRound};
 use tuneloop_eval::stats::Moments;
 
-use super::load::{COHORTS, Data, PHASES, Row};
+use tuneloop_core::{Cohort, Phase};
+
+use super::load::{Data, Row};
 use crate::error::CliResult;
 
 /// A mean with a normal 95% interval.
@@ -58,13 +60,15 @@ pub(crate) struct Series {
 pub(crate) fn reward_over_time(data: &Data, bins: usize) -> Vec<Series> {
     let (t0, t1) = span(data);
     let width = (t1 - t0) / bins as f64;
-    let mut rewards = vec![vec![Vec::new(); bins]; COHORTS.len()];
+    let cohorts = [None, Some(Cohort::Baseline), Some(Cohort::Candidate)];
+    let mut rewards = vec![vec![Vec::new(); bins]; cohorts.len()];
     for r in data.rows.iter().filter(|r| !r.reward.is_nan()) {
         let b = (((r.t - t0) / width) as usize).min(bins - 1);
-        rewards[r.cohort as usize][b].push(f64::from(r.reward));
+        let c = cohorts.iter().position(|c| *c == r.cohort).unwrap_or(0);
+        rewards[c][b].push(f64::from(r.reward));
     }
     let mut out = Vec::new();
-    for (c, bins_c) in rewards.into_iter().enumerate() {
+    for (c, bins_c) in cohorts.into_iter().zip(rewards) {
         let points: Vec<(f64, Mean)> = bins_c
             .into_iter()
             .enumerate()
@@ -73,7 +77,7 @@ pub(crate) fn reward_over_time(data: &Data, bins: usize) -> Vec<Series> {
             .collect();
         if !points.is_empty() {
             out.push(Series {
-                cohort: COHORTS[c],
+                cohort: c.map_or("all", Cohort::as_str),
                 points,
             });
         }
@@ -98,29 +102,25 @@ pub(crate) fn timelines(data: &Data) -> Vec<Timeline> {
     for (ti, task) in data.tasks.iter().enumerate() {
         let mut segments = Vec::new();
         let mut events = Vec::new();
-        let mut cur: Option<(f64, u8)> = None;
-        for r in data
+        let mut cur: Option<(f64, Phase)> = None;
+        for (r, phase) in data
             .rows
             .iter()
-            .filter(|r| r.task as usize == ti && r.phase > 0)
+            .filter(|r| r.task as usize == ti)
+            .filter_map(|r| r.phase.map(|p| (r, p)))
         {
             match cur {
-                None => cur = Some((r.t, r.phase)),
-                Some((start, p)) if p != r.phase => {
-                    segments.push((h(start), h(r.t), PHASES[p as usize]));
-                    events.push((
-                        h(r.t),
-                        PHASES[p as usize],
-                        PHASES[r.phase as usize],
-                        r.phase < p,
-                    ));
-                    cur = Some((r.t, r.phase));
+                None => cur = Some((r.t, phase)),
+                Some((start, p)) if p != phase => {
+                    segments.push((h(start), h(r.t), p.as_str()));
+                    events.push((h(r.t), p.as_str(), phase.as_str(), phase < p));
+                    cur = Some((r.t, phase));
                 }
                 Some(_) => {}
             }
         }
         if let Some((start, p)) = cur {
-            segments.push((h(start), h(t1), PHASES[p as usize]));
+            segments.push((h(start), h(t1), p.as_str()));
             out.push(Timeline {
                 task: task.clone(),
                 segments,
@@ -207,12 +207,12 @@ pub(crate) struct Ope {
 pub(crate) const OPE_MAX_ROUNDS: usize = 50_000;
 
 pub(crate) fn off_policy(data: &Data, seed: u64) -> CliResult<Option<Ope>> {
-    let has_cohorts =
-        data.rows.iter().any(|r| r.cohort == 2) && data.rows.iter().any(|r| r.cohort == 1);
+    let has = |c| data.rows.iter().any(|r| r.cohort == Some(c));
+    let has_cohorts = has(Cohort::Candidate) && has(Cohort::Baseline);
     let (t0, t1) = span(data);
     let in_policy = |r: &Row, which: usize| -> bool {
         if has_cohorts {
-            r.cohort as usize == which + 1
+            r.cohort == Some([Cohort::Baseline, Cohort::Candidate][which])
         } else if which == 1 {
             r.t >= t1 - 0.2 * (t1 - t0)
         } else {
@@ -595,11 +595,18 @@ mod tests {
         }
     }
 
-    fn row(t_hours: f64, arm: u32, reward: f64, quality: f64, cost: f64, phase: u8) -> Row {
+    fn row(
+        t_hours: f64,
+        arm: u32,
+        reward: f64,
+        quality: f64,
+        cost: f64,
+        phase: Option<Phase>,
+    ) -> Row {
         Row {
             t: 1.7e9 + t_hours * 3600.0,
             task: 0,
-            cohort: 0,
+            cohort: None,
             phase,
             arm,
             reward: reward as f32,
@@ -614,11 +621,18 @@ mod tests {
     #[test]
     fn the_timeline_marks_one_promotion_and_one_rollback() {
         let data = Data {
-            rows: [1, 1, 2, 2, 1, 1]
-                .iter()
-                .enumerate()
-                .map(|(i, &p)| row(i as f64, 0, 0.5, 0.5, 0.0, p))
-                .collect(),
+            rows: [
+                Phase::Shadow,
+                Phase::Shadow,
+                Phase::Canary,
+                Phase::Canary,
+                Phase::Shadow,
+                Phase::Shadow,
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| row(i as f64, 0, 0.5, 0.5, 0.0, Some(p)))
+            .collect(),
             arms: vec![arm(0, "m", 0.2)],
             tasks: vec!["t".into()],
             warnings: Vec::new(),
@@ -649,7 +663,7 @@ mod tests {
             rows: (0..30)
                 .map(|i| {
                     let a = i % 3;
-                    row(i as f64, a as u32, 0.5, q[a].0, q[a].1, 0)
+                    row(i as f64, a as u32, 0.5, q[a].0, q[a].1, None)
                 })
                 .collect(),
             arms: vec![arm(0, "m", 0.2), arm(0, "m", 0.5), arm(0, "m", 0.9)],
@@ -681,7 +695,7 @@ mod tests {
                 let p = &arms[a].params;
                 let small = f64::from(u8::from(p.model() == "small"));
                 let r = 0.3 + 0.1 * p.temperature() - 0.1 * small;
-                row(i as f64, a as u32, r, r, 0.0, 0)
+                row(i as f64, a as u32, r, r, 0.0, None)
             })
             .collect();
         // The per-sd effect is 0.1 × the sample sd of temperature.
@@ -713,7 +727,7 @@ mod tests {
         let rows: Vec<Row> = (0..20)
             .map(|i| {
                 let h = f64::from(i) * 0.1;
-                row(h, 0, if i < 10 { 0.2 } else { 0.8 }, 0.5, 0.0, 0)
+                row(h, 0, if i < 10 { 0.2 } else { 0.8 }, 0.5, 0.0, None)
             })
             .collect();
         let data = Data {

@@ -3,19 +3,14 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tuneloop_core::ParameterSet;
+use tuneloop_core::{Cohort, ParameterSet, Phase};
 
 use crate::error::{CliError, CliResult};
-
-/// Cohort codes of [`Row::cohort`].
-pub(crate) const COHORTS: [&str; 3] = ["all", "baseline", "candidate"];
-/// Phase codes of [`Row::phase`] (0: no rollout).
-pub(crate) const PHASES: [&str; 5] = ["none", "shadow", "canary", "guarded", "general"];
 
 /// One decision, compactly.
 #[derive(Debug, Clone, Copy)]
@@ -23,10 +18,10 @@ pub(crate) struct Row {
     /// Seconds since the Unix epoch.
     pub(crate) t: f64,
     pub(crate) task: u16,
-    /// Index into [`COHORTS`].
-    pub(crate) cohort: u8,
-    /// Index into [`PHASES`].
-    pub(crate) phase: u8,
+    /// `None` without a rollout.
+    pub(crate) cohort: Option<Cohort>,
+    /// `None` without a rollout.
+    pub(crate) phase: Option<Phase>,
     /// Index into [`Data::arms`].
     pub(crate) arm: u32,
     /// NaN when unknown.
@@ -77,10 +72,10 @@ struct Line<'a> {
     #[serde(borrow)]
     params: &'a RawValue,
     propensity: f64,
-    #[serde(default, borrow)]
-    cohort: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    phase: Option<Cow<'a, str>>,
+    #[serde(default)]
+    cohort: Option<Cohort>,
+    #[serde(default)]
+    phase: Option<Phase>,
     #[serde(borrow)]
     timestamp: Cow<'a, str>,
     #[serde(default)]
@@ -100,38 +95,17 @@ struct OutcomeLine {
     cost_usd: f64,
 }
 
-fn code(table: &[&str], value: Option<&str>, field: &str) -> Result<u8, String> {
-    match value {
-        None => Ok(0),
-        Some(v) => table
-            .iter()
-            .position(|x| *x == v)
-            .map(|i| i as u8)
-            .ok_or_else(|| {
-                format!(
-                    "{field}: unknown value `{v}` (expected one of {})",
-                    table[1..].join(", ")
-                )
-            }),
-    }
-}
-
 /// Reads `path` (gzip if it ends in `.gz`), reporting progress every
 /// million lines to `progress`.
 pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| {
+    let inner = tuneloop_counterfactual::input::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             CliError::bad(format!("{name}: {e}"))
         } else {
             CliError::Other(anyhow::anyhow!("{name}: {e}"))
         }
     })?;
-    let inner: Box<dyn Read> = if name.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
     let mut reader = BufReader::with_capacity(1 << 20, inner);
     let mut data = Data::default();
     let mut tasks: HashMap<String, u16> = HashMap::new();
@@ -241,8 +215,8 @@ fn parse(
     Ok(Row {
         t,
         task,
-        cohort: code(&COHORTS, l.cohort.as_deref(), "cohort")?,
-        phase: code(&PHASES, l.phase.as_deref(), "phase")?,
+        cohort: l.cohort,
+        phase: l.phase,
         arm,
         reward: l.reward.map_or(f32::NAN, |r| r as f32),
         quality,

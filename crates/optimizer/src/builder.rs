@@ -1,0 +1,227 @@
+//! [`OptimizerBuilder`]: the optimizer's settings, checked once by
+//! [`build`](OptimizerBuilder::build).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tuneloop_core::{
+    Clock, DecisionId, DefaultFeaturizer, Featurizer, RewardFunction, SystemClock,
+};
+use tuneloop_counterfactual::DecisionLog;
+use tuneloop_gates::{Budget, BudgetConfig, QualityFloor, QualityFloorConfig};
+
+use crate::counters::AtomicCounters;
+use crate::error::{Error, Result};
+use crate::optimizer::{DecisionIds, Inner, Optimizer};
+use crate::pending::Pending;
+use crate::runtime::RuntimeConfigStore;
+use crate::snapshot::OptimizerSnapshot;
+use crate::task::{TaskState, TaskTypeConfig};
+use crate::writer::LogWriter;
+
+/// The exploration floor of the incumbent without a runtime configuration.
+const DEFAULT_EXPLORATION_RATE: f64 = 0.02;
+
+/// Builds an [`Optimizer`].
+#[derive(Debug)]
+pub struct OptimizerBuilder {
+    tasks: Vec<(String, TaskTypeConfig)>,
+    featurizer: Box<dyn Featurizer>,
+    reward: RewardFunction,
+    seed: Option<u64>,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+    default_reward: f64,
+    budget: Option<BudgetConfig>,
+    floor: Option<QualityFloorConfig>,
+    log: Option<Arc<dyn DecisionLog>>,
+    log_queue: usize,
+    snapshot: Option<OptimizerSnapshot>,
+    runtime: Option<Arc<RuntimeConfigStore>>,
+    #[cfg(feature = "router")]
+    scorecard: Option<Arc<tuneloop_providers::Scorecard>>,
+}
+
+impl Optimizer {
+    /// A builder with the defaults: [`DefaultFeaturizer`], the default
+    /// [`RewardFunction`], a random seed, the system clock, decisions that
+    /// expire after an hour with a default reward of 0.
+    pub fn builder() -> OptimizerBuilder {
+        OptimizerBuilder {
+            tasks: Vec::new(),
+            featurizer: Box::new(DefaultFeaturizer::default()),
+            reward: RewardFunction::default(),
+            seed: None,
+            clock: Arc::new(SystemClock),
+            ttl: Duration::from_secs(3_600),
+            default_reward: 0.0,
+            budget: None,
+            floor: None,
+            log: None,
+            log_queue: 65_536,
+            snapshot: None,
+            runtime: None,
+            #[cfg(feature = "router")]
+            scorecard: None,
+        }
+    }
+}
+
+impl OptimizerBuilder {
+    /// Adds a task type.
+    #[must_use]
+    pub fn task_type(mut self, name: impl Into<String>, config: TaskTypeConfig) -> Self {
+        self.tasks.push((name.into(), config));
+        self
+    }
+    /// Turns [`TaskFeatures`](tuneloop_core::TaskFeatures) into contexts.
+    #[must_use]
+    pub fn featurizer(mut self, f: Box<dyn Featurizer>) -> Self {
+        self.featurizer = f;
+        self
+    }
+    /// Turns outcomes into rewards.
+    #[must_use]
+    pub fn reward(mut self, r: RewardFunction) -> Self {
+        self.reward = r;
+        self
+    }
+    /// Seed of every random choice: same seed, same decisions. Decision ids
+    /// stay unique across processes whatever the seed.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+    /// The clock.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// How long a decision waits for its outcome (more than zero, at most
+    /// [`PendingDecisions::MAX_WAIT`](tuneloop_counterfactual::PendingDecisions::MAX_WAIT)),
+    /// and the reward logged for it when none comes (finite).
+    #[must_use]
+    pub fn decision_ttl(mut self, ttl: Duration, default_reward: f64) -> Self {
+        self.ttl = ttl;
+        self.default_reward = default_reward;
+        self
+    }
+    /// A token and cost budget shared by every task type.
+    #[must_use]
+    pub fn budget(mut self, config: BudgetConfig) -> Self {
+        self.budget = Some(config);
+        self
+    }
+    /// A quality floor for every task type.
+    #[must_use]
+    pub fn quality_floor(mut self, config: QualityFloorConfig) -> Self {
+        self.floor = Some(config);
+        self
+    }
+    /// Where decision records go (written by a background thread).
+    #[must_use]
+    pub fn decision_log(mut self, sink: Arc<dyn DecisionLog>) -> Self {
+        self.log = Some(sink);
+        self
+    }
+    /// Capacity of the log queue (default 65,536 records).
+    #[must_use]
+    pub fn log_queue(mut self, capacity: usize) -> Self {
+        self.log_queue = capacity;
+        self
+    }
+    /// The runtime configuration the optimizer (and its caller) read: the
+    /// incumbent's exploration floor is its `exploration_rate` at build.
+    #[must_use]
+    pub fn runtime_config(mut self, store: Arc<RuntimeConfigStore>) -> Self {
+        self.runtime = Some(store);
+        self
+    }
+
+    /// The providers' scorecard (shared with the `Router`), saved and
+    /// restored with the optimizer's snapshots.
+    #[cfg(feature = "router")]
+    #[must_use]
+    pub fn scorecard(mut self, scorecard: Arc<tuneloop_providers::Scorecard>) -> Self {
+        self.scorecard = Some(scorecard);
+        self
+    }
+
+    /// Continue from a snapshot (learned policies, rollouts, decision counter).
+    #[must_use]
+    pub fn restore(mut self, snapshot: OptimizerSnapshot) -> Self {
+        self.snapshot = Some(snapshot);
+        self
+    }
+
+    /// Checks the configuration and builds the optimizer.
+    ///
+    /// # Errors
+    /// [`Error::NoTaskTypes`], [`Error::DuplicateTaskType`],
+    /// [`Error::IncumbentOutOfRange`], [`Error::InvalidSetting`] for a time
+    /// to live out of range; a snapshot that does not fit
+    /// ([`Error::SnapshotVersion`], [`Error::SnapshotTaskType`],
+    /// [`Error::SnapshotMismatch`]); the wrapped errors of invalid
+    /// policies, budgets, floors or rollouts.
+    pub fn build(self) -> Result<Optimizer> {
+        if self.tasks.is_empty() {
+            return Err(Error::NoTaskTypes);
+        }
+        let pending = Pending::new(self.ttl, self.default_reward)?;
+        let now = self.clock.now();
+        let dim = self.featurizer.dim();
+        let budget = self.budget.map(Budget::new).transpose()?;
+        let floor = self.floor.map(QualityFloor::new).transpose()?.map(Arc::new);
+        let exploration = self
+            .runtime
+            .as_ref()
+            .map_or(DEFAULT_EXPLORATION_RATE, |r| r.get().exploration_rate);
+        let mut tasks = HashMap::new();
+        for (name, config) in self.tasks {
+            if tasks.contains_key(name.as_str()) {
+                return Err(Error::DuplicateTaskType { task_type: name });
+            }
+            let state = TaskState::new(&name, config, dim, exploration, floor.as_ref(), now)?;
+            tasks.insert(Arc::<str>::from(name), state);
+        }
+        let mut counter = 0;
+        if let Some(snapshot) = self.snapshot {
+            counter = snapshot.apply(&mut tasks, dim, budget.as_ref())?;
+            #[cfg(feature = "router")]
+            if let (Some(sc), Some(saved)) = (&self.scorecard, snapshot.scorecard) {
+                sc.import(saved);
+            }
+        }
+        let log = self
+            .log
+            .map(|sink| LogWriter::spawn(sink, self.log_queue))
+            .transpose()
+            .map_err(|source| Error::Spawn {
+                thread: "decision log writer",
+                source,
+            })?;
+        let seed = self
+            .seed
+            .unwrap_or_else(|| DecisionId::random().as_u128() as u64);
+        Ok(Optimizer {
+            inner: Arc::new(Inner {
+                tasks,
+                featurizer: self.featurizer,
+                reward: self.reward,
+                clock: self.clock,
+                ids: DecisionIds::new(seed, counter),
+                pending,
+                budget,
+                floor,
+                log,
+                counters: AtomicCounters::default(),
+                runtime: self.runtime,
+                #[cfg(feature = "router")]
+                scorecard: self.scorecard,
+            }),
+        })
+    }
+}

@@ -1,0 +1,289 @@
+//! Deciding: cohort → gates → choice → reservation, then the decision
+//! waits for its outcome.
+
+use std::sync::PoisonError;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tuneloop_core::{
+    ArmId, Cohort, DecisionId, Features, ParameterSet, Phase, Policy, RiskTier, Selection,
+    SelectionKey, TaskFeatures,
+};
+use tuneloop_counterfactual::LoggedDecision;
+use tuneloop_counterfactual::log::LOG_SCHEMA_VERSION;
+use tuneloop_gates::{Constraints, Eligibility, Exclusion, Gate, GateContext};
+
+use crate::counters::add;
+use crate::error::Result;
+use crate::optimizer::{Optimizer, lock};
+use crate::task::TaskState;
+
+/// Per-request options of [`Optimizer::recommend_parameters`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
+    /// Key of the user or request for sticky rollout cohorts (default: a
+    /// key of its own per request, drawn from the seed).
+    pub key: Option<&'a str>,
+    /// Extra hard rules for this request only.
+    pub constraints: Option<&'a Constraints>,
+}
+
+/// What to call the model with, and what to report back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendation {
+    /// Pass it to [`Optimizer::record_outcome`].
+    pub decision_id: DecisionId,
+    /// The parameters to apply.
+    pub params: ParameterSet,
+    /// Index of the chosen arm.
+    pub arm: usize,
+    /// Stable id of the chosen arm.
+    pub arm_id: ArmId,
+    /// Probability with which it was chosen (logged).
+    pub propensity: f64,
+    /// Whether that probability is an estimate.
+    pub propensity_estimated: bool,
+    /// Which policy's choice was applied.
+    pub cohort: Cohort,
+    /// Rollout phase, if a rollout runs.
+    pub phase: Option<Phase>,
+    /// In shadow: the learner's choice (logged, not applied).
+    pub shadow_arm: Option<usize>,
+    /// Version of the policy that chose.
+    pub policy_version: u64,
+    /// Arms the gates excluded, and why.
+    pub reasons: Vec<Exclusion>,
+    /// True when every arm was gated and the incumbent was used.
+    pub fell_back_to_incumbent: bool,
+}
+
+/// The rollout's word on one request.
+struct Assigned {
+    phase: Option<Phase>,
+    cohort: Cohort,
+    shadow: bool,
+}
+
+/// The applied choice and who made it.
+struct Choice {
+    selection: Selection,
+    cohort: Cohort,
+    shadow_arm: Option<usize>,
+    policy_kind: &'static str,
+    policy_version: u64,
+}
+
+/// How often (in decisions) `recommend_parameters` sweeps expired ones.
+const SWEEP_EVERY: u64 = 4096;
+
+impl Optimizer {
+    /// Parameters for the next call of `task_type` on a task described by
+    /// `features`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTaskType`](crate::Error::UnknownTaskType); gate
+    /// errors (nothing eligible); featurizer errors.
+    pub fn recommend_parameters(
+        &self,
+        task_type: &str,
+        features: &TaskFeatures,
+        request: &Request<'_>,
+    ) -> Result<Recommendation> {
+        let x = self.inner.featurizer.featurize(features)?;
+        self.recommend_with_context(
+            task_type,
+            x,
+            features.risk_tier,
+            features.prompt_tokens,
+            request,
+        )
+    }
+
+    /// As [`recommend_parameters`](Self::recommend_parameters), for a
+    /// context the caller featurized (of the featurizer's dimension).
+    ///
+    /// The gates apply in this order: the task type's constraints, its
+    /// trust region, the quality floor, the request's constraints, then the
+    /// budget. The budget is held from its gate to the reservation of the
+    /// chosen arm, so an arm it lets through always fits.
+    ///
+    /// # Errors
+    /// As [`recommend_parameters`](Self::recommend_parameters), and
+    /// [`Error::Core`](crate::Error::Core) for a context of the wrong
+    /// dimension.
+    pub fn recommend_with_context(
+        &self,
+        task_type: &str,
+        x: Features,
+        risk_tier: RiskTier,
+        prompt_tokens: u64,
+        request: &Request<'_>,
+    ) -> Result<Recommendation> {
+        let _span = tracing::debug_span!("recommend_parameters", task_type).entered();
+        let inner = &*self.inner;
+        let (name, task) = self.task(task_type)?;
+        x.expect_dim(inner.featurizer.dim())?;
+        let now = inner.clock.now();
+        let (decision_id, key, n) = inner.ids.next();
+        if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep_expired();
+        }
+        let assigned = assign(task, request.key, &key);
+        let ctx = GateContext {
+            task_type,
+            risk_tier,
+            incumbent: Some(task.incumbent),
+            prompt_tokens,
+            now,
+        };
+        let mut hold = inner.budget.as_ref().map(|b| b.hold(now));
+        let held_gate = hold.as_ref().map(|h| h.gate());
+        let extra: Vec<&dyn Gate> = [
+            request.constraints.map(|c| c as &dyn Gate),
+            held_gate.as_ref().map(|g| g as &dyn Gate),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let eligibility =
+            task.gates
+                .evaluate_with(&ctx, &task.arms, &task.arms.all_indices(), &extra)?;
+        let choice = choose(task, &x, &eligibility.eligible, &key, &assigned)?;
+        let arm = task.arms.arm(choice.selection.arm)?;
+        if let (Some(hold), Some(budget)) = (hold.as_mut(), &inner.budget) {
+            let (tokens, cost) = budget.estimate(&arm.params, prompt_tokens)?;
+            hold.reserve(decision_id, tokens, cost)?;
+        }
+        drop(hold);
+        self.count_decision(task_type, &eligibility);
+        tracing::trace!(task_type, %decision_id, arm = choice.selection.arm, propensity = choice.selection.propensity, "recommendation");
+        let rec = Recommendation {
+            decision_id,
+            params: arm.params.clone(),
+            arm: choice.selection.arm,
+            arm_id: arm.id,
+            propensity: choice.selection.propensity,
+            propensity_estimated: choice.selection.propensity_estimated,
+            cohort: choice.cohort,
+            phase: assigned.phase,
+            shadow_arm: choice.shadow_arm,
+            policy_version: choice.policy_version,
+            reasons: eligibility.excluded,
+            fell_back_to_incumbent: eligibility.fell_back_to_incumbent,
+        };
+        inner.pending.insert(decision_record(
+            name,
+            task,
+            x,
+            eligibility.eligible,
+            &rec,
+            choice.policy_kind,
+            now,
+        ));
+        Ok(rec)
+    }
+
+    fn count_decision(&self, task_type: &str, eligibility: &Eligibility) {
+        let c = &self.inner.counters;
+        add(&c.recommendations, 1);
+        add(&c.gate_exclusions, eligibility.excluded.len() as u64);
+        if eligibility.fell_back_to_incumbent {
+            add(&c.fallbacks, 1);
+            tracing::debug!(task_type, "every arm gated: incumbent used");
+        }
+    }
+}
+
+/// The request's cohort: sticky by its key, else drawn from its selection
+/// key (so the same seed assigns the same cohorts in every process).
+fn assign(task: &TaskState, key: Option<&str>, selection: &SelectionKey) -> Assigned {
+    match &task.rollout {
+        Some(r) => {
+            let r = lock(r);
+            let a = match key {
+                Some(key) => r.assign(key),
+                None => r.assign(&selection.decision.to_string()),
+            };
+            Assigned {
+                phase: Some(a.phase),
+                cohort: a.cohort,
+                shadow: a.shadow,
+            }
+        }
+        None => Assigned {
+            phase: None,
+            cohort: Cohort::Candidate,
+            shadow: false,
+        },
+    }
+}
+
+/// The learner chooses; in the baseline cohort (and in shadow) the
+/// incumbent's choice is applied instead.
+fn choose(
+    task: &TaskState,
+    x: &Features,
+    eligible: &[usize],
+    key: &SelectionKey,
+    assigned: &Assigned,
+) -> Result<Choice> {
+    let learner = task.learner.read().unwrap_or_else(PoisonError::into_inner);
+    let learned = learner.select(x, eligible, key)?;
+    if assigned.cohort == Cohort::Candidate && !assigned.shadow {
+        return Ok(Choice {
+            selection: learned,
+            cohort: Cohort::Candidate,
+            shadow_arm: None,
+            policy_kind: learner.kind(),
+            policy_version: learner.version(),
+        });
+    }
+    drop(learner);
+    Ok(Choice {
+        selection: task.baseline.select(x, eligible, key)?,
+        cohort: Cohort::Baseline,
+        shadow_arm: assigned.shadow.then_some(learned.arm),
+        policy_kind: task.baseline.kind(),
+        policy_version: task.baseline.version(),
+    })
+}
+
+/// The log record of a decision, waiting for its outcome.
+pub(crate) fn decision_record(
+    task_type: &str,
+    task: &TaskState,
+    context: Features,
+    eligible: Vec<usize>,
+    rec: &Recommendation,
+    policy_kind: &str,
+    now: DateTime<Utc>,
+) -> LoggedDecision {
+    let eligible_ids = eligible
+        .iter()
+        .filter_map(|&a| task.arms.get(a).map(|a| a.id))
+        .collect();
+    LoggedDecision {
+        schema_version: LOG_SCHEMA_VERSION,
+        decision_id: rec.decision_id,
+        request_id: None,
+        task_type: task_type.to_owned(),
+        model: rec.params.model().to_owned(),
+        context_fingerprint: format!("{:016x}", context.fingerprint()),
+        context: context.into_vec(),
+        eligible,
+        eligible_ids,
+        arm: rec.arm,
+        arm_id: rec.arm_id,
+        params: rec.params.clone(),
+        propensity: rec.propensity,
+        propensity_estimated: rec.propensity_estimated,
+        policy_kind: policy_kind.to_owned(),
+        policy_version: rec.policy_version,
+        cohort: Some(rec.cohort),
+        phase: rec.phase,
+        timestamp: now,
+        outcome: None,
+        reward: None,
+        reward_defaulted: false,
+    }
+}

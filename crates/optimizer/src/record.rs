@@ -1,0 +1,198 @@
+//! Recording: reward → learner → budget → floor → monitor → log, for an
+//! outcome of a recommendation, one of an outside decision, or none (the
+//! expiry sweep).
+
+use std::sync::PoisonError;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tuneloop_core::{ArmId, Cohort, DecisionId, Features, TaskFeatures, TaskOutcome};
+use tuneloop_counterfactual::LoggedDecision;
+use tuneloop_rollout::{Observation, RolloutEvent};
+
+use crate::counters::add;
+use crate::decide::{Recommendation, decision_record};
+use crate::error::{Error, Result};
+use crate::optimizer::{Optimizer, lock};
+use crate::task::TaskState;
+
+/// What recording an outcome did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recorded {
+    /// The reward computed from the outcome.
+    pub reward: f64,
+    /// Rollout events it caused (promotion, rollback).
+    pub events: Vec<RolloutEvent>,
+}
+
+impl Optimizer {
+    /// Records what the call of `decision_id` produced: the reward updates
+    /// the learner, commits the budget, feeds the quality floor and the SLO
+    /// monitor (which may promote or roll back), and the joined record is
+    /// logged.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDecision`] (never made, or already recorded),
+    /// [`Error::Expired`], an invalid outcome; on error nothing changes
+    /// (an expired decision is left for the expiry sweep, which logs it
+    /// with the default reward).
+    pub fn record_outcome(
+        &self,
+        decision_id: DecisionId,
+        outcome: &TaskOutcome,
+    ) -> Result<Recorded> {
+        let _span = tracing::debug_span!("record_outcome", %decision_id).entered();
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let reward = inner.reward.reward(outcome)?;
+        let record = inner.pending.join(decision_id, outcome, reward, now)?;
+        let (_, task) = self.task(&record.task_type)?;
+        let context = Features::new(record.context.clone())?;
+        task.learner
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(&context, record.arm, reward)?;
+        if let Some(b) = &inner.budget {
+            // The reservation may have expired meanwhile; the spend is
+            // recorded either way as far as the budget still knows it.
+            let _ = b.commit(decision_id, outcome.total_tokens(), outcome.cost_usd, now);
+        }
+        if let Some(f) = &inner.floor {
+            f.observe(&record.task_type, record.arm_id, outcome.quality)?;
+        }
+        let events = self.observe_rollout(task, &record, outcome, now)?;
+        add(&inner.counters.outcomes, 1);
+        self.log(record);
+        Ok(Recorded { reward, events })
+    }
+
+    /// Feeds the SLO monitor of `task`'s rollout, if it has one.
+    fn observe_rollout(
+        &self,
+        task: &TaskState,
+        record: &LoggedDecision,
+        outcome: &TaskOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RolloutEvent>> {
+        let (Some(r), Some(cohort)) = (&task.rollout, record.cohort) else {
+            return Ok(Vec::new());
+        };
+        let o = Observation {
+            latency_ms: outcome.latency_ms,
+            quality: outcome.quality,
+            error: !outcome.success,
+        };
+        let events = lock(r).observe(cohort, o, now)?;
+        let task_type = &*record.task_type;
+        for e in &events {
+            match e {
+                RolloutEvent::Promoted { from, to, .. } => {
+                    add(&self.inner.counters.promotions, 1);
+                    tracing::info!(task_type, ?from, ?to, "rollout promoted");
+                }
+                RolloutEvent::RolledBack {
+                    from, to, breach, ..
+                } => {
+                    add(&self.inner.counters.rollbacks, 1);
+                    tracing::warn!(task_type, ?from, ?to, metric = ?breach.metric, "rollout rolled back");
+                }
+                _ => {}
+            }
+        }
+        Ok(events)
+    }
+
+    fn log(&self, record: LoggedDecision) {
+        if let Some(log) = &self.inner.log {
+            log.send(record);
+        }
+    }
+
+    /// Logs every decision whose time to live has passed with the default
+    /// reward (marked as such), releases its budget reservation, and
+    /// forgets it. Called now and then by `recommend_parameters`; call it
+    /// yourself on a timer if traffic is sparse. Returns how many expired.
+    pub fn sweep_expired(&self) -> usize {
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let expired = inner.pending.expire(now);
+        let n = expired.len();
+        for record in expired {
+            if let Some(b) = &inner.budget {
+                let _ = b.release(record.decision_id, now);
+            }
+            self.log(record);
+        }
+        add(&inner.counters.expired, n as u64);
+        n
+    }
+
+    /// Records a decision made outside the optimizer (by another system,
+    /// with its own propensity): the learner learns from it and it is
+    /// logged. `features` are featurized as for a recommendation.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTaskType`], [`Error::InvalidPropensity`] for a
+    /// propensity outside `(0, 1]`, [`Error::UnknownArm`] for an arm id not
+    /// in the task type's arms, an invalid outcome.
+    pub fn record_external(
+        &self,
+        task_type: &str,
+        features: &TaskFeatures,
+        arm_id: ArmId,
+        propensity: f64,
+        outcome: &TaskOutcome,
+    ) -> Result<Recorded> {
+        let inner = &*self.inner;
+        let (name, task) = self.task(task_type)?;
+        if !(propensity.is_finite() && propensity > 0.0 && propensity <= 1.0) {
+            return Err(Error::InvalidPropensity { value: propensity });
+        }
+        let arm_index = task
+            .arms
+            .index_of(arm_id)
+            .ok_or_else(|| Error::UnknownArm {
+                task_type: task_type.to_owned(),
+                arm_id,
+            })?;
+        let arm = task.arms.arm(arm_index)?;
+        let reward = inner.reward.reward(outcome)?;
+        let x = inner.featurizer.featurize(features)?;
+        task.learner
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(&x, arm_index, reward)?;
+        let (decision_id, _, _) = inner.ids.next();
+        let rec = Recommendation {
+            decision_id,
+            params: arm.params.clone(),
+            arm: arm_index,
+            arm_id,
+            propensity,
+            propensity_estimated: false,
+            cohort: Cohort::Baseline,
+            phase: None,
+            shadow_arm: None,
+            policy_version: 0,
+            reasons: Vec::new(),
+            fell_back_to_incumbent: false,
+        };
+        let mut record = decision_record(
+            name,
+            task,
+            x,
+            task.arms.all_indices(),
+            &rec,
+            "external",
+            inner.clock.now(),
+        );
+        record.outcome = Some(outcome.clone());
+        record.reward = Some(reward);
+        add(&inner.counters.outcomes, 1);
+        self.log(record);
+        Ok(Recorded {
+            reward,
+            events: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! Snapshots: everything an optimizer learned, as versioned JSON, written
+//! atomically and restored by [`OptimizerBuilder::restore`](crate::OptimizerBuilder::restore).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tuneloop_core::PolicySnapshot;
+use tuneloop_gates::{Budget, BudgetSnapshot};
+use tuneloop_rollout::RolloutManager;
+
+use crate::error::{Error, Result};
+use crate::optimizer::{Optimizer, lock};
+use crate::task::TaskState;
+
+/// Version of [`OptimizerSnapshot`]'s format.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
+
+/// Everything an optimizer learned, as versioned JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OptimizerSnapshot {
+    /// Format version ([`SNAPSHOT_SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// Decisions made so far (the counter of decision ids and selection
+    /// keys continues from it).
+    pub decision_counter: u64,
+    /// Per task type.
+    pub task_types: BTreeMap<String, TaskSnapshot>,
+    /// The budget's spend, if a budget is configured.
+    #[serde(default)]
+    pub budget: Option<BudgetSnapshot>,
+    /// The providers' scorecard, if one is attached (feature `router`; a
+    /// build without it ignores the field on load).
+    #[cfg(feature = "router")]
+    #[serde(default)]
+    pub scorecard: Option<BTreeMap<String, tuneloop_providers::Entry>>,
+}
+
+/// One task type's learned state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskSnapshot {
+    /// The learner.
+    pub learner: PolicySnapshot,
+    /// The rollout, if any.
+    pub rollout: Option<RolloutManager>,
+}
+
+impl OptimizerSnapshot {
+    /// Reads a snapshot file.
+    ///
+    /// # Errors
+    /// [`Error::Snapshot`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |reason: String| Error::Snapshot {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))
+    }
+
+    /// Puts the snapshot's state into freshly built task types and budget;
+    /// returns the decision counter to continue from.
+    pub(crate) fn apply(
+        &self,
+        tasks: &mut HashMap<Arc<str>, TaskState>,
+        dim: usize,
+        budget: Option<&Budget>,
+    ) -> Result<u64> {
+        if self.schema_version != SNAPSHOT_SCHEMA_VERSION {
+            return Err(Error::SnapshotVersion {
+                found: self.schema_version,
+                supported: SNAPSHOT_SCHEMA_VERSION,
+            });
+        }
+        if let (Some(b), Some(saved)) = (budget, &self.budget) {
+            b.restore(saved)?;
+        }
+        for (name, t) in &self.task_types {
+            let state = tasks
+                .get_mut(name.as_str())
+                .ok_or_else(|| Error::SnapshotTaskType {
+                    task_type: name.clone(),
+                })?;
+            let learner = tuneloop_bandit::restore(&t.learner)?;
+            if learner.num_arms() != state.arms.len() || learner.context_dim() != dim {
+                return Err(Error::SnapshotMismatch {
+                    task_type: name.clone(),
+                    snapshot_arms: learner.num_arms(),
+                    snapshot_dim: learner.context_dim(),
+                    arms: state.arms.len(),
+                    dim,
+                });
+            }
+            state.learner = RwLock::new(learner);
+            if let (Some(r), Some(slot)) = (&t.rollout, state.rollout.as_mut()) {
+                *slot = Mutex::new(r.clone());
+            }
+        }
+        Ok(self.decision_counter)
+    }
+}
+
+impl Optimizer {
+    /// Every learned state: learners, rollouts, budget spend, the
+    /// providers' scorecard, the decision counter.
+    /// Pending decisions are not included (their outcomes after a restart
+    /// are refused as unknown).
+    ///
+    /// # Errors
+    /// [`Error::Core`] if a policy cannot be serialized.
+    pub fn snapshot(&self) -> Result<OptimizerSnapshot> {
+        let inner = &*self.inner;
+        let mut task_types = BTreeMap::new();
+        for (name, t) in &inner.tasks {
+            let learner = t
+                .learner
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .snapshot()?;
+            let rollout = t.rollout.as_ref().map(|r| lock(r).clone());
+            task_types.insert(name.to_string(), TaskSnapshot { learner, rollout });
+        }
+        Ok(OptimizerSnapshot {
+            schema_version: SNAPSHOT_SCHEMA_VERSION,
+            decision_counter: inner.ids.counter.load(Ordering::Relaxed),
+            task_types,
+            budget: inner.budget.as_ref().map(Budget::snapshot),
+            #[cfg(feature = "router")]
+            scorecard: inner.scorecard.as_ref().map(|s| s.export()),
+        })
+    }
+
+    /// Writes a snapshot atomically: to a temporary file of its own beside
+    /// `path`, fsynced, then renamed over it, so a crash (or a concurrent
+    /// save) leaves the old snapshot or a new one, never half of one.
+    ///
+    /// # Errors
+    /// [`Error::Snapshot`].
+    pub fn save_snapshot(&self, path: &Path) -> Result<()> {
+        let snap = self.snapshot()?;
+        let bad = |reason: String| Error::Snapshot {
+            path: path.display().to_string(),
+            reason,
+        };
+        let json = serde_json::to_vec(&snap).map_err(|e| bad(e.to_string()))?;
+        tuneloop_core::fs::write_atomic(path, &json).map_err(|e| bad(e.to_string()))?;
+        Ok(())
+    }
+}

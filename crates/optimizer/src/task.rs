@@ -1,0 +1,134 @@
+//! A task type: how it is configured ([`TaskTypeConfig`]) and what the
+//! optimizer keeps for it while it runs.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use tuneloop_bandit::{Fixed, LinUcbParams, PolicyConfig};
+use tuneloop_core::{ArmSet, Policy};
+use tuneloop_gates::{Constraints, GateChain, QualityFloor, TrustRegion};
+use tuneloop_rollout::{RolloutConfig, RolloutManager};
+
+use crate::error::{Error, Result};
+
+/// How one task type is optimized.
+#[derive(Debug, Clone)]
+pub struct TaskTypeConfig {
+    arms: ArmSet,
+    incumbent: usize,
+    policy: PolicyConfig,
+    constraints: Constraints,
+    trust_region: Option<TrustRegion>,
+    rollout: Option<RolloutConfig>,
+}
+
+impl TaskTypeConfig {
+    /// A task type choosing among `arms`, with arm 0 as the incumbent, a
+    /// shared-parameter LinUCB learner, no constraints, no trust region and
+    /// no rollout (the learner serves everything).
+    pub fn new(arms: ArmSet) -> Self {
+        TaskTypeConfig {
+            arms,
+            incumbent: 0,
+            policy: PolicyConfig::LinucbShared(LinUcbParams::default()),
+            constraints: Constraints::default(),
+            trust_region: None,
+            rollout: None,
+        }
+    }
+    /// The arm in use today (the baseline of a rollout, the fallback of the gates).
+    #[must_use]
+    pub fn incumbent(mut self, arm: usize) -> Self {
+        self.incumbent = arm;
+        self
+    }
+    /// The learner.
+    #[must_use]
+    pub fn policy(mut self, policy: PolicyConfig) -> Self {
+        self.policy = policy;
+        self
+    }
+    /// Hard rules.
+    #[must_use]
+    pub fn constraints(mut self, constraints: Constraints) -> Self {
+        self.constraints = constraints;
+        self
+    }
+    /// A trust region around the incumbent.
+    #[must_use]
+    pub fn trust_region(mut self, region: TrustRegion) -> Self {
+        self.trust_region = Some(region);
+        self
+    }
+    /// Roll the learner out against the incumbent in stages.
+    #[must_use]
+    pub fn rollout(mut self, rollout: RolloutConfig) -> Self {
+        self.rollout = Some(rollout);
+        self
+    }
+}
+
+/// What the optimizer keeps for one task type.
+#[derive(Debug)]
+pub(crate) struct TaskState {
+    pub(crate) arms: ArmSet,
+    pub(crate) incumbent: usize,
+    pub(crate) learner: RwLock<Box<dyn Policy>>,
+    /// The incumbent with an exploration floor: the baseline cohort's policy.
+    pub(crate) baseline: Fixed,
+    /// Constraints, trust region, quality floor. The budget is not in the
+    /// chain: it is held for each decision (see `decide`).
+    pub(crate) gates: GateChain,
+    pub(crate) rollout: Option<Mutex<RolloutManager>>,
+}
+
+impl TaskState {
+    /// Checks `config` and builds the task type's state.
+    pub(crate) fn new(
+        name: &str,
+        config: TaskTypeConfig,
+        dim: usize,
+        exploration_floor: f64,
+        floor: Option<&Arc<QualityFloor>>,
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
+        let TaskTypeConfig {
+            arms,
+            incumbent,
+            policy,
+            constraints,
+            trust_region,
+            rollout,
+        } = config;
+        constraints.check()?;
+        if incumbent >= arms.len() {
+            return Err(Error::IncumbentOutOfRange {
+                task_type: name.to_owned(),
+                incumbent,
+                arms: arms.len(),
+            });
+        }
+        let mut gates = GateChain::new().with(constraints);
+        if let Some(t) = trust_region {
+            t.check()?;
+            gates = gates.with(t);
+        }
+        if let Some(f) = floor {
+            gates = gates.with(f.clone());
+        }
+        let learner = policy.build_for_arms(&arms, dim)?;
+        let baseline = Fixed::new(incumbent, arms.len(), dim, exploration_floor)?;
+        let rollout = rollout
+            .map(|r| RolloutManager::new(r, now))
+            .transpose()?
+            .map(Mutex::new);
+        Ok(TaskState {
+            arms,
+            incumbent,
+            learner: RwLock::new(learner),
+            baseline,
+            gates,
+            rollout,
+        })
+    }
+}
