@@ -38,7 +38,7 @@ fn config(policy: &str, shared: bool) -> CliResult<PolicyConfig> {
 /// The context is a bias term followed by the row's features.
 pub(crate) fn supervised(path: &Path, policy: &str, seed: u64) -> CliResult<Value> {
     let cfg = config(policy, false)?;
-    let data = csv::Source::open(path)?;
+    let data = csv::Supervised::read(path)?;
     let k = data.num_labels();
     let width = data.width();
     let d = width + 1;
@@ -50,25 +50,21 @@ pub(crate) fn supervised(path: &Path, policy: &str, seed: u64) -> CliResult<Valu
     let mut x = vec![0.0; d];
     x[0] = 1.0;
     let start = Instant::now();
-    // Rows are parsed on a second thread while these rounds run.
-    data.for_each_chunk(|features, labels| {
-        for (row, &label) in features.chunks_exact(width).zip(labels) {
-            let mut buf = std::mem::take(&mut x);
-            buf[1..].copy_from_slice(row);
-            let ctx = Features::new(buf)?;
-            let s = p.select(
-                &ctx,
-                &eligible,
-                &SelectionKey::new(seed, DecisionId::from_u128(rounds as u128)),
-            )?;
-            let r = if s.arm == label { 1.0 } else { 0.0 };
-            p.update(&ctx, s.arm, r)?;
-            x = ctx.into_vec();
-            total += r;
-            rounds += 1;
-        }
-        Ok(())
-    })?;
+    for (row, label) in data.rows() {
+        let mut buf = std::mem::take(&mut x);
+        buf[1..].copy_from_slice(row);
+        let ctx = Features::new(buf)?;
+        let s = p.select(
+            &ctx,
+            &eligible,
+            &SelectionKey::new(seed, DecisionId::from_u128(rounds as u128)),
+        )?;
+        let r = if s.arm == label { 1.0 } else { 0.0 };
+        p.update(&ctx, s.arm, r)?;
+        x = ctx.into_vec();
+        total += r;
+        rounds += 1;
+    }
     let secs = start.elapsed().as_secs_f64();
     Ok(json!({
         "policy": policy,
