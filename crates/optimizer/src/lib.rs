@@ -25,7 +25,19 @@
 //! ```
 //!
 //! The crates underneath are re-exported: [`core`], [`bandit`],
-//! [`counterfactual`], [`gates`], [`rollout`], [`providers`].
+//! [`counterfactual`], [`gates`], [`rollout`], and `providers` with the
+//! `router` feature.
+//!
+//! # Features
+//!
+//! The default build is the learner, the gates, the rollout and the
+//! decision log: no async runtime, no compression, no providers.
+//!
+//! | feature | brings |
+//! |---|---|
+//! | `router` | `tuneloop::providers` (async `Provider`, `Router`, `Scorecard`, on tokio) and the scorecard in snapshots |
+//! | `gzip` | reading `.gz` decision logs |
+//! | `http` | `router` and the OpenAI-compatible HTTP provider |
 
 mod builder;
 mod counters;
