@@ -564,6 +564,14 @@ impl BudgetGate {
     pub fn new(budget: Arc<Budget>) -> Self {
         BudgetGate { budget }
     }
+
+    /// The rule against the budget's usage at the decision's time.
+    fn at(&self, ctx: &GateContext<'_>) -> HeldBudgetGate<'_> {
+        HeldBudgetGate {
+            budget: &self.budget,
+            usage: self.budget.usage(ctx.now),
+        }
+    }
 }
 
 impl Gate for BudgetGate {
@@ -574,10 +582,7 @@ impl Gate for BudgetGate {
         true
     }
     fn exclude(&self, ctx: &GateContext<'_>, arms: &ArmSet, arm: usize) -> Result<Option<Reason>> {
-        let (tokens, cost) = self
-            .budget
-            .estimate(&arms.arm(arm)?.params, ctx.prompt_tokens)?;
-        Ok(self.budget.shortfall(tokens, cost, ctx.now))
+        self.at(ctx).exclude(ctx, arms, arm)
     }
     fn apply(
         &self,
@@ -587,11 +592,6 @@ impl Gate for BudgetGate {
         excluded: &mut Vec<Exclusion>,
     ) -> Result<()> {
         // One lock for the whole set.
-        let usage = self.budget.usage(ctx.now);
-        HeldBudgetGate {
-            budget: &self.budget,
-            usage,
-        }
-        .apply(ctx, arms, candidates, excluded)
+        self.at(ctx).apply(ctx, arms, candidates, excluded)
     }
 }
