@@ -156,20 +156,15 @@ pub fn restore(snapshot: &PolicySnapshot) -> Result<Box<dyn Policy>> {
 mod tests {
     use super::*;
 
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
-
-    #[test]
-    fn public_types_are_send_and_sync() {
-        assert_send_sync::<Error>();
-        assert_send_sync::<LinUcb>();
-        assert_send_sync::<LinUcbParams>();
-        assert_send_sync::<ThompsonGaussian>();
-        assert_send_sync::<ThompsonParams>();
-        assert_send_sync::<EpsilonGreedy>();
-        assert_send_sync::<EpsilonGreedyParams>();
-        assert_send_sync::<Uniform>();
-        assert_send_sync::<Fixed>();
-        assert_send_sync::<PolicyConfig>();
-        assert_send_sync::<SharedLinear>();
-    }
+    static_assertions::assert_impl_all!(Error: Send, Sync);
+    static_assertions::assert_impl_all!(LinUcb: Send, Sync);
+    static_assertions::assert_impl_all!(LinUcbParams: Send, Sync);
+    static_assertions::assert_impl_all!(ThompsonGaussian: Send, Sync);
+    static_assertions::assert_impl_all!(ThompsonParams: Send, Sync);
+    static_assertions::assert_impl_all!(EpsilonGreedy: Send, Sync);
+    static_assertions::assert_impl_all!(EpsilonGreedyParams: Send, Sync);
+    static_assertions::assert_impl_all!(Uniform: Send, Sync);
+    static_assertions::assert_impl_all!(Fixed: Send, Sync);
+    static_assertions::assert_impl_all!(PolicyConfig: Send, Sync);
+    static_assertions::assert_impl_all!(SharedLinear: Send, Sync);
 }

@@ -66,32 +66,27 @@ pub use policy::{
 mod tests {
     use super::*;
 
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
-
-    #[test]
-    fn public_types_are_send_and_sync() {
-        assert_send_sync::<Error>();
-        assert_send_sync::<ParameterSet>();
-        assert_send_sync::<ParameterSetBuilder>();
-        assert_send_sync::<ArmId>();
-        assert_send_sync::<Arm>();
-        assert_send_sync::<ArmSet>();
-        assert_send_sync::<ArmGrid>();
-        assert_send_sync::<Features>();
-        assert_send_sync::<TaskFeatures>();
-        assert_send_sync::<DefaultFeaturizer>();
-        assert_send_sync::<TaskOutcome>();
-        assert_send_sync::<RewardFunction>();
-        assert_send_sync::<RewardFunctionBuilder>();
-        assert_send_sync::<ActionDistribution>();
-        assert_send_sync::<Selection>();
-        assert_send_sync::<SelectionKey>();
-        assert_send_sync::<PolicySnapshot>();
-        assert_send_sync::<DecisionId>();
-        assert_send_sync::<ManualClock>();
-        assert_send_sync::<SystemClock>();
-        assert_send_sync::<Box<dyn Policy>>();
-        assert_send_sync::<Box<dyn Featurizer>>();
-        assert_send_sync::<Box<dyn Clock>>();
-    }
+    static_assertions::assert_impl_all!(Error: Send, Sync);
+    static_assertions::assert_impl_all!(ParameterSet: Send, Sync);
+    static_assertions::assert_impl_all!(ParameterSetBuilder: Send, Sync);
+    static_assertions::assert_impl_all!(ArmId: Send, Sync);
+    static_assertions::assert_impl_all!(Arm: Send, Sync);
+    static_assertions::assert_impl_all!(ArmSet: Send, Sync);
+    static_assertions::assert_impl_all!(ArmGrid: Send, Sync);
+    static_assertions::assert_impl_all!(Features: Send, Sync);
+    static_assertions::assert_impl_all!(TaskFeatures: Send, Sync);
+    static_assertions::assert_impl_all!(DefaultFeaturizer: Send, Sync);
+    static_assertions::assert_impl_all!(TaskOutcome: Send, Sync);
+    static_assertions::assert_impl_all!(RewardFunction: Send, Sync);
+    static_assertions::assert_impl_all!(RewardFunctionBuilder: Send, Sync);
+    static_assertions::assert_impl_all!(ActionDistribution: Send, Sync);
+    static_assertions::assert_impl_all!(Selection: Send, Sync);
+    static_assertions::assert_impl_all!(SelectionKey: Send, Sync);
+    static_assertions::assert_impl_all!(PolicySnapshot: Send, Sync);
+    static_assertions::assert_impl_all!(DecisionId: Send, Sync);
+    static_assertions::assert_impl_all!(ManualClock: Send, Sync);
+    static_assertions::assert_impl_all!(SystemClock: Send, Sync);
+    static_assertions::assert_impl_all!(Box<dyn Policy>: Send, Sync);
+    static_assertions::assert_impl_all!(Box<dyn Featurizer>: Send, Sync);
+    static_assertions::assert_impl_all!(Box<dyn Clock>: Send, Sync);
 }

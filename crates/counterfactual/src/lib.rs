@@ -56,24 +56,19 @@ pub use reward_model::{cross_fit_ridge, cross_fit_ridge_with_arm_features};
 mod tests {
     use super::*;
 
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
-
-    #[test]
-    fn public_types_are_send_and_sync() {
-        assert_send_sync::<Error>();
-        assert_send_sync::<OpeData>();
-        assert_send_sync::<OpeRound>();
-        assert_send_sync::<Estimate>();
-        assert_send_sync::<EstimatorSettings>();
-        assert_send_sync::<Paired>();
-        assert_send_sync::<OfflineEvaluator>();
-        assert_send_sync::<Evaluation>();
-        assert_send_sync::<Comparison>();
-        assert_send_sync::<LoggedDecision>();
-        assert_send_sync::<MemoryLog>();
-        assert_send_sync::<JsonlLog>();
-        assert_send_sync::<PendingDecisions>();
-        assert_send_sync::<JoinError>();
-        assert_send_sync::<Box<dyn DecisionLog>>();
-    }
+    static_assertions::assert_impl_all!(Error: Send, Sync);
+    static_assertions::assert_impl_all!(OpeData: Send, Sync);
+    static_assertions::assert_impl_all!(OpeRound: Send, Sync);
+    static_assertions::assert_impl_all!(Estimate: Send, Sync);
+    static_assertions::assert_impl_all!(EstimatorSettings: Send, Sync);
+    static_assertions::assert_impl_all!(Paired: Send, Sync);
+    static_assertions::assert_impl_all!(OfflineEvaluator: Send, Sync);
+    static_assertions::assert_impl_all!(Evaluation: Send, Sync);
+    static_assertions::assert_impl_all!(Comparison: Send, Sync);
+    static_assertions::assert_impl_all!(LoggedDecision: Send, Sync);
+    static_assertions::assert_impl_all!(MemoryLog: Send, Sync);
+    static_assertions::assert_impl_all!(JsonlLog: Send, Sync);
+    static_assertions::assert_impl_all!(PendingDecisions: Send, Sync);
+    static_assertions::assert_impl_all!(JoinError: Send, Sync);
+    static_assertions::assert_impl_all!(Box<dyn DecisionLog>: Send, Sync);
 }

@@ -61,25 +61,21 @@ pub use trust::{TrustRegion, clip_to_ratio};
 mod tests {
     use super::*;
 
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
-
-    #[test]
-    fn public_types_are_send_and_sync() {
-        assert_send_sync::<Error>();
-        assert_send_sync::<Budget>();
-        assert_send_sync::<BudgetConfig>();
-        assert_send_sync::<BudgetGate>();
-        assert_send_sync::<Usage>();
-        assert_send_sync::<GateChain>();
-        assert_send_sync::<Eligibility>();
-        assert_send_sync::<Constraints>();
-        assert_send_sync::<Rule>();
-        assert_send_sync::<Exclusion>();
-        assert_send_sync::<Reason>();
-        assert_send_sync::<Provenance>();
-        assert_send_sync::<ProvenanceRecord>();
-        assert_send_sync::<QualityFloor>();
-        assert_send_sync::<TrustRegion>();
-        assert_send_sync::<Box<dyn Gate>>();
-    }
+    static_assertions::assert_impl_all!(Error: Send, Sync);
+    static_assertions::assert_impl_all!(Budget: Send, Sync);
+    static_assertions::assert_impl_all!(BudgetConfig: Send, Sync);
+    static_assertions::assert_impl_all!(BudgetGate: Send, Sync);
+    static_assertions::assert_impl_all!(Usage: Send, Sync);
+    static_assertions::assert_impl_all!(GateChain: Send, Sync);
+    static_assertions::assert_impl_all!(Eligibility: Send, Sync);
+    static_assertions::assert_impl_all!(Constraints: Send, Sync);
+    static_assertions::assert_impl_all!(Rule: Send, Sync);
+    static_assertions::assert_impl_all!(Exclusion: Send, Sync);
+    static_assertions::assert_impl_all!(Reason: Send, Sync);
+    static_assertions::assert_impl_all!(Provenance: Send, Sync);
+    static_assertions::assert_impl_all!(ProvenanceRecord: Send, Sync);
+    static_assertions::assert_impl_all!(QualityFloor: Send, Sync);
+    static_assertions::assert_impl_all!(TrustRegion: Send, Sync);
+    static_assertions::assert_impl_all!(HeldBudgetGate<'static>: Send, Sync);
+    static_assertions::assert_impl_all!(Box<dyn Gate>: Send, Sync);
 }

@@ -76,19 +76,14 @@ pub use tuneloop_rollout as rollout;
 mod tests {
     use super::*;
 
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
-
-    #[test]
-    fn public_types_are_send_and_sync() {
-        assert_send_sync::<Optimizer>();
-        assert_send_sync::<OptimizerBuilder>();
-        assert_send_sync::<Error>();
-        assert_send_sync::<Recommendation>();
-        assert_send_sync::<Recorded>();
-        assert_send_sync::<Counters>();
-        assert_send_sync::<OptimizerSnapshot>();
-        assert_send_sync::<TaskTypeConfig>();
-        assert_send_sync::<RuntimeConfig>();
-        assert_send_sync::<RuntimeConfigStore>();
-    }
+    static_assertions::assert_impl_all!(Optimizer: Send, Sync);
+    static_assertions::assert_impl_all!(OptimizerBuilder: Send, Sync);
+    static_assertions::assert_impl_all!(Error: Send, Sync);
+    static_assertions::assert_impl_all!(Recommendation: Send, Sync);
+    static_assertions::assert_impl_all!(Recorded: Send, Sync);
+    static_assertions::assert_impl_all!(Counters: Send, Sync);
+    static_assertions::assert_impl_all!(OptimizerSnapshot: Send, Sync);
+    static_assertions::assert_impl_all!(TaskTypeConfig: Send, Sync);
+    static_assertions::assert_impl_all!(RuntimeConfig: Send, Sync);
+    static_assertions::assert_impl_all!(RuntimeConfigStore: Send, Sync);
 }

@@ -58,21 +58,16 @@ pub use types::{
 mod tests {
     use super::*;
 
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
-
     // The trait is dyn-compatible: heterogeneous fallback chains compile.
     fn _object_safe(_: &dyn Provider) {}
 
-    #[test]
-    fn public_types_are_send_and_sync() {
-        assert_send_sync::<ProviderError>();
-        assert_send_sync::<RouterError>();
-        assert_send_sync::<Router>();
-        assert_send_sync::<Scorecard>();
-        assert_send_sync::<SimulatedProvider>();
-        assert_send_sync::<GenerationRequest>();
-        assert_send_sync::<GenerationResponse>();
-        assert_send_sync::<RoutingRecord>();
-        assert_send_sync::<std::sync::Arc<dyn Provider>>();
-    }
+    static_assertions::assert_impl_all!(ProviderError: Send, Sync);
+    static_assertions::assert_impl_all!(RouterError: Send, Sync);
+    static_assertions::assert_impl_all!(Router: Send, Sync);
+    static_assertions::assert_impl_all!(Scorecard: Send, Sync);
+    static_assertions::assert_impl_all!(SimulatedProvider: Send, Sync);
+    static_assertions::assert_impl_all!(GenerationRequest: Send, Sync);
+    static_assertions::assert_impl_all!(GenerationResponse: Send, Sync);
+    static_assertions::assert_impl_all!(RoutingRecord: Send, Sync);
+    static_assertions::assert_impl_all!(std::sync::Arc<dyn Provider>: Send, Sync);
 }

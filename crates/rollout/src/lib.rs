@@ -48,17 +48,12 @@ pub use tuneloop_core::{Cohort, Phase};
 mod tests {
     use super::*;
 
-    fn assert_send_sync<T: Send + Sync + 'static>() {}
-
-    #[test]
-    fn public_types_are_send_and_sync() {
-        assert_send_sync::<Error>();
-        assert_send_sync::<RolloutManager>();
-        assert_send_sync::<RolloutConfig>();
-        assert_send_sync::<RolloutEvent>();
-        assert_send_sync::<SloMonitor>();
-        assert_send_sync::<QuantileSketch>();
-        assert_send_sync::<Breach>();
-        assert_send_sync::<sequential::SequentialTest>();
-    }
+    static_assertions::assert_impl_all!(Error: Send, Sync);
+    static_assertions::assert_impl_all!(RolloutManager: Send, Sync);
+    static_assertions::assert_impl_all!(RolloutConfig: Send, Sync);
+    static_assertions::assert_impl_all!(RolloutEvent: Send, Sync);
+    static_assertions::assert_impl_all!(SloMonitor: Send, Sync);
+    static_assertions::assert_impl_all!(QuantileSketch: Send, Sync);
+    static_assertions::assert_impl_all!(Breach: Send, Sync);
+    static_assertions::assert_impl_all!(sequential::SequentialTest: Send, Sync);
 }
