@@ -1,14 +1,12 @@
 //! Benchmarks of `tuneloop ope`'s two stages on the OBD "men" fixture
 //! (10,000 rounds, 34 actions): reading the gzipped JSON Lines file, and
 //! the IPW, DM and DR estimates with 10,000 bootstrap resamples (the
-//! workload of `../shared/peers/obp_speed.py`); and the decimal parser on
-//! the fixture's kinds of numbers.
+//! workload of `../shared/peers/obp_speed.py`).
 #![allow(missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::PathBuf;
-use tuneloop_core::decimal::parse_prefix;
 use tuneloop_counterfactual::{EstimatorKind, EstimatorSettings, estimate, read_jsonl};
 
 fn fixture() -> PathBuf {
@@ -16,19 +14,6 @@ fn fixture() -> PathBuf {
 }
 
 fn counterfactual(c: &mut Criterion) {
-    // The fixture's kinds of numbers: a short decimal (target), 17 and 16
-    // significant digits (reward_hat), an exponent.
-    for (name, text) in [
-        ("short", &b"0.05268,"[..]),
-        ("17_digits", b"0.0031980304197504433,"),
-        ("16_digits", b"0.01244771530347021,"),
-        ("exponent", b"5.300811081483554e-05,"),
-    ] {
-        c.bench_function(&format!("parse_prefix_{name}"), |b| {
-            b.iter(|| parse_prefix(black_box(text)))
-        });
-    }
-
     let path = fixture();
     let Ok(data) = read_jsonl(&path) else {
         eprintln!("{} not found: skipping the OPE benchmarks", path.display());

@@ -39,7 +39,6 @@
 pub mod arms;
 pub mod clock;
 pub mod cohort;
-pub mod decimal;
 pub mod error;
 pub mod features;
 pub mod fs;

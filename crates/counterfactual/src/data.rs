@@ -2,20 +2,17 @@
 //! policy's distribution (`target`) and optionally a reward model's
 //! predictions (`reward_hat`) over the round's `K` actions.
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use tuneloop_core::decimal::parse_prefix;
 
 /// How far a `target` row's sum may be from 1.
 pub const TARGET_SUM_TOLERANCE: f64 = 1e-6;
 
-/// One logged round, as in `tuneloop ope --input` (see DESIGN.md).
+/// One logged round, as in `tuneloop ope --input`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpeRound {
@@ -218,123 +215,6 @@ impl OpeData {
     }
 }
 
-/// A scanner for the one shape `ope` lines have, faster than a general JSON
-/// deserializer; numbers go through `f64::from_str`, which rounds
-/// correctly. Anything it does not recognize (escapes in keys, unknown or
-/// repeated keys, other types) makes it give up, and the caller falls back
-/// to serde_json, which also explains errors.
-struct FastLine<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> FastLine<'a> {
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.s.get(self.i) == Some(&c)).then(|| self.i += 1)
-    }
-
-    fn key(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let start = self.i;
-        while let Some(&b) = self.s.get(self.i) {
-            match b {
-                b'"' => {
-                    self.i += 1;
-                    return Some(&self.s[start..self.i - 1]);
-                }
-                b'\\' => return None,
-                _ => self.i += 1,
-            }
-        }
-        None
-    }
-
-    fn number(&mut self) -> Option<f64> {
-        self.ws();
-        let start = self.i;
-        // One pass for decimals (`-12.0345`, `5.3e-05`), exactly as
-        // `from_str` rounds them; anything else is scanned again for
-        // `from_str`.
-        if let Some((v, len)) = parse_prefix(&self.s[start..]) {
-            self.i = start + len;
-            return Some(v);
-        }
-        while self
-            .s
-            .get(self.i)
-            .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
-        {
-            self.i += 1;
-        }
-        // The bytes are ASCII digits, signs, points and exponents.
-        std::str::from_utf8(&self.s[start..self.i])
-            .ok()?
-            .parse()
-            .ok()
-    }
-
-    fn numbers(&mut self) -> Option<Vec<f64>> {
-        self.eat(b'[')?;
-        let mut out = Vec::with_capacity(64);
-        if self.eat(b']').is_some() {
-            return Some(out);
-        }
-        loop {
-            out.push(self.number()?);
-            if self.eat(b',').is_none() {
-                self.eat(b']')?;
-                return Some(out);
-            }
-        }
-    }
-
-    fn round(line: &'a [u8]) -> Option<OpeRound> {
-        let mut p = FastLine { s: line, i: 0 };
-        p.eat(b'{')?;
-        let (mut action, mut reward, mut propensity, mut target, mut reward_hat) =
-            (None, None, None, None, None);
-        loop {
-            let key = p.key()?;
-            p.eat(b':')?;
-            let fresh = match key {
-                b"action" => {
-                    let v = p.number()?;
-                    (v >= 0.0 && v.fract() == 0.0 && v < 9.0e15).then_some(())?;
-                    action.replace(v as usize).is_none()
-                }
-                b"reward" => reward.replace(p.number()?).is_none(),
-                b"propensity" => propensity.replace(p.number()?).is_none(),
-                b"target" => target.replace(p.numbers()?).is_none(),
-                b"reward_hat" => reward_hat.replace(p.numbers()?).is_none(),
-                _ => return None,
-            };
-            if !fresh {
-                return None;
-            }
-            if p.eat(b',').is_none() {
-                p.eat(b'}')?;
-                break;
-            }
-        }
-        p.ws();
-        (p.i == p.s.len()).then_some(())?;
-        Some(OpeRound {
-            action: action?,
-            reward: reward?,
-            propensity: propensity?,
-            target: target?,
-            reward_hat,
-        })
-    }
-}
-
 /// Says which field of a line that did not deserialize is wrong, for a
 /// message a person can act on; falls back to serde's own message.
 fn describe_json_error(text: &[u8], err: &serde_json::Error) -> String {
@@ -388,19 +268,6 @@ fn describe_json_error(text: &[u8], err: &serde_json::Error) -> String {
     err.to_string()
 }
 
-/// One chunk of lines, validated and laid out flat by a parser thread.
-struct ParsedChunk {
-    /// The chunk's rounds (validated as if the chunk were the whole file).
-    data: OpeData,
-    /// The chunk's first round's width and whether it has `reward_hat`,
-    /// with its line: what the chunks must agree on.
-    first: Option<(usize, bool, usize)>,
-    /// Lines in the chunk.
-    line_count: usize,
-    /// The first bad line within the chunk and what is wrong with it.
-    error: Option<(usize, String)>,
-}
-
 impl OpeData {
     fn empty() -> Self {
         OpeData {
@@ -413,401 +280,168 @@ impl OpeData {
             reward_hat: None,
         }
     }
-
-    /// Appends `other`, which has the same width and `reward_hat` presence.
-    fn append(&mut self, other: OpeData) {
-        if self.n == 0 {
-            *self = other;
-            return;
-        }
-        self.n += other.n;
-        self.action.extend_from_slice(&other.action);
-        self.reward.extend_from_slice(&other.reward);
-        self.pscore.extend_from_slice(&other.pscore);
-        self.target.extend_from_slice(&other.target);
-        if let (Some(all), Some(q)) = (&mut self.reward_hat, other.reward_hat) {
-            all.extend_from_slice(&q);
-        }
-    }
 }
 
-/// Parses and validates a chunk of whole lines.
-fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
-    let mut out = ParsedChunk {
-        data: OpeData::empty(),
-        first: None,
-        line_count: 0,
-        error: None,
-    };
-    // memchr finds line ends many bytes at a time; `split` took a tenth of
-    // the whole read comparing one byte at a time.
-    let ends = memchr::memchr_iter(b'\n', chunk).chain(std::iter::once(chunk.len()));
-    let mut start = 0;
-    for end in ends {
-        let text = &chunk[start..end];
-        start = end + 1;
-        out.line_count += 1;
-        if out.error.is_some() || text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let round = match FastLine::round(text) {
-            Some(r) => r,
-            None => match serde_json::from_slice::<OpeRound>(text) {
-                Ok(r) => r,
-                Err(e) => {
-                    out.error = Some((out.line_count, describe_json_error(text, &e)));
-                    continue;
-                }
-            },
-        };
-        out.first.get_or_insert((
-            round.target.len(),
-            round.reward_hat.is_some(),
-            out.line_count,
-        ));
-        if let Err(e) = out.data.push(round) {
-            let reason = match e {
-                Error::InvalidRound { field, reason, .. } => format!("field `{field}`: {reason}"),
-                other => other.to_string(),
-            };
-            out.error = Some((out.line_count, reason));
-        }
-    }
-    // The lines end with an empty tail after the chunk's final newline,
-    // counted above as a line: undo that.
-    if chunk.last() == Some(&b'\n') {
-        out.line_count -= 1;
-    }
-    out
-}
+/// Bytes of whole lines parsed at a time: enough to share among the cores,
+/// few enough that a large file does not sit in memory as text.
+const CHUNK: usize = 4 << 20;
 
-/// Reads estimator-level JSON Lines (gzip if the name ends in `.gz`).
-/// Blank lines are skipped. A reader thread inflates the file in
-/// newline-aligned chunks while a parser thread parses them, so
-/// decompression and parsing overlap; whenever the parser falls behind
-/// (its queue is full) the reader parses the chunk at hand itself, and once
-/// the file is read it parses what is left with the parser. Parsed chunks'
-/// buffers go back to the reader for reuse.
+/// Reads estimator-level JSON Lines (gzip if the name ends in `.gz`, with
+/// the `gzip` feature): one [`OpeRound`] a line, parsed by serde_json.
+/// Blank lines are skipped. The file is read in chunks of whole lines;
+/// each chunk's lines are parsed on every core (feature `parallel`) while
+/// the next chunk is read, and appended in file order.
 ///
 /// # Errors
-/// [`Error::Io`], or [`Error::InvalidLine`] naming the line and the field.
+/// [`Error::Io`], or [`Error::InvalidLine`] naming the first bad line and
+/// its field.
 pub fn read_jsonl(path: &Path) -> Result<OpeData> {
-    // One spawned parser; the reader parses too when the parser falls
-    // behind and once the file is read.
-    const PARSERS: usize = 1;
     let name = path.display().to_string();
     let io = |source| Error::Io {
         path: name.clone(),
         source,
     };
-    let mut reader = BufReader::new(crate::input::open(path).map_err(io)?);
-    let (tx, rx) = mpsc::sync_channel::<RawChunk>(2);
-    let rx = Mutex::new(rx);
-    let (done_tx, done_rx) = mpsc::channel::<DoneChunk>();
-    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-    let mut assembly = Assembly::new();
-    let mut io_error = None;
-    std::thread::scope(|scope| {
-        let (rx, reader_done_tx) = (&rx, done_tx.clone());
-        // The reader inflates gzip, the one sequential stage, and parses
-        // only when the parser is behind: two parsers beside it would share
-        // two cores three ways and slow the inflation down.
-        let reader_spare_tx = spare_tx.clone();
-        scope.spawn(move || {
-            read_chunks(&mut reader, tx, &spare_rx, &reader_done_tx);
-            drop(spare_rx);
-            parse_chunks(rx, reader_done_tx, &reader_spare_tx);
-        });
-        for _ in 0..PARSERS {
-            let (done_tx, spare_tx) = (done_tx.clone(), spare_tx.clone());
-            scope.spawn(move || parse_chunks(rx, done_tx, &spare_tx));
-        }
-        drop(done_tx);
-        // Chunks are put together in file order as they arrive, while the
-        // rest are read; all are received, even after an error, so no
-        // thread waits on a queue nobody empties.
-        let mut pending = std::collections::BTreeMap::new();
-        let mut next = 0;
-        for part in done_rx {
-            match part {
-                Ok((seq, chunk)) => {
-                    pending.insert(seq, chunk);
-                    while let Some(chunk) = pending.remove(&next) {
-                        assembly.add(chunk);
-                        next += 1;
-                    }
-                }
-                Err(e) => {
-                    io_error.get_or_insert(e);
-                }
-            }
-        }
-    });
-    if let Some(e) = io_error {
-        return Err(io(e));
-    }
     let bad = |line: usize, reason: String| Error::InvalidLine {
         path: name.clone(),
         line,
         reason,
     };
-    if let Some((line, reason)) = assembly.error {
-        return Err(bad(line, reason));
+    let mut input = crate::input::open(path).map_err(io)?;
+    let mut carry = Vec::new();
+    let mut chunk = next_chunk(&mut input, &mut carry).map_err(io)?;
+    let mut data = OpeData::empty();
+    let mut lines_before = 0;
+    while !chunk.is_empty() {
+        let (next, parsed) = crate::par::join(
+            || next_chunk(&mut input, &mut carry),
+            || parse_lines(&chunk),
+        );
+        for (line, round) in parsed {
+            let line = lines_before + line;
+            let round = round.map_err(|reason| bad(line, reason))?;
+            data.push(round).map_err(|e| match e {
+                Error::InvalidRound { field, reason, .. } => {
+                    bad(line, format!("field `{field}`: {reason}"))
+                }
+                other => other,
+            })?;
+        }
+        lines_before += memchr::memchr_iter(b'\n', &chunk).count();
+        chunk = next.map_err(io)?;
     }
-    if assembly.data.n == 0 {
+    if data.n == 0 {
         return Err(bad(0, "the file has no rounds".into()));
     }
-    Ok(assembly.data)
+    Ok(data)
 }
 
-/// The file's rounds, put together from its chunks in order.
-struct Assembly {
-    data: OpeData,
-    /// Width and `reward_hat` presence of the file's first round.
-    shape: Option<(usize, bool)>,
-    /// Lines before the next chunk.
-    offset: usize,
-    /// The file's first bad line and what is wrong with it; chunks after
-    /// it are not added.
-    error: Option<(usize, String)>,
-}
-
-impl Assembly {
-    fn new() -> Self {
-        Assembly {
-            data: OpeData::empty(),
-            shape: None,
-            offset: 0,
-            error: None,
-        }
-    }
-
-    /// Adds the next chunk in file order, or records why it does not fit.
-    fn add(&mut self, part: ParsedChunk) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Some((k, hat, line)) = part.first {
-            let (k0, hat0) = *self.shape.get_or_insert((k, hat));
-            if k != k0 {
-                let reason = format!("field `target`: {k} values, but the first round has {k0}");
-                self.error = Some((self.offset + line, reason));
-                return;
-            }
-            if hat != hat0 {
-                let reason = if hat0 {
-                    "field `reward_hat`: missing, but earlier rounds have it"
-                } else {
-                    "field `reward_hat`: present, but earlier rounds lack it"
-                };
-                self.error = Some((self.offset + line, reason.into()));
-                return;
-            }
-        }
-        if let Some((line, reason)) = part.error {
-            self.error = Some((self.offset + line, reason));
-            return;
-        }
-        self.data.append(part.data);
-        self.offset += part.line_count;
-    }
-}
-
-/// A chunk of whole lines, numbered in file order.
-type RawChunk = std::io::Result<(usize, Vec<u8>)>;
-
-/// A chunk parsed (or the read error in its place), numbered in file order.
-type DoneChunk = std::io::Result<(usize, ParsedChunk)>;
-
-/// A parser: takes chunks until the reader is done and the queue is empty,
-/// sends back each one parsed, and returns its buffer to the reader.
-fn parse_chunks(
-    rx: &Mutex<Receiver<RawChunk>>,
-    done_tx: Sender<DoneChunk>,
-    spare_tx: &Sender<Vec<u8>>,
-) {
+/// The next `CHUNK` bytes or so of `input`, cut after a line end (a line
+/// longer than a chunk is read whole); the rest of the last line waits in
+/// `carry`. Empty at the end of the input. Each byte is searched for a line
+/// end once, so a long line costs linear time.
+fn next_chunk(input: &mut dyn Read, carry: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut buf = std::mem::take(carry);
+    let mut searched = 0;
     loop {
-        // The lock is held only to take the next chunk.
-        let next = rx
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .recv();
-        let sent = match next {
-            Err(_) => return,
-            Ok(Err(e)) => done_tx.send(Err(e)),
-            Ok(Ok((seq, chunk))) => {
-                let parsed = parse_chunk(&chunk);
-                // The reader may be done and gone: then the buffer is dropped.
-                let _ = spare_tx.send(chunk);
-                done_tx.send(Ok((seq, parsed)))
-            }
-        };
-        if sent.is_err() {
-            return;
-        }
-    }
-}
-
-/// Reads `reader` in chunks of about `READ_CHUNK` bytes cut at line ends and
-/// sends them, numbered, until the end or the first error (sent too); a
-/// chunk the parsers' queue has no room for, it parses itself and sends to
-/// `done_tx`. Fills buffers the parsers have returned before it allocates
-/// new ones (fresh memory costs a page fault per 4 KiB).
-fn read_chunks(
-    reader: &mut dyn Read,
-    tx: SyncSender<RawChunk>,
-    spare_rx: &Receiver<Vec<u8>>,
-    done_tx: &Sender<DoneChunk>,
-) {
-    let mut own_spare = None;
-    let mut carry: Vec<u8> = Vec::new();
-    let mut seq = 0;
-    loop {
-        let mut buf = own_spare
-            .take()
-            .or_else(|| spare_rx.try_recv().ok())
-            .unwrap_or_default();
-        buf.clear();
-        buf.append(&mut carry);
         let start = buf.len();
-        buf.resize(start + READ_CHUNK, 0);
-        let mut filled = start;
-        // Fill the chunk (a decoder may return short reads).
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(k) => filled += k,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
+        let got = Read::take(&mut *input, CHUNK as u64).read_to_end(&mut buf)?;
+        if got == 0 {
+            return Ok(buf);
         }
-        buf.truncate(filled);
-        if filled == start {
-            if !buf.is_empty() {
-                let _ = tx.send(Ok((seq, buf)));
-            }
-            return;
+        if buf.len() >= CHUNK
+            && let Some(cut) = memchr::memrchr(b'\n', &buf[searched.max(start)..])
+        {
+            let cut = searched.max(start) + cut + 1;
+            *carry = buf.split_off(cut);
+            return Ok(buf);
         }
-        // Keep the partial last line for the next chunk; a chunk with no
-        // line end yet is all partial line: read on before sending any.
-        match memchr::memrchr(b'\n', &buf) {
-            Some(cut) => carry = buf.split_off(cut + 1),
-            None => {
-                carry = buf;
-                continue;
-            }
-        }
-        match tx.try_send(Ok((seq, buf))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Ok((seq, buf)))) => {
-                if done_tx.send(Ok((seq, parse_chunk(&buf)))).is_err() {
-                    return;
-                }
-                own_spare = Some(buf);
-            }
-            Err(_) => return,
-        }
-        seq += 1;
+        searched = buf.len();
     }
 }
 
-/// Bytes per chunk handed to a parser.
-const READ_CHUNK: usize = 1 << 19;
+/// The non-blank lines of `chunk`, each parsed, with their 1-based numbers
+/// within it.
+fn parse_lines(chunk: &[u8]) -> Vec<(usize, std::result::Result<OpeRound, String>)> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for (i, end) in memchr::memchr_iter(b'\n', chunk)
+        .chain(std::iter::once(chunk.len()))
+        .enumerate()
+    {
+        let text = &chunk[start..end];
+        start = end + 1;
+        if !text.iter().all(u8::is_ascii_whitespace) {
+            lines.push((i + 1, text));
+        }
+    }
+    crate::par::map_range(lines.len(), |i| {
+        let (line, text) = lines[i];
+        let round =
+            serde_json::from_slice::<OpeRound>(text).map_err(|e| describe_json_error(text, &e));
+        (line, round)
+    })
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn read(text: &str) -> Result<OpeData> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Io {
+            path: "tempdir".into(),
+            source: e,
+        })?;
+        let path = dir.path().join("rounds.jsonl");
+        std::fs::write(&path, text).map_err(|e| Error::Io {
+            path: "rounds.jsonl".into(),
+            source: e,
+        })?;
+        read_jsonl(&path)
+    }
+
     #[test]
-    fn numbers_equal_from_str_bit_for_bit() {
-        use tuneloop_core::hash::splitmix64;
-        let parse = |text: &str| {
-            let mut p = FastLine {
-                s: text.as_bytes(),
-                i: 0,
-            };
-            p.number().filter(|_| p.i == text.len())
-        };
-        let mut state = 7u64;
-        let mut next = |k: u64| {
-            state = splitmix64(state);
-            state % k
-        };
-        for _ in 0..200_000 {
-            let digits = 1 + next(24) as usize;
-            let mut s = String::new();
-            if next(2) == 0 {
-                s.push('-');
+    fn an_integer_action_written_as_a_float_is_refused_naming_the_field() {
+        // One parse path: `3.0` is not an integer, whatever the line's shape.
+        let e =
+            read("{\"action\": 3.0, \"reward\": 1, \"propensity\": 0.5, \"target\": [0.5, 0.5]}\n")
+                .map(|d| d.len());
+        match e {
+            Err(Error::InvalidLine {
+                line: 1, reason, ..
+            }) => {
+                assert!(reason.contains("field `action`"), "{reason}");
             }
-            let point = next(digits as u64 + 1) as usize;
-            for i in 0..digits {
-                if i == point && i > 0 {
-                    s.push('.');
-                }
-                s.push(char::from(b'0' + next(10) as u8));
-            }
-            if next(8) == 0 {
-                s.push_str(&format!("e-{}", next(30)));
-            }
-            let reference: f64 = s.parse().unwrap();
-            assert_eq!(
-                parse(&s).map(f64::to_bits),
-                Some(reference.to_bits()),
-                "{s}"
-            );
-        }
-        for odd in [
-            "",
-            "-",
-            ".5",
-            "5.",
-            "1e5",
-            "+1",
-            "1.2.3",
-            "--1",
-            "12345678901234567890",
-            "-0.0",
-            "9007199254740993",
-        ] {
-            assert_eq!(
-                parse(odd).map(f64::to_bits),
-                odd.parse::<f64>().ok().map(f64::to_bits),
-                "{odd}"
-            );
+            other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn the_fast_path_agrees_with_serde_json() {
-        let lines = [
-            r#"{"action": 3, "reward": 1.0, "propensity": 0.0294117647058823, "target": [0.05268, 1e-5, 0.1], "reward_hat": [0.0031980304197504433, 2.5E-3, 0]}"#,
-            r#"{ "target":[0.5,0.5] , "propensity":0.5,"reward":-0.25,"action":0 }"#,
-            r#"{"action": 1, "reward": 0, "propensity": 1, "target": [0, 1], "reward_hat": null}"#,
-        ];
-        for l in lines {
-            let slow: OpeRound = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}"));
-            match FastLine::round(l.as_bytes()) {
-                Some(fast) => assert_eq!(fast, slow, "{l}"),
-                // `null` is left to serde_json: the fallback handles it.
-                None => assert!(l.contains("null"), "{l}"),
+    fn chunks_keep_line_numbers_and_lines_longer_than_a_chunk() -> Result<()> {
+        // Three chunks' worth of lines, one line longer than a chunk, and
+        // a bad line at the end: its number counts every line before it.
+        let k = 200_000;
+        let long_target = format!("[1{}]", ",0".repeat(k - 1));
+        let short = "{\"action\": 0, \"reward\": 1, \"propensity\": 0.5, \"target\": [1]}\n";
+        let mut text = String::new();
+        let mut lines = 0;
+        while text.len() < 2 * CHUNK {
+            text.push_str(short);
+            lines += 1;
+        }
+        text.push('\n');
+        lines += 1;
+        let data = read(&text)?;
+        assert_eq!(data.len(), lines - 1);
+        text.push_str(&format!(
+            "{{\"action\": 0, \"reward\": 1, \"propensity\": 0.5, \"target\": {long_target}}}\n"
+        ));
+        match read(&text) {
+            Err(Error::InvalidLine { line, reason, .. }) => {
+                assert_eq!(line, lines + 1);
+                assert!(reason.contains("field `target`"), "{reason}");
             }
+            other => panic!("{:?}", other.map(|d| d.len())),
         }
-    }
-
-    #[test]
-    fn the_fast_path_gives_up_on_anything_unusual() {
-        for l in [
-            r#"{"action": 1.5, "reward": 0, "propensity": 1, "target": [1]}"#,
-            r#"{"action": 0, "action": 0, "reward": 0, "propensity": 1, "target": [1]}"#,
-            r#"{"action": 0, "reward": "x", "propensity": 1, "target": [1]}"#,
-            r#"{"action": 0, "reward": 0, "propensity": 1, "target": [1], "extra": 2}"#,
-            r#"{"action": 0, "reward": 0, "propensity": 1}"#,
-            r#"{"act\u0069on": 0, "reward": 0, "propensity": 1, "target": [1]}"#,
-            r#"{"action": 0, "reward": 0, "propensity": 1, "target": [1]} trailing"#,
-        ] {
-            assert!(FastLine::round(l.as_bytes()).is_none(), "{l}");
-        }
+        Ok(())
     }
 }

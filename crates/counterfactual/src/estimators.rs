@@ -15,7 +15,7 @@
 //! | `dros` | `mean(q̂_π + λw/(w² + λ)·δ)` |
 //!
 //! Clipping applies to `ipw` only. The bootstrap draws `B` resamples of the
-//! rounds with replacement (resample `b` from a SplitMix64 stream seeded by the
+//! rounds with replacement (resample `b` from a wyrand stream seeded by the
 //! seed and `b`, so results do not depend on the number of threads), evaluates every
 //! estimator on the same resample — self-normalized ones renormalize inside
 //! it — and reports the `α/2` and `1 − α/2` percentiles (linear
@@ -392,21 +392,16 @@ pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
 
 /// Draws resample `b`'s `n` indices and returns its sums.
 ///
-/// The indices come from a wyrand stream (one 64×64→128-bit multiply a
-/// draw; passes BigCrush and PractRand) whose state SplitMix64 derives from
-/// `(seed, b)`: the bootstrap draws `B·n` indices, so the generator's cost
-/// is most of the bootstrap's (wyrand took it from 0.63 s to 0.48 s for
-/// 10⁵ resamples of 10⁴ rounds, against SplitMix64). Each 64-bit draw yields two indices by 32-bit multiply-shift
-/// (bias below `n / 2³²`, 2.3e-6 at n = 10,000); inputs of 2³² rounds or
-/// more use one 64-bit draw per index. Two accumulators alternate so the
+/// Resample `b` has a stream of its own: `fastrand`'s wyrand generator
+/// seeded with `splitmix64(seed ^ splitmix64(b))`, so the bootstrap's
+/// result depends on the seed alone, not on the number of threads or on
+/// which thread drew which resample. Each 64-bit draw yields two indices by
+/// 32-bit multiply-shift (bias below `n / 2³²`, 2.3e-6 at n = 10,000: the
+/// generator is most of the bootstrap's cost); inputs of 2³² rounds or more
+/// use one unbiased draw per index. Two accumulators alternate so the
 /// additions do not wait on each other.
 fn resample<const N: usize>(rows: &[Row<N>], seed: u64, b: usize) -> [f64; N] {
-    let mut state = splitmix64(seed ^ splitmix64(b as u64));
-    let mut next = || {
-        state = state.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = u128::from(state) * u128::from(state ^ 0xe703_7ed1_a0b4_28db);
-        ((t >> 64) as u64) ^ (t as u64)
-    };
+    let mut rng = fastrand::Rng::with_seed(splitmix64(seed ^ splitmix64(b as u64)));
     let n = rows.len();
     let mut acc0 = [0.0; N];
     let mut acc1 = [0.0; N];
@@ -418,16 +413,19 @@ fn resample<const N: usize>(rows: &[Row<N>], seed: u64, b: usize) -> [f64; N] {
     if n <= u32::MAX as usize {
         let n64 = n as u64;
         for _ in 0..n / 2 {
-            let v = next();
+            let v = rng.u64(..);
             add(&mut acc0, (((v & 0xffff_ffff) * n64) >> 32) as usize);
             add(&mut acc1, (((v >> 32) * n64) >> 32) as usize);
         }
         if n % 2 == 1 {
-            add(&mut acc0, (((next() & 0xffff_ffff) * n64) >> 32) as usize);
+            add(
+                &mut acc0,
+                (((rng.u64(..) & 0xffff_ffff) * n64) >> 32) as usize,
+            );
         }
     } else {
         for _ in 0..n {
-            add(&mut acc0, ((u128::from(next()) * n as u128) >> 64) as usize);
+            add(&mut acc0, rng.usize(..n));
         }
     }
     for (a, b) in acc0.iter_mut().zip(acc1) {
@@ -485,12 +483,6 @@ fn bootstrap(r: &Rounds, kinds: &[Quantity], b_total: usize, seed: u64) -> Vec<V
     }
 }
 
-/// Resamples a worker takes at a time: small enough that a worker on a
-/// slower (or busier) core takes fewer blocks instead of finishing last,
-/// large enough that taking one is negligible (a block of 10⁴ rounds is
-/// 1.3·10⁶ draws).
-const BLOCK: usize = 128;
-
 fn bootstrap_rows<const N: usize>(
     rows: &[Row<N>],
     columns: &[Column],
@@ -498,54 +490,13 @@ fn bootstrap_rows<const N: usize>(
     b_total: usize,
     seed: u64,
 ) -> Vec<Vec<f64>> {
-    let blocks = b_total.div_ceil(BLOCK);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .clamp(1, 8)
-        .min(blocks.max(1));
-    // Workers take blocks of resamples in turn; each resample's stream
-    // depends only on (seed, b), so the result does not depend on who
-    // computed which block.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut done: Vec<(usize, Vec<Vec<f64>>)> = Vec::with_capacity(blocks);
-    std::thread::scope(|scope| {
-        let next = &next;
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut mine = Vec::new();
-                    loop {
-                        let block = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if block >= blocks {
-                            return mine;
-                        }
-                        let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(b_total));
-                        let mut out = vec![Vec::with_capacity(end - start); kinds.len()];
-                        for b in start..end {
-                            let sums =
-                                Sums::from_columns(rows.len(), columns, &resample(rows, seed, b));
-                            for (e, &k) in kinds.iter().enumerate() {
-                                out[e].push(k.value(&sums));
-                            }
-                        }
-                        mine.push((block, out));
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            // A worker only panics on a bug; surface it rather than hide it.
-            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
+    let sums = crate::par::map_range(b_total, |b| {
+        Sums::from_columns(rows.len(), columns, &resample(rows, seed, b))
     });
-    done.sort_unstable_by_key(|(block, _)| *block);
-    let mut out = vec![Vec::with_capacity(b_total); kinds.len()];
-    for (_, part) in done {
-        for (e, v) in part.into_iter().enumerate() {
-            out[e].extend(v);
-        }
-    }
-    out
+    kinds
+        .iter()
+        .map(|k| sums.iter().map(|s| k.value(s)).collect())
+        .collect()
 }
 
 /// Rounds logged with propensity 1 whose target puts mass elsewhere.
@@ -787,9 +738,7 @@ pub(crate) fn paired_difference(
 pub(crate) fn bootstrap_mean(values: &[f64], b_total: usize, seed: u64) -> Vec<f64> {
     let rows: Vec<Row<2>> = values.iter().map(|&v| Row([v, 0.0])).collect();
     let n = rows.len() as f64;
-    let mut out: Vec<f64> = (0..b_total)
-        .map(|b| resample(&rows, seed, b)[0] / n)
-        .collect();
+    let mut out = crate::par::map_range(b_total, |b| resample(&rows, seed, b)[0] / n);
     out.sort_by(f64::total_cmp);
     out
 }

@@ -39,6 +39,7 @@ mod estimators;
 mod evaluator;
 pub mod input;
 pub mod log;
+mod par;
 mod reward_model;
 
 pub use data::{OpeData, OpeRound, TARGET_SUM_TOLERANCE, read_jsonl};
