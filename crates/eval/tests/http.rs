@@ -1,5 +1,5 @@
 //! A benchmark and a refinement over the OpenAI-compatible HTTP provider,
-//! against an HTTP server on 127.0.0.1 that the test starts: it answers
+//! against a wiremock HTTP server on 127.0.0.1: it answers
 //! "Canberra" when the prompt asks for the capital *and* says to answer
 //! with the city name only, and "I am not sure." otherwise. Real time.
 #![cfg(feature = "http")]
@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tuneloop_core::ParameterSet;
 use tuneloop_eval::{
     BenchmarkConfig, Candidate, RefineConfig, Refiner, StopReason, Suite, run_benchmark,
 };
 use tuneloop_providers::{OpenAiCompatible, OpenAiConfig, Provider, Tier};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -36,66 +36,29 @@ fn reply(body: &str) -> String {
     )
 }
 
-async fn serve(listener: TcpListener) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            return;
-        };
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let mut tmp = [0u8; 4096];
-            let head_end = loop {
-                let Ok(n) = sock.read(&mut tmp).await else {
-                    return;
-                };
-                if n == 0 {
-                    return;
-                }
-                buf.extend_from_slice(&tmp[..n]);
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break p + 4;
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            while buf.len() < head_end + len {
-                let Ok(n) = sock.read(&mut tmp).await else {
-                    return;
-                };
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&tmp[..n]);
-            }
-            let body = reply(&String::from_utf8_lossy(&buf[head_end..]));
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(response.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
-    }
-}
-
-async fn provider() -> Result<Arc<dyn Provider>, Box<dyn std::error::Error>> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(serve(listener));
-    Ok(Arc::new(OpenAiCompatible::new(OpenAiConfig {
+/// A wiremock server on 127.0.0.1 answering every chat completion by
+/// [`reply`], and a provider pointed at it (the server lives as long as the
+/// returned guard).
+async fn provider() -> Result<(Arc<dyn Provider>, MockServer), Box<dyn std::error::Error>> {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(|req: &Request| {
+            ResponseTemplate::new(200).set_body_raw(
+                reply(&String::from_utf8_lossy(&req.body)).into_bytes(),
+                "application/json",
+            )
+        })
+        .mount(&server)
+        .await;
+    let provider = Arc::new(OpenAiCompatible::new(OpenAiConfig {
         id: "local-http".into(),
         tier: Tier::Local,
-        base_url: format!("http://{addr}/v1"),
+        base_url: format!("{}/v1", server.uri()),
         api_key_env: None,
         ..OpenAiConfig::default()
-    })?))
+    })?);
+    Ok((provider, server))
 }
 
 fn params(model: &str) -> Result<ParameterSet, tuneloop_core::Error> {
@@ -111,7 +74,8 @@ async fn a_benchmark_runs_over_http() -> TestResult {
     suite
         .cases
         .retain(|c| c.id == "capital" || c.id == "shortest");
-    let mut bench = BenchmarkConfig::new(vec![provider().await?], vec![params("any")?]);
+    let (http, _server) = provider().await?;
+    let mut bench = BenchmarkConfig::new(vec![http], vec![params("any")?]);
     bench.repetitions = 2;
     let run = run_benchmark(&suite, &bench, 0, None).await?;
     assert_eq!(run.calls.len(), 4);
@@ -130,7 +94,7 @@ async fn a_refinement_runs_over_http() -> TestResult {
     let mut suite = Suite::standard();
     suite.cases.retain(|c| c.id == "capital");
     suite.cases[0].prompt = "What is the capital of Australia?".into();
-    let http = provider().await?;
+    let (http, _server) = provider().await?;
     let refiner = Refiner::new(
         Candidate {
             provider: http.clone(),

@@ -1,5 +1,5 @@
-//! The HTTP provider against a real HTTP server on 127.0.0.1 that the test
-//! starts, with faults: 429 with Retry-After, 500, 401, a context-length
+//! The HTTP provider against a wiremock HTTP server on 127.0.0.1, with
+//! faults: 429 with Retry-After, 500, 401, a context-length
 //! 400, malformed JSON, an oversized body, and a server that never
 //! answers. Real time (a paused clock would fire deadlines during I/O).
 #![cfg(feature = "http")]
@@ -7,104 +7,64 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tuneloop_core::ParameterSet;
 use tuneloop_providers::{
     Attempt, GenerationRequest, Message, OpenAiCompatible, OpenAiConfig, Provider, ProviderError,
     Router, RouterConfig, RouterError,
 };
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const KEY_VAR: &str = "TUNELOOP_TEST_HTTP_KEY";
 const SECRET: &str = "sk-test-do-not-leak-123";
 
-/// Serves one response per connection, chosen by the first path segment.
-async fn serve(listener: TcpListener) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            return;
-        };
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let mut tmp = [0u8; 4096];
-            // Read the head, then the body by Content-Length.
-            let head_end = loop {
-                let Ok(n) = sock.read(&mut tmp).await else {
-                    return;
-                };
-                if n == 0 {
-                    return;
-                }
-                buf.extend_from_slice(&tmp[..n]);
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break p + 4;
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            while buf.len() < head_end + len {
-                let Ok(n) = sock.read(&mut tmp).await else {
-                    return;
-                };
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&tmp[..n]);
-            }
-            let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-            let authorized = head
-                .lines()
-                .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {SECRET}")));
-            let ok_body = r#"{"model":"served-model","choices":[{"message":{"role":"assistant","content":"4"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":1}}"#;
-            let (status, extra, body): (&str, &str, Vec<u8>) =
-                match path.split('/').nth(1).unwrap_or("") {
-                    "ok" if authorized => ("200 OK", "", ok_body.as_bytes().to_vec()),
-                    "ok" | "auth" => ("401 Unauthorized", "", b"{}".to_vec()),
-                    "ratelimited" => (
-                        "429 Too Many Requests",
-                        "Retry-After: 1\r\n",
-                        b"{}".to_vec(),
-                    ),
-                    "error" => ("500 Internal Server Error", "", b"oops".to_vec()),
-                    "context" => (
-                        "400 Bad Request",
-                        "",
-                        br#"{"error":{"code":"context_length_exceeded"}}"#.to_vec(),
-                    ),
-                    "malformed" => ("200 OK", "", b"{not json".to_vec()),
-                    "huge" => ("200 OK", "", vec![b'x'; 1 << 20]),
-                    "hang" => {
-                        // Never answers: only a deadline ends the call.
-                        std::future::pending::<()>().await;
-                        return;
-                    }
-                    _ => ("404 Not Found", "", b"{}".to_vec()),
-                };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = sock.write_all(response.as_bytes()).await;
-            let _ = sock.write_all(&body).await;
-            let _ = sock.shutdown().await;
-        });
-    }
-}
+const OK_BODY: &str = r#"{"model":"served-model","choices":[{"message":{"role":"assistant","content":"4"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":1}}"#;
 
-async fn server() -> std::io::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(serve(listener));
-    Ok(format!("http://{addr}"))
+/// A wiremock server on 127.0.0.1 with one scenario per first path
+/// segment: `/ok/v1/chat/completions` answers when the key is right, and
+/// so on.
+async fn server() -> MockServer {
+    let server = MockServer::start().await;
+    let json = |status: u16, body: &[u8]| {
+        ResponseTemplate::new(status).set_body_raw(body.to_vec(), "application/json")
+    };
+    let scenarios: [(&str, ResponseTemplate); 8] = [
+        ("ok", json(401, b"{}")),
+        ("auth", json(401, b"{}")),
+        (
+            "ratelimited",
+            json(429, b"{}").insert_header("Retry-After", "1"),
+        ),
+        ("error", json(500, b"oops")),
+        (
+            "context",
+            json(400, br#"{"error":{"code":"context_length_exceeded"}}"#),
+        ),
+        ("malformed", json(200, b"{not json")),
+        ("huge", json(200, &vec![b'x'; 1 << 20])),
+        // Never answers in a test's lifetime: only a deadline ends the call.
+        (
+            "hang",
+            json(200, b"{}").set_delay(Duration::from_secs(3_600)),
+        ),
+    ];
+    // The authorized `ok` is mounted first, so it wins over its 401.
+    Mock::given(method("POST"))
+        .and(path("/ok/v1/chat/completions"))
+        .and(header("authorization", format!("Bearer {SECRET}").as_str()))
+        .respond_with(json(200, OK_BODY.as_bytes()))
+        .mount(&server)
+        .await;
+    for (scenario, response) in scenarios {
+        Mock::given(method("POST"))
+            .and(path(format!("/{scenario}/v1/chat/completions")))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+    }
+    server
 }
 
 fn provider(base: &str, scenario: &str) -> Result<Arc<OpenAiCompatible>, RouterError> {
@@ -132,7 +92,8 @@ async fn http_faults_are_classified_and_the_router_falls_back() -> TestResult {
     if std::env::var(KEY_VAR).is_err() {
         return Err(format!("run with {KEY_VAR}={SECRET} (the CI script sets it)").into());
     }
-    let base = server().await?;
+    let server = server().await;
+    let base = server.uri();
     let req = request()?;
     let ok = provider(&base, "ok")?.generate(&req).await?;
     assert_eq!(
