@@ -33,19 +33,14 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) fn check_param(
-    field: &'static str,
-    value: f64,
-    ok: bool,
-    expected: &'static str,
-) -> Result<()> {
-    if value.is_finite() && ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidParameter {
-            field,
-            value,
-            expected,
-        })
+pub(crate) use tuneloop_core::check_setting as check_param;
+
+impl From<tuneloop_core::InvalidSetting> for Error {
+    fn from(e: tuneloop_core::InvalidSetting) -> Self {
+        Error::InvalidParameter {
+            field: e.field,
+            value: e.value,
+            expected: e.expected,
+        }
     }
 }

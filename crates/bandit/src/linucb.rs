@@ -85,7 +85,8 @@ pub(crate) fn check_common(
         f64::from(refresh),
         refresh >= 1,
         "refresh_every >= 1",
-    )
+    )?;
+    Ok(())
 }
 
 pub(crate) fn check_shape(num_arms: usize, dim: usize) -> Result<()> {
@@ -95,7 +96,8 @@ pub(crate) fn check_shape(num_arms: usize, dim: usize) -> Result<()> {
         num_arms >= 1,
         "at least one arm",
     )?;
-    check_param("dim", dim as f64, dim >= 1, "a context dimension >= 1")
+    check_param("dim", dim as f64, dim >= 1, "a context dimension >= 1")?;
+    Ok(())
 }
 
 impl LinUcbParams {

@@ -133,3 +133,38 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A setting outside its range, as [`check_setting`] reports it. Each crate
+/// turns it into the `InvalidSetting` (or `InvalidParameter`) variant of its
+/// own error, with the same fields.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("invalid setting `{field}` = {value}: expected {expected}")]
+pub struct InvalidSetting {
+    /// The setting.
+    pub field: &'static str,
+    /// The value given.
+    pub value: f64,
+    /// The valid range, in words.
+    pub expected: &'static str,
+}
+
+/// Checks one numeric setting: `Ok` when `value` is finite and `ok` holds.
+///
+/// # Errors
+/// [`InvalidSetting`] naming `field`, `value` and `expected`.
+pub fn check_setting(
+    field: &'static str,
+    value: f64,
+    ok: bool,
+    expected: &'static str,
+) -> std::result::Result<(), InvalidSetting> {
+    if value.is_finite() && ok {
+        Ok(())
+    } else {
+        Err(InvalidSetting {
+            field,
+            value,
+            expected,
+        })
+    }
+}

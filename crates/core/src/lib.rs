@@ -47,11 +47,12 @@ pub mod id;
 pub mod outcome;
 pub mod params;
 pub mod policy;
+pub mod stats;
 
 pub use arms::{Arm, ArmGrid, ArmSet, MAX_ARMS};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cohort::{Cohort, Phase};
-pub use error::{Error, Result};
+pub use error::{Error, InvalidSetting, Result, check_setting};
 pub use features::{DefaultFeaturizer, Features, Featurizer, RiskTier, TaskFeatures};
 pub use id::DecisionId;
 pub use outcome::{ErrorClass, RewardFunction, RewardFunctionBuilder, TaskOutcome};

@@ -143,7 +143,8 @@ impl EstimatorSettings {
             self.alpha,
             self.alpha > 0.0 && self.alpha < 1.0,
             "0 < alpha < 1",
-        )
+        )?;
+        Ok(())
     }
 }
 
@@ -377,18 +378,7 @@ impl Sums {
     }
 }
 
-/// The `q`-quantile of sorted values with linear interpolation (numpy's
-/// default).
-pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    let f = pos - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * f
-}
+pub use tuneloop_core::stats::quantile_sorted as percentile_sorted;
 
 /// Draws resample `b`'s `n` indices and returns its sums.
 ///

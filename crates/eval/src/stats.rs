@@ -18,18 +18,14 @@ pub struct Moments {
 impl Moments {
     /// The moments of `xs` (non-finite values are skipped).
     pub fn of(xs: impl IntoIterator<Item = f64>) -> Moments {
-        // Welford's update: one pass, no cancellation.
-        let (mut n, mut mean, mut m2) = (0u64, 0.0, 0.0);
-        for x in xs.into_iter().filter(|x| x.is_finite()) {
-            n += 1;
-            let d = x - mean;
-            mean += d / n as f64;
-            m2 += d * (x - mean);
-        }
+        let mut m = tuneloop_core::stats::Moments::default();
+        xs.into_iter()
+            .filter(|x| x.is_finite())
+            .for_each(|x| m.push(x));
         Moments {
-            n,
-            mean,
-            variance: if n > 1 { m2 / (n - 1) as f64 } else { 0.0 },
+            n: m.n,
+            mean: m.mean,
+            variance: m.variance(),
         }
     }
 
@@ -134,10 +130,7 @@ pub fn quantile(xs: &[f64], q: f64) -> Option<f64> {
     }
     let mut v: Vec<f64> = xs.to_vec();
     v.sort_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64))
+    Some(tuneloop_core::stats::quantile_sorted(&v, q))
 }
 
 /// One-way ANOVA across groups: the p-value of "all group means are

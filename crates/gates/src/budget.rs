@@ -175,7 +175,8 @@ fn check_price(p: &Price) -> Result<()> {
         p.completion_per_1k_usd,
         p.completion_per_1k_usd >= 0.0,
         "a finite price >= 0",
-    )
+    )?;
+    Ok(())
 }
 
 impl Budget {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
+use tuneloop_core::stats::Moments;
 use tuneloop_core::{ArmId, ArmIdBuildHasher, ArmSet};
 
 use crate::error::{Error, Result, check};
@@ -39,14 +40,6 @@ impl Default for QualityFloorConfig {
     }
 }
 
-/// Running mean and variance (Welford).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct Stats {
-    n: u64,
-    mean: f64,
-    m2: f64,
-}
-
 /// Per task type and arm quality statistics, and the floor they must clear.
 ///
 /// The lower bound is `mean − z·s/√n`, with the sample standard deviation
@@ -57,7 +50,7 @@ struct Stats {
 pub struct QualityFloor {
     config: QualityFloorConfig,
     /// Task type → arm → statistics (nested, so lookups need no allocation).
-    stats: RwLock<HashMap<String, HashMap<ArmId, Stats, ArmIdBuildHasher>>>,
+    stats: RwLock<HashMap<String, HashMap<ArmId, Moments, ArmIdBuildHasher>>>,
 }
 
 /// Smallest standard deviation the bound assumes.
@@ -105,11 +98,7 @@ impl QualityFloor {
         let Some(per_arm) = stats.get_mut(task_type) else {
             return Ok(());
         };
-        let s = per_arm.entry(arm).or_default();
-        s.n += 1;
-        let delta = quality - s.mean;
-        s.mean += delta / s.n as f64;
-        s.m2 += delta * (quality - s.mean);
+        per_arm.entry(arm).or_default().push(quality);
         Ok(())
     }
 
@@ -131,17 +120,12 @@ impl QualityFloor {
         stats.get(task_type)?.get(&arm).map(|s| self.bound(s))
     }
 
-    fn bound(&self, s: &Stats) -> (u64, f64) {
-        let sd = if s.n > 1 {
-            (s.m2 / (s.n - 1) as f64).sqrt()
-        } else {
-            0.0
-        }
-        .max(SD_FLOOR);
+    fn bound(&self, s: &Moments) -> (u64, f64) {
+        let sd = s.variance().sqrt().max(SD_FLOOR);
         (s.n, s.mean - self.config.z * sd / (s.n as f64).sqrt())
     }
 
-    fn reason(&self, s: Option<&Stats>, floor: f64) -> Option<Reason> {
+    fn reason(&self, s: Option<&Moments>, floor: f64) -> Option<Reason> {
         let (samples, lower_bound) = self.bound(s?);
         (samples >= self.config.min_samples && lower_bound < floor).then_some(
             Reason::BelowQualityFloor {

@@ -34,19 +34,14 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) fn check(
-    field: &'static str,
-    value: f64,
-    ok: bool,
-    expected: &'static str,
-) -> Result<()> {
-    if value.is_finite() && ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidSetting {
-            field,
-            value,
-            expected,
-        })
+pub(crate) use tuneloop_core::check_setting as check;
+
+impl From<tuneloop_core::InvalidSetting> for Error {
+    fn from(e: tuneloop_core::InvalidSetting) -> Self {
+        Error::InvalidSetting {
+            field: e.field,
+            value: e.value,
+            expected: e.expected,
+        }
     }
 }

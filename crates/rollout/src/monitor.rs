@@ -118,7 +118,8 @@ impl SloConfig {
             self.alpha,
             self.alpha > 0.0 && self.alpha < 1.0,
             "in (0, 1)",
-        )
+        )?;
+        Ok(())
     }
 }
 
