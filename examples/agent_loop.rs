@@ -98,7 +98,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Short phases for a demonstration; the defaults wait minutes and
     // thousands of calls.
     let rollout = RolloutConfig {
-        min_dwell_seconds: [60, 120, 300],
+        min_dwell: [60, 120, 300].map(std::time::Duration::from_secs),
         shadow_min_baseline_samples: 500,
         canary_min_samples: 150,
         guarded_min_samples: 500,

@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         shadow_min_baseline_samples: 300,
         canary_min_samples: 100,
         guarded_min_samples: 300,
-        min_dwell_seconds: [0, 0, 0],
+        min_dwell: [std::time::Duration::ZERO; 3],
         slo: SloConfig {
             min_baseline_samples: 300,
             min_samples: 100,

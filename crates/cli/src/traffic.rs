@@ -93,7 +93,7 @@ pub(crate) fn run(log: &Path, rounds: usize, seed: u64) -> CliResult<Value> {
         shadow_min_baseline_samples: n(600.0),
         canary_min_samples: n(300.0),
         guarded_min_samples: n(900.0),
-        min_dwell_seconds: [0, 0, 0],
+        min_dwell: [std::time::Duration::ZERO; 3],
         slo: SloConfig {
             min_baseline_samples: n(300.0),
             min_samples: n(100.0),

@@ -39,6 +39,7 @@
 pub mod arms;
 pub mod clock;
 pub mod cohort;
+pub mod duration;
 pub mod error;
 pub mod features;
 pub mod fs;

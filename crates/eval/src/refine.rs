@@ -49,8 +49,10 @@ pub struct RefineConfig {
     /// A proposal counts as an improvement only if it beats the best score
     /// by more than this (default 0.02), so noise is not chased.
     pub min_improvement: f64,
-    /// Time allowed for one call, in milliseconds (default 60 000).
-    pub timeout_ms: u64,
+    /// Time allowed for one call (default a minute; more than zero, at
+    /// most 100 years). In JSON: `timeout_seconds`.
+    #[serde(rename = "timeout_seconds", with = "tuneloop_core::duration::seconds")]
+    pub timeout: Duration,
 }
 
 impl Default for RefineConfig {
@@ -61,7 +63,7 @@ impl Default for RefineConfig {
             repetitions: 3,
             patience: 2,
             min_improvement: 0.02,
-            timeout_ms: 60_000,
+            timeout: Duration::from_secs(60),
         }
     }
 }
@@ -89,8 +91,11 @@ impl RefineConfig {
                 format!("{} is not in [0, 1]", self.min_improvement),
             ));
         }
-        if self.timeout_ms == 0 {
-            return Err(Error::setting("timeout_ms", "must be positive"));
+        if self.timeout.is_zero() || self.timeout > tuneloop_core::duration::MAX {
+            return Err(Error::setting(
+                "timeout",
+                format!("{:?} is not in (0, 100 years]", self.timeout),
+            ));
         }
         Ok(())
     }
@@ -530,7 +535,7 @@ impl Refiner {
         prompt: &str,
         iteration: u32,
     ) -> TestIteration {
-        let timeout = Duration::from_millis(self.config.timeout_ms);
+        let timeout = self.config.timeout;
         let (mut outputs, mut scores, mut latency, mut error) = (Vec::new(), Vec::new(), 0.0, None);
         for rep in 0..self.config.repetitions {
             // Request ids name the case, model, iteration and repetition
@@ -622,7 +627,7 @@ impl Refiner {
         let r = call(
             self.interviewer.provider.as_ref(),
             &request,
-            Duration::from_millis(self.config.timeout_ms),
+            self.config.timeout,
         )
         .await;
         let interviewer = format!(

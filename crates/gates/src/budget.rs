@@ -3,9 +3,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use tuneloop_core::duration;
 use tuneloop_core::{ArmSet, DecisionId, ParameterSet};
 
 use crate::error::{Error, Result, check};
@@ -25,16 +27,18 @@ pub struct Price {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Window {
-    /// Fixed windows aligned to multiples of `seconds` since the Unix epoch
-    /// (86,400: calendar days in UTC).
+    /// Fixed windows aligned to multiples of `length` since the Unix epoch
+    /// (a day: calendar days in UTC). In JSON: `seconds`.
     Calendar {
-        /// Length of a window.
-        seconds: i64,
+        /// Length of a window, whole seconds, at least one.
+        #[serde(rename = "seconds", with = "tuneloop_core::duration::seconds")]
+        length: StdDuration,
     },
-    /// The last `seconds` before now.
+    /// The last `length` before now. In JSON: `seconds`.
     Rolling {
-        /// Length of the window.
-        seconds: i64,
+        /// Length of the window, at least a second.
+        #[serde(rename = "seconds", with = "tuneloop_core::duration::seconds")]
+        length: StdDuration,
     },
 }
 
@@ -51,9 +55,13 @@ pub struct BudgetConfig {
     /// Fraction of a limit at which usage reports the soft limit reached
     /// (default 0.8).
     pub soft_fraction: f64,
-    /// Seconds after which an uncommitted reservation is released
-    /// (default 600).
-    pub reservation_ttl_seconds: i64,
+    /// Time after which an uncommitted reservation is released (default 10
+    /// minutes). In JSON: `reservation_ttl_seconds`.
+    #[serde(
+        rename = "reservation_ttl_seconds",
+        with = "tuneloop_core::duration::seconds"
+    )]
+    pub reservation_ttl: StdDuration,
     /// Prices per model.
     pub prices: HashMap<String, Price>,
     /// Price of models not in `prices` (`None`: such a model is an error).
@@ -65,9 +73,11 @@ impl Default for BudgetConfig {
         BudgetConfig {
             token_limit: None,
             cost_limit_usd: None,
-            window: Window::Calendar { seconds: 86_400 },
+            window: Window::Calendar {
+                length: StdDuration::from_secs(86_400),
+            },
             soft_fraction: 0.8,
-            reservation_ttl_seconds: 600,
+            reservation_ttl: StdDuration::from_secs(600),
             prices: HashMap::new(),
             default_price: None,
         }
@@ -189,14 +199,12 @@ impl Budget {
         if let Some(c) = config.cost_limit_usd {
             check("cost_limit_usd", c, c >= 0.0, "a finite cost limit >= 0")?;
         }
-        let seconds = match config.window {
-            Window::Calendar { seconds } | Window::Rolling { seconds } => seconds,
-        };
+        let (Window::Calendar { length } | Window::Rolling { length }) = config.window;
         check(
             "window.seconds",
-            seconds as f64,
-            seconds > 0,
-            "a window of at least 1 second",
+            length.as_secs_f64(),
+            length >= StdDuration::from_secs(1) && length <= duration::MAX,
+            "a window of at least 1 second and at most 100 years",
         )?;
         check(
             "soft_fraction",
@@ -206,9 +214,10 @@ impl Budget {
         )?;
         check(
             "reservation_ttl_seconds",
-            config.reservation_ttl_seconds as f64,
-            config.reservation_ttl_seconds > 0,
-            "a time to live of at least 1 second",
+            config.reservation_ttl.as_secs_f64(),
+            config.reservation_ttl >= StdDuration::from_secs(1)
+                && config.reservation_ttl <= duration::MAX,
+            "a time to live of at least 1 second and at most 100 years",
         )?;
         for p in config.prices.values().chain(config.default_price.iter()) {
             check_price(p)?;
@@ -266,7 +275,9 @@ impl Budget {
     /// that goes backwards leaves the window where it is.
     fn roll(&self, st: &mut State, now: DateTime<Utc>) {
         match self.config.window {
-            Window::Calendar { seconds } => {
+            Window::Calendar { length } => {
+                // At least 1 and at most 100 years of seconds (checked).
+                let seconds = length.as_secs().clamp(1, i64::MAX as u64) as i64;
                 let idx = now.timestamp().div_euclid(seconds);
                 let start = Utc.timestamp_opt(idx.saturating_mul(seconds), 0).single();
                 if let Some(start) = start
@@ -277,8 +288,8 @@ impl Budget {
                     st.spent_cost = 0.0;
                 }
             }
-            Window::Rolling { seconds } => {
-                let horizon = now - Duration::seconds(seconds);
+            Window::Rolling { length } => {
+                let horizon = duration::before(now, length).unwrap_or(DateTime::<Utc>::MIN_UTC);
                 while let Some(&(t, tokens, cost)) = st.events.front() {
                     if t > horizon {
                         break;
@@ -514,7 +525,8 @@ impl BudgetHold<'_> {
                 available,
             });
         }
-        let expires = self.now + Duration::seconds(self.budget.config.reservation_ttl_seconds);
+        let expires = duration::after(self.now, self.budget.config.reservation_ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         st.reservations.insert(
             id,
             Reservation {

@@ -281,8 +281,10 @@ fn budget_is_never_overspent_under_concurrency() -> TestResult {
 fn budget_windows_reservations_and_bad_input() -> TestResult {
     let cfg = BudgetConfig {
         token_limit: Some(1000),
-        window: Window::Calendar { seconds: 86_400 },
-        reservation_ttl_seconds: 60,
+        window: Window::Calendar {
+            length: std::time::Duration::from_secs(86_400),
+        },
+        reservation_ttl: std::time::Duration::from_secs(60),
         ..BudgetConfig::default()
     };
     let b = Budget::new(cfg.clone())?;
@@ -317,7 +319,9 @@ fn budget_windows_reservations_and_bad_input() -> TestResult {
     // Rolling window: spend leaves the window after its length.
     let r = Budget::new(BudgetConfig {
         token_limit: Some(100),
-        window: Window::Rolling { seconds: 3600 },
+        window: Window::Rolling {
+            length: std::time::Duration::from_secs(3600),
+        },
         ..BudgetConfig::default()
     })?;
     r.reserve(DecisionId::from_u128(9), 100, 0.0, t0())?;
@@ -355,7 +359,9 @@ fn budget_windows_reservations_and_bad_input() -> TestResult {
         ),
         (
             BudgetConfig {
-                window: Window::Rolling { seconds: 0 },
+                window: Window::Rolling {
+                    length: std::time::Duration::ZERO,
+                },
                 ..cfg.clone()
             },
             "window.seconds",

@@ -96,6 +96,9 @@ impl OptimizerSnapshot {
             }
             state.learner = RwLock::new(learner);
             if let (Some(r), Some(slot)) = (&t.rollout, state.rollout.as_mut()) {
+                // A snapshot is a file: its rollout settings are checked as
+                // the builder's are.
+                r.config().check()?;
                 *slot = Mutex::new(r.clone());
             }
         }

@@ -189,7 +189,7 @@ fn a_restored_optimizer_continues_exactly() -> TestResult {
             .task_type(
                 "code",
                 TaskTypeConfig::new(arms()?).rollout(RolloutConfig {
-                    min_dwell_seconds: [0, 0, 0],
+                    min_dwell: [std::time::Duration::ZERO; 3],
                     shadow_min_baseline_samples: 50,
                     canary_min_samples: 10,
                     guarded_min_samples: 20,
@@ -214,7 +214,7 @@ fn a_restored_optimizer_continues_exactly() -> TestResult {
                     .task_type(
                         "code",
                         TaskTypeConfig::new(arms()?).rollout(RolloutConfig {
-                            min_dwell_seconds: [0, 0, 0],
+                            min_dwell: [std::time::Duration::ZERO; 3],
                             shadow_min_baseline_samples: 50,
                             canary_min_samples: 10,
                             guarded_min_samples: 20,
@@ -387,7 +387,7 @@ fn budgets_and_request_constraints_restrict_the_choice() -> TestResult {
 fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
     let c = clock();
     let cfg = RolloutConfig {
-        min_dwell_seconds: [10, 10, 10],
+        min_dwell: [10, 10, 10].map(std::time::Duration::from_secs),
         shadow_min_baseline_samples: 100,
         canary_min_samples: 50,
         guarded_min_samples: 100,
@@ -561,6 +561,40 @@ fn under_contention_the_budget_refuses_only_when_no_arm_fits() -> TestResult {
             opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default()),
             Err(Error::Gates(tuneloop::gates::Error::NothingEligible { .. }))
         ));
+    }
+    Ok(())
+}
+
+#[test]
+fn rollout_dwells_out_of_range_are_refused_in_code_and_in_snapshots() -> TestResult {
+    let with = |rollout: RolloutConfig| {
+        Optimizer::builder()
+            .task_type("code", TaskTypeConfig::new(arms()?).rollout(rollout))
+            .seed(1)
+            .clock(Arc::new(clock()))
+            .build()
+    };
+    let huge = RolloutConfig {
+        min_dwell: [std::time::Duration::MAX; 3],
+        ..RolloutConfig::default()
+    };
+    assert!(matches!(
+        with(huge),
+        Err(Error::Rollout(tuneloop::rollout::Error::InvalidSetting {
+            field: "min_dwell",
+            ..
+        }))
+    ));
+    // In a snapshot file: negative, beyond 100 years, or not a number.
+    let json = serde_json::to_value(with(RolloutConfig::default())?.snapshot()?)?;
+    for bad in [
+        serde_json::json!([-1, 0, 0]),
+        serde_json::json!([4e9, 0, 0]),
+        serde_json::json!([1e300, 0, 0]),
+    ] {
+        let mut j = json.clone();
+        j["task_types"]["code"]["rollout"]["config"]["min_dwell_seconds"] = bad;
+        assert!(serde_json::from_value::<tuneloop::OptimizerSnapshot>(j).is_err());
     }
     Ok(())
 }

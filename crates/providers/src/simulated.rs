@@ -102,8 +102,13 @@ pub struct SimulatedConfig {
     pub failure_rate: f64,
     /// Probability of a rate limit per call.
     pub rate_limit_rate: f64,
-    /// The retry-after a rate limit asks for.
-    pub retry_after_ms: u64,
+    /// The retry-after a rate limit asks for. In JSON:
+    /// `retry_after_seconds`.
+    #[serde(
+        rename = "retry_after_seconds",
+        with = "tuneloop_core::duration::seconds"
+    )]
+    pub retry_after: Duration,
     /// Never answers (to test deadlines).
     pub hang: bool,
     /// Refuses every call as unauthenticated.
@@ -137,7 +142,7 @@ impl Default for SimulatedConfig {
             slowdown: 1.0,
             failure_rate: 0.0,
             rate_limit_rate: 0.0,
-            retry_after_ms: 500,
+            retry_after: Duration::from_millis(500),
             hang: false,
             reject_credentials: false,
             best_temperature: 0.3,
@@ -333,7 +338,7 @@ impl Provider for SimulatedProvider {
         if uniform() < c.rate_limit_rate {
             return Err(ProviderError::RateLimited {
                 provider,
-                retry_after: Some(Duration::from_millis(c.retry_after_ms)),
+                retry_after: Some(c.retry_after),
             });
         }
         let fails = uniform() < c.failure_rate;

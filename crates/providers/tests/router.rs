@@ -69,7 +69,7 @@ async fn falls_back_to_local_after_retries() -> TestResult {
 async fn retry_after_is_honoured() -> TestResult {
     let limited = sim("limited", Tier::Online, |c| {
         c.rate_limit_rate = 1.0;
-        c.retry_after_ms = 2_000;
+        c.retry_after = Duration::from_secs(2);
     });
     let config = RouterConfig {
         max_attempts: 2,

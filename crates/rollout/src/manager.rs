@@ -2,8 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tuneloop_core::hash::StableHasher;
 
@@ -36,8 +37,14 @@ pub struct RolloutConfig {
     pub guarded_min_samples: u64,
     /// Baseline observations needed in shadow before promotion (default 1,000).
     pub shadow_min_baseline_samples: u64,
-    /// Seconds to stay in shadow, canary and guarded at least (default 300, 600, 1,800).
-    pub min_dwell_seconds: [i64; 3],
+    /// Least time in shadow, canary and guarded (default 5, 10 and 30
+    /// minutes; at most [`duration::MAX`](tuneloop_core::duration::MAX)).
+    /// In JSON: `min_dwell_seconds`, numbers of seconds.
+    #[serde(
+        rename = "min_dwell_seconds",
+        with = "tuneloop_core::duration::seconds::array"
+    )]
+    pub min_dwell: [Duration; 3],
     /// Phases whose exit needs a manual approval.
     pub approval_required: Vec<Phase>,
     /// Where a breach sends the rollout (default: the previous phase).
@@ -56,7 +63,7 @@ impl Default for RolloutConfig {
             canary_min_samples: 500,
             guarded_min_samples: 2_000,
             shadow_min_baseline_samples: 1_000,
-            min_dwell_seconds: [300, 600, 1_800],
+            min_dwell: [300, 600, 1_800].map(Duration::from_secs),
             approval_required: Vec::new(),
             rollback_to: RollbackTarget::PreviousPhase,
             slo: SloConfig::default(),
@@ -83,8 +90,13 @@ impl RolloutConfig {
             self.guarded_fraction >= self.canary_fraction && self.guarded_fraction < 1.0,
             "in [canary_fraction, 1)",
         )?;
-        for d in self.min_dwell_seconds {
-            check("min_dwell_seconds", d as f64, d >= 0, "durations >= 0")?;
+        for d in self.min_dwell {
+            check(
+                "min_dwell",
+                d.as_secs_f64(),
+                d <= tuneloop_core::duration::MAX,
+                "at most 100 years",
+            )?;
         }
         self.slo.check()
     }
@@ -242,6 +254,11 @@ impl RolloutManager {
         })
     }
 
+    /// Its configuration.
+    pub fn config(&self) -> &RolloutConfig {
+        &self.config
+    }
+
     /// The current phase.
     pub fn phase(&self) -> Phase {
         self.phase
@@ -365,8 +382,9 @@ impl RolloutManager {
             Phase::Canary => 1,
             _ => 2,
         };
-        let dwell_ok =
-            now - self.entered_at >= Duration::seconds(self.config.min_dwell_seconds[idx]);
+        // A dwell past the end of time is never over.
+        let dwell_ok = tuneloop_core::duration::after(self.entered_at, self.config.min_dwell[idx])
+            .is_some_and(|end| now >= end);
         let cand = self.monitor.summary(Cohort::Candidate).observations - self.candidate_at_entry;
         let base = self.monitor.summary(Cohort::Baseline).observations - self.baseline_at_entry;
         let samples_ok = match self.phase {
