@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tuneloop_bandit::{EpsilonGreedyParams, LinUcbParams, PolicyConfig, ThompsonParams};
@@ -150,7 +150,7 @@ impl Environment {
         let q = self.mean_quality(task, arm, s);
         let noise = gaussian(rng) * 0.1;
         let max_tokens = self.arms.get(arm).map_or(256, |a| a.params.max_tokens());
-        let used = f64::from(max_tokens) * (0.5 + 0.5 * uniform(rng));
+        let used = f64::from(max_tokens) * (0.5 + 0.5 * rng.random::<f64>());
         let prompt = 200.0 * 20f64.powf((s + 1.0) / 2.0);
         TaskOutcome::success((q + noise).clamp(0.0, 1.0), 250.0 + 0.9 * used)
             .with_tokens(prompt as u64, used as u64)
@@ -158,15 +158,8 @@ impl Environment {
     }
 }
 
-fn uniform(rng: &mut ChaCha8Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
-    // Box–Muller; the scenario needs no value stability beyond its seed.
-    let u1 = uniform(rng).max(1e-300);
-    let u2 = uniform(rng);
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    rng.sample(rand_distr::StandardNormal)
 }
 
 /// The `llm-params` scenario: four task types, each with its own policy
@@ -209,7 +202,7 @@ pub(crate) fn scenario_llm_params(
         for (ti, task) in TASKS.iter().enumerate() {
             let mut p: Box<dyn Policy> = cfg.build_for_arms(&env.arms, 2)?;
             for t in 0..rounds {
-                let s = 2.0 * uniform(&mut rng) - 1.0;
+                let s = 2.0 * rng.random::<f64>() - 1.0;
                 let x = Features::new(vec![1.0, s])?;
                 let id =
                     DecisionId::from_u128(((run as u128) << 64) | ((ti as u128) << 32) | t as u128);

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
-use tuneloop::core::hash::splitmix64;
 use tuneloop::core::{ArmSet, ManualClock, ParameterSet, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::JsonlLog;
 use tuneloop::rollout::{Cohort, RolloutConfig, SloConfig};
@@ -17,12 +16,12 @@ use tuneloop::{Optimizer, Request, TaskTypeConfig};
 
 use crate::error::{CliError, CliResult};
 
-struct Noise(u64);
+/// Uniform draws in `[0, 1)` for the simulated traffic.
+struct Noise(fastrand::Rng);
 
 impl Noise {
     fn next(&mut self) -> f64 {
-        self.0 = splitmix64(self.0);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        self.0.f64()
     }
 }
 
@@ -122,7 +121,7 @@ pub(crate) fn run(log: &Path, rounds: usize, seed: u64) -> CliResult<Value> {
         );
     }
     let optimizer = builder.build()?;
-    let mut noise = Noise(seed ^ 0x7261_6666);
+    let mut noise = Noise(fastrand::Rng::with_seed(seed ^ 0x7261_6666));
     // A day: 86 400 s over the rounds.
     let step = chrono::Duration::microseconds((86_400e6 / rounds as f64) as i64);
     let (slow_from, slow_to) = (rounds * 35 / 100, rounds * 60 / 100);

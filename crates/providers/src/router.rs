@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-use tuneloop_core::hash::splitmix64;
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 use crate::error::{ProviderError, RouterError};
@@ -126,7 +125,7 @@ pub struct Router {
     breakers: Mutex<HashMap<String, Breaker>>,
     scorecard: Option<Arc<Scorecard>>,
     audit: Mutex<VecDeque<RoutingRecord>>,
-    draws: Mutex<u64>,
+    draws: Mutex<fastrand::Rng>,
 }
 
 impl Router {
@@ -173,7 +172,7 @@ impl Router {
             breakers: Mutex::new(breakers),
             scorecard: None,
             audit: Mutex::new(VecDeque::new()),
-            draws: Mutex::new(seed),
+            draws: Mutex::new(fastrand::Rng::with_seed(seed)),
         })
     }
 
@@ -187,9 +186,10 @@ impl Router {
     }
 
     fn uniform(&self) -> f64 {
-        let mut s = self.draws.lock().unwrap_or_else(PoisonError::into_inner);
-        *s = splitmix64(*s);
-        (*s >> 11) as f64 / (1u64 << 53) as f64
+        self.draws
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .f64()
     }
 
     /// The state of a provider's breaker.

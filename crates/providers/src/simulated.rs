@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tuneloop_core::hash::{StableHasher, splitmix64};
+use tuneloop_core::hash::StableHasher;
 
 use crate::error::ProviderError;
 use crate::provider::Provider;
@@ -307,11 +307,8 @@ impl Provider for SimulatedProvider {
         h.write_u64(c.seed);
         h.write_str(&request.request_id);
         h.write_u64(n);
-        let mut state = h.finish();
-        let mut uniform = || {
-            state = splitmix64(state);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = fastrand::Rng::with_seed(h.finish());
+        let mut uniform = || rng.f64();
         let provider = c.id.clone();
         if c.reject_credentials {
             return Err(ProviderError::Authentication { provider });

@@ -82,23 +82,20 @@ impl SequentialTest {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(state: &mut u64) -> f64 {
-        *state = tuneloop_core::hash::splitmix64(*state);
-        (*state >> 11) as f64 / (1u64 << 53) as f64
-    }
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn false_alarms_stay_below_alpha_when_checked_every_step() {
         // Null: Y = X − 0.5 with X ~ Bernoulli(0.5), c = 0.5. 2,000 runs of
         // 2,000 steps, checked after every step: the rate of ever crossing
         // 1/α must be at most α = 0.05 (plus binomial noise: sd 0.005).
-        let mut s = 7u64;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut alarms = 0;
         for _ in 0..2_000 {
             let mut t = SequentialTest::new();
             for _ in 0..2_000 {
-                let x = if lcg(&mut s) < 0.5 { 1.0 } else { 0.0 };
+                let x = if rng.random::<f64>() < 0.5 { 1.0 } else { 0.0 };
                 t.observe(x - 0.5, 0.5);
                 if t.rejects(0.05) {
                     alarms += 1;
@@ -112,11 +109,11 @@ mod tests {
     #[test]
     fn a_real_shift_is_detected() {
         // Y = X − 0.5 with X ~ Bernoulli(0.6): detected within 1,000 steps.
-        let mut s = 9u64;
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
         let mut t = SequentialTest::new();
         let mut at = None;
         for n in 0..1_000 {
-            let x = if lcg(&mut s) < 0.6 { 1.0 } else { 0.0 };
+            let x = if rng.random::<f64>() < 0.6 { 1.0 } else { 0.0 };
             t.observe(x - 0.5, 0.5);
             if t.rejects(0.05) {
                 at = Some(n);

@@ -2,8 +2,10 @@
 //! (A/A: no true difference) and the detection of an injected breach.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use tuneloop_core::hash::splitmix64;
 
 use crate::error::Result;
 use tuneloop_core::{Cohort, Phase};
@@ -59,25 +61,13 @@ pub struct SimulationReport {
     pub rollbacks_by_metric: [usize; 3],
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = splitmix64(self.0);
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 /// The traffic: latency log-normal with median 800 ms and σ 0.4, quality
 /// normal (0.8, 0.1) clipped to `[0, 1]`, 2% errors.
-fn observation(rng: &mut Rng, latency_factor: f64, quality_factor: f64) -> Observation {
-    let latency_ms = 800.0 * (0.4 * rng.normal()).exp() * latency_factor;
-    let quality = ((0.8 + 0.1 * rng.normal()) * quality_factor).clamp(0.0, 1.0);
-    let error = rng.uniform() < 0.02;
+fn observation(rng: &mut ChaCha8Rng, latency_factor: f64, quality_factor: f64) -> Observation {
+    let normal = |rng: &mut ChaCha8Rng| -> f64 { rng.sample(StandardNormal) };
+    let latency_ms = 800.0 * (0.4 * normal(rng)).exp() * latency_factor;
+    let quality = ((0.8 + 0.1 * normal(rng)) * quality_factor).clamp(0.0, 1.0);
+    let error = rng.random::<f64>() < 0.02;
     Observation {
         latency_ms,
         quality,
@@ -100,7 +90,9 @@ pub fn simulate(config: &RolloutConfig, sim: &SimulationConfig) -> Result<Simula
     let mut to_rollback = Vec::new();
     let mut by_metric = [0usize; 3];
     for run in 0..sim.runs {
-        let mut rng = Rng(splitmix64(sim.seed ^ splitmix64(run as u64)));
+        // Run `run` has a stream of its own: results do not depend on order.
+        let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
+        rng.set_stream(run as u64);
         let mut cfg = config.clone();
         cfg.salt = format!("{}-{run}", config.salt);
         let mut r = RolloutManager::new(cfg, start)?;
