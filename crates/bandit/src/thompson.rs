@@ -523,8 +523,7 @@ mod tests {
             worst = worst.max(e);
         }
         // 3.8e-6 was the worst of 3,000 such problems (this seed's first
-        // 300 included); before the steep threshold moved from 0.5 to 0.75
-        // and the steps got breakpoints at ±4 s_b, it was 3e-5.
+        // 300 included).
         assert!(worst < 5e-6, "worst absolute error {worst:e}");
     }
 

@@ -1,4 +1,4 @@
-//! The `tuneloop` command line. Contract (DESIGN.md): JSON on stdout unless
+//! The `tuneloop` command line. Contract (README, `docs/`): JSON on stdout unless
 //! `--format text`, progress and logs on stderr; exit 0 on success, 2 on bad
 //! input (the message names file, line and field), 1 otherwise.
 

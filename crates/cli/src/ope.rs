@@ -8,7 +8,9 @@ use tuneloop_counterfactual::{EstimatorKind, EstimatorSettings, estimate, read_j
 use crate::error::{CliError, CliResult};
 
 /// Runs the estimators named in `estimators` (all that the input allows
-/// when `None`) and returns DESIGN.md's output object.
+/// when `None`) and returns the output object of
+/// `docs/offline-evaluation.md`: `{"rounds", "estimators": {name: {"estimate",
+/// "ci_low", "ci_high", "ess", "max_weight"}}}`.
 pub(crate) fn run(
     input: &Path,
     estimators: Option<&str>,

@@ -1,6 +1,6 @@
 //! Safety gates for tuneloop. Gates decide which arms are eligible
 //! *before* the policy chooses, so the propensity the policy logs stays
-//! true (DESIGN.md: constrain, then explore).
+//! true (constrain, then explore: see `docs/architecture.md`).
 //!
 //! | gate | hard? | excludes an arm when |
 //! |---|---|---|

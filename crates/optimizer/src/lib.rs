@@ -37,6 +37,7 @@
 //! |---|---|
 //! | `router` | `tuneloop::providers` (async `Provider`, `Router`, `Scorecard`, on tokio) and the scorecard in snapshots |
 //! | `gzip` | reading `.gz` decision logs |
+//! | `parallel` | offline evaluation (reading rounds, bootstrap resamples) on every core |
 //! | `http` | `router` and the OpenAI-compatible HTTP provider |
 
 mod builder;
