@@ -94,6 +94,9 @@ impl Supervised {
     }
 }
 
+/// Rows of one piece: row-major features and labels.
+type Rows = (Vec<f64>, Vec<usize>);
+
 /// Bytes of rows parsed as one piece: large files are parsed in pieces on
 /// every core.
 const PIECE: usize = 1 << 20;
@@ -103,11 +106,7 @@ const PIECE: usize = 1 << 20;
 /// Without a quote character in the body, rows end exactly at line ends,
 /// so a large body is cut into pieces at line ends and the pieces are parsed
 /// in parallel; otherwise (a quoted cell may hold a line break) in one piece.
-fn parse_body(
-    body: &[u8],
-    lines_before: usize,
-    columns: &[String],
-) -> Result<Vec<(Vec<f64>, Vec<usize>)>, String> {
+fn parse_body(body: &[u8], lines_before: usize, columns: &[String]) -> Result<Vec<Rows>, String> {
     // (start, end, lines before the piece)
     let mut pieces = vec![(0, body.len(), lines_before)];
     if body.len() > 2 * PIECE && memchr::memchr(b'"', body).is_none() {
@@ -121,7 +120,7 @@ fn parse_body(
             start = end;
         }
     }
-    let parsed: Vec<Result<(Vec<f64>, Vec<usize>), String>> = pieces
+    let parsed: Vec<Result<Rows, String>> = pieces
         .par_iter()
         .map(|&(start, end, lines)| parse_rows(&body[start..end], lines, columns))
         .collect();
@@ -129,11 +128,7 @@ fn parse_body(
 }
 
 /// Parses `rows` (whole rows, after `lines_before` lines of the file).
-fn parse_rows(
-    rows: &[u8],
-    lines_before: usize,
-    columns: &[String],
-) -> Result<(Vec<f64>, Vec<usize>), String> {
+fn parse_rows(rows: &[u8], lines_before: usize, columns: &[String]) -> Result<Rows, String> {
     let width = columns.len() - 1;
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
