@@ -5,7 +5,7 @@
 //! candidate degrades (the cloud's large model slows down for its traffic)
 //! and the SLO monitor rolls it back.
 //!
-//! Run with `cargo run --release --example agent_loop`. Provider latencies
+//! Run with `cargo run --release --example agent_loop --features router`. Provider latencies
 //! are simulated on tokio's paused clock, so the run takes seconds.
 
 use std::collections::BTreeMap;
