@@ -1,7 +1,7 @@
 //! Benchmarks of `tuneloop ope`'s two stages on the OBD "men" fixture
 //! (10,000 rounds, 34 actions): reading the gzipped JSON Lines file, and
 //! the IPW, DM and DR estimates with 10,000 bootstrap resamples (the
-//! workload of `../shared/peers/obp_speed.py`).
+//! workload of the Open Bandit Pipeline comparison in `docs/benchmarks.md`).
 #![allow(missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
