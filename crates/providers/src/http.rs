@@ -38,6 +38,9 @@ pub struct OpenAiConfig {
     pub max_response_bytes: usize,
     /// Connection timeout (the router's deadline bounds the whole call).
     pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response (default 60 s), so a
+    /// stalled server fails the call even without a router's deadline.
+    pub read_timeout: Duration,
 }
 
 impl Default for OpenAiConfig {
@@ -51,6 +54,7 @@ impl Default for OpenAiConfig {
             context_window: 128_000,
             max_response_bytes: 4 << 20,
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -106,8 +110,12 @@ impl OpenAiCompatible {
             })?)),
             None => None,
         };
+        // No redirects: a 3xx would re-send the prompt (and the key) to
+        // wherever the server points; it is an error instead.
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| RouterError::Config(format!("provider `{}`: {e}", config.id)))?;
         let capabilities = Capabilities {
@@ -120,6 +128,25 @@ impl OpenAiCompatible {
             capabilities,
             client,
         })
+    }
+
+    /// `text` without the configured key or any bearer token: a server's
+    /// error body may echo the request's headers.
+    fn redact(&self, text: &str) -> String {
+        let mut out = match &self.key {
+            Some(Secret(k)) if !k.is_empty() => text.replace(k.as_str(), "<redacted>"),
+            _ => text.to_owned(),
+        };
+        let mut from = 0;
+        while let Some(i) = out[from..].to_ascii_lowercase().find("bearer ") {
+            let start = from + i + "bearer ".len();
+            let end = out[start..]
+                .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
+                .map_or(out.len(), |j| start + j);
+            out.replace_range(start..end, "<redacted>");
+            from = start + "<redacted>".len();
+        }
+        out
     }
 
     fn body(request: &GenerationRequest) -> Value {
@@ -268,7 +295,7 @@ impl Provider for OpenAiCompatible {
             body.extend_from_slice(&chunk);
         }
         let latency = start.elapsed();
-        let snippet = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        let snippet = || self.redact(&String::from_utf8_lossy(&body[..body.len().min(200)]));
         match status.as_u16() {
             200..=299 => self.parse(&body, request, latency),
             429 => Err(ProviderError::RateLimited {
@@ -276,6 +303,10 @@ impl Provider for OpenAiCompatible {
                 retry_after,
             }),
             401 | 403 => Err(ProviderError::Authentication { provider }),
+            300..=399 => Err(ProviderError::Permanent {
+                provider,
+                message: format!("HTTP {status}: redirects are not followed"),
+            }),
             400 | 413
                 if {
                     let s = snippet().to_lowercase();

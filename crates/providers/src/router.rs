@@ -134,7 +134,8 @@ impl Router {
     ///
     /// # Errors
     /// [`RouterError::Config`] for no provider, duplicate ids, zero
-    /// attempts, or an exploration rate outside `[0, 1]`.
+    /// attempts, a duration over 100 years, or an exploration rate outside
+    /// `[0, 1]`.
     pub fn new(
         providers: Vec<Arc<dyn Provider>>,
         config: RouterConfig,
@@ -154,6 +155,18 @@ impl Router {
             return Err(RouterError::Config(
                 "max_attempts must be at least 1".into(),
             ));
+        }
+        for (name, d) in [
+            ("deadline", config.deadline),
+            ("base_backoff", config.base_backoff),
+            ("max_backoff", config.max_backoff),
+            ("breaker.cooldown", config.breaker.cooldown),
+        ] {
+            if d > tuneloop_core::duration::MAX {
+                return Err(RouterError::Config(format!(
+                    "{name} {d:?} is longer than 100 years"
+                )));
+            }
         }
         if !(config.exploration.is_finite() && (0.0..=1.0).contains(&config.exploration)) {
             return Err(RouterError::Config(format!(
@@ -254,6 +267,7 @@ impl Router {
     /// [`RouterError::Exhausted`] when every provider failed or was skipped.
     pub async fn generate(&self, request: &GenerationRequest) -> Result<Routed, RouterError> {
         let start = Instant::now();
+        // Checked at construction: at most 100 years, so this cannot overflow.
         let deadline = start + self.config.deadline;
         let (order, reason) = self.order(&request.model, request.domain());
         let mut record = RoutingRecord {
@@ -365,7 +379,9 @@ impl Router {
                         if let Some(d) = wait {
                             backoff = backoff.max(d);
                         }
-                        if Instant::now() + backoff >= deadline {
+                        // A wait from outside (a Retry-After of any size)
+                        // is compared, never added to an instant.
+                        if backoff >= deadline.saturating_duration_since(Instant::now()) {
                             break;
                         }
                         tokio::time::sleep(backoff).await;

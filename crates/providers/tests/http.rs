@@ -30,7 +30,23 @@ async fn server() -> MockServer {
     let json = |status: u16, body: &[u8]| {
         ResponseTemplate::new(status).set_body_raw(body.to_vec(), "application/json")
     };
-    let scenarios: [(&str, ResponseTemplate); 8] = [
+    let scenarios: [(&str, ResponseTemplate); 10] = [
+        // A 4xx body that echoes the request's Authorization header.
+        (
+            "echo",
+            json(
+                400,
+                format!(
+                    r#"{{"error":"bad request","headers":{{"authorization":"Bearer {SECRET}"}}}}"#
+                )
+                .as_bytes(),
+            ),
+        ),
+        // A redirect to a path that answers: must not be followed.
+        (
+            "redirect",
+            ResponseTemplate::new(307).insert_header("Location", "/ok/v1/chat/completions"),
+        ),
         ("ok", json(401, b"{}")),
         ("auth", json(401, b"{}")),
         (
@@ -172,6 +188,32 @@ async fn http_faults_are_classified_and_the_router_falls_back() -> TestResult {
         matches!(result, Err(RouterError::Deadline(_))),
         "{result:?}"
     );
+
+    // A body echoing the key: redacted from the error.
+    let echoed = format!("{:?}", provider(&base, "echo")?.generate(&req).await.err());
+    assert!(
+        echoed.contains("<redacted>") && !echoed.contains(SECRET),
+        "{echoed}"
+    );
+    // A redirect is an error, not a second request elsewhere.
+    assert!(matches!(
+        classify(provider(&base, "redirect")?.generate(&req).await),
+        Some(ProviderError::Permanent { message, .. }) if message.contains("redirect")
+    ));
+    // Without a router, a stalled server still fails the call: the read
+    // timeout ends it (the outer guard only keeps a broken one from hanging
+    // the test).
+    let stalled = Arc::new(OpenAiCompatible::new(OpenAiConfig {
+        id: "hang".into(),
+        base_url: format!("{base}/hang/v1"),
+        api_key_env: Some(KEY_VAR.into()),
+        read_timeout: Duration::from_millis(300),
+        ..OpenAiConfig::default()
+    })?);
+    let stalled = tokio::time::timeout(Duration::from_secs(60), stalled.generate(&req))
+        .await
+        .map_err(|_| "the read timeout did not end the call")?;
+    assert!(stalled.is_err(), "{stalled:?}");
 
     // The key never shows: not in Debug output, not in any error or record.
     let p = provider(&base, "error")?;

@@ -66,6 +66,32 @@ async fn falls_back_to_local_after_retries() -> TestResult {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_after_of_any_size_ends_the_retries_without_a_panic() -> TestResult {
+    // As a server or proxy may send: `Retry-After: 18446744073709551615`.
+    let limited = sim("limited", Tier::Online, |c| {
+        c.rate_limit_rate = 1.0;
+        c.retry_after = Duration::from_secs(u64::MAX);
+    });
+    let config = RouterConfig {
+        max_attempts: 3,
+        ..RouterConfig::default()
+    };
+    let router = Router::new(vec![limited as Arc<dyn Provider>], config)?;
+    let err = router.generate(&request("r-max")?).await.err();
+    assert!(
+        matches!(err, Some(RouterError::Exhausted { attempts: 1, .. })),
+        "{err:?}"
+    );
+    let too_long = RouterConfig {
+        deadline: Duration::MAX,
+        ..RouterConfig::default()
+    };
+    let p = sim("p", Tier::Online, |_| {});
+    assert!(Router::new(vec![p as Arc<dyn Provider>], too_long).is_err());
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_after_is_honoured() -> TestResult {
     let limited = sim("limited", Tier::Online, |c| {
         c.rate_limit_rate = 1.0;
