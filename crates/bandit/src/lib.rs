@@ -46,7 +46,9 @@ mod thompson;
 
 pub use baselines::{Fixed, Uniform};
 pub use error::{Error, Result};
-pub use linucb::{EpsilonGreedy, EpsilonGreedyParams, LinUcb, LinUcbParams};
+pub use linucb::{
+    EpsilonGreedy, EpsilonGreedyParams, LinUcb, LinUcbParams, MAX_DIM, MAX_STATE_VALUES,
+};
 pub use shared::{MAX_SHARED_DIM, SharedLinear, THOMPSON_SHARED_DRAWS};
 pub use snapshot::SCHEMA_VERSION;
 pub use thompson::{ThompsonGaussian, ThompsonParams};

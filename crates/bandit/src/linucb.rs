@@ -89,6 +89,14 @@ pub(crate) fn check_common(
     Ok(())
 }
 
+/// Most context dimensions a policy takes.
+pub const MAX_DIM: usize = 4096;
+
+/// Most values a per-arm learner's state may hold: `K·(d(d+1) + 2d + 3)`
+/// doubles (two packed triangles, two vectors and counters per arm) up to
+/// 2²⁷, 1 GiB. Checked before anything is allocated.
+pub const MAX_STATE_VALUES: usize = 1 << 27;
+
 pub(crate) fn check_shape(num_arms: usize, dim: usize) -> Result<()> {
     check_param(
         "num_arms",
@@ -96,8 +104,26 @@ pub(crate) fn check_shape(num_arms: usize, dim: usize) -> Result<()> {
         num_arms >= 1,
         "at least one arm",
     )?;
-    check_param("dim", dim as f64, dim >= 1, "a context dimension >= 1")?;
+    check_param(
+        "dim",
+        dim as f64,
+        (1..=MAX_DIM).contains(&dim),
+        "a context dimension in 1..=4096 (MAX_DIM)",
+    )?;
     Ok(())
+}
+
+/// [`check_shape`], and the learned state within [`MAX_STATE_VALUES`].
+pub(crate) fn check_state(num_arms: usize, dim: usize) -> Result<()> {
+    check_shape(num_arms, dim)?;
+    let values = num_arms.saturating_mul(dim * (dim + 1) + 2 * dim + 3);
+    check_param(
+        "num_arms·dim²",
+        values as f64,
+        values <= MAX_STATE_VALUES,
+        "a learned state of at most 2^27 values, 1 GiB (MAX_STATE_VALUES): fewer arms or features",
+    )
+    .map_err(Into::into)
 }
 
 impl LinUcbParams {
@@ -133,7 +159,7 @@ impl LinUcbParams {
     /// [`Error::InvalidParameter`].
     pub fn build(&self, num_arms: usize, dim: usize) -> Result<LinUcb> {
         self.check()?;
-        check_shape(num_arms, dim)?;
+        check_state(num_arms, dim)?;
         Ok(LinUcb {
             core: GreedyCore::new(
                 num_arms,
@@ -448,7 +474,7 @@ impl EpsilonGreedyParams {
     /// [`Error::InvalidParameter`].
     pub fn build(&self, num_arms: usize, dim: usize) -> Result<EpsilonGreedy> {
         self.check()?;
-        check_shape(num_arms, dim)?;
+        check_state(num_arms, dim)?;
         Ok(EpsilonGreedy {
             core: GreedyCore::new(num_arms, dim, self.lambda, 1024, self.discount),
             params: self.clone(),

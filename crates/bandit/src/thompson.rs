@@ -9,7 +9,7 @@ use tuneloop_core::{
 };
 
 use crate::error::{Error, Result, check_param};
-use crate::linucb::{check_common, check_shape};
+use crate::linucb::{check_common, check_state};
 use crate::normal::{LEGENDRE4, NormalSampler, cdf, hermite_rule, open_uniform, pdf};
 use crate::ridge::{RidgeArms, packed_len, quad_weights};
 use crate::scratch::with_zeros;
@@ -85,7 +85,7 @@ impl ThompsonParams {
     /// [`Error::InvalidParameter`].
     pub fn build(&self, num_arms: usize, dim: usize) -> Result<ThompsonGaussian> {
         self.check()?;
-        check_shape(num_arms, dim)?;
+        check_state(num_arms, dim)?;
         Ok(ThompsonGaussian {
             ridge: RidgeArms::new(
                 num_arms,

@@ -658,3 +658,24 @@ fn shared_policies_restore_exactly() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_state_too_large_to_hold_is_refused_before_allocating() {
+    // 4,096 arms of 601 features would take 11 GiB; 10^6 features, 8 TB.
+    for (k, d) in [
+        (4096, 601),
+        (2, 1_000_000),
+        (1, tuneloop_bandit::MAX_DIM + 1),
+    ] {
+        for cfg in configs() {
+            match cfg.build(k, d) {
+                Err(tuneloop_bandit::Error::InvalidParameter { field, .. }) => {
+                    assert!(field == "num_arms·dim²" || field == "dim", "{field}");
+                }
+                Err(e) => panic!("{k} × {d}: {e}"),
+                Ok(_) => panic!("{k} × {d} was built"),
+            }
+        }
+    }
+    assert!(LinUcbParams::default().build(32, 1024).is_ok());
+}

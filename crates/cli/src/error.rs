@@ -40,8 +40,13 @@ impl From<anyhow::Error> for CliError {
 }
 
 impl From<tuneloop_bandit::Error> for CliError {
+    /// A policy's hyperparameters, shape and snapshots come from the
+    /// command line and its files: bad input (exit 2).
     fn from(e: tuneloop_bandit::Error) -> Self {
-        CliError::Other(e.into())
+        match e {
+            tuneloop_bandit::Error::Core(e) => e.into(),
+            other => CliError::bad(other.to_string()),
+        }
     }
 }
 

@@ -20,6 +20,9 @@ mod traffic;
 
 use error::{CliError, CliResult};
 
+/// Most bootstrap resamples a command draws.
+const MAX_RESAMPLES: u64 = 1_000_000;
+
 /// Learn LLM generation parameters from outcomes, safely.
 #[derive(Debug, Parser)]
 #[command(name = "tuneloop", version, about)]
@@ -56,8 +59,8 @@ enum Command {
         /// DRos's shrinkage.
         #[arg(long, default_value_t = 100.0)]
         dros_lambda: f64,
-        /// Bootstrap resamples (0: none).
-        #[arg(long, default_value_t = 10_000)]
+        /// Bootstrap resamples (0: none; at most 1,000,000).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_RESAMPLES))]
         bootstrap: usize,
         /// Intervals are at level 1 - alpha.
         #[arg(long, default_value_t = 0.05)]
@@ -77,8 +80,8 @@ enum Command {
         /// Fraction of the log that trains a fresh learning policy before evaluation (default 0.5; 0 for fixed, uniform and snapshots).
         #[arg(long)]
         train_fraction: Option<f64>,
-        /// Bootstrap resamples.
-        #[arg(long, default_value_t = 2_000)]
+        /// Bootstrap resamples (at most 1,000,000).
+        #[arg(long, default_value_t = 2_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_RESAMPLES))]
         bootstrap: usize,
         /// Level of the intervals and of the one-sided verdict.
         #[arg(long, default_value_t = 0.05)]
@@ -101,11 +104,11 @@ enum Command {
         /// Seed of every random choice.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Scenario: rounds per task type (`traffic`: decisions in all).
-        #[arg(long, default_value_t = 200)]
+        /// Scenario: rounds per task type (`traffic`: decisions in all; at most 10,000,000).
+        #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
         rounds: usize,
-        /// Scenario: independent runs averaged.
-        #[arg(long, default_value_t = 20)]
+        /// Scenario: independent runs averaged (at most 100,000).
+        #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
         runs: usize,
         /// Scenario `traffic`: the decision log to write.
         #[arg(long)]
@@ -113,14 +116,14 @@ enum Command {
     },
     /// Latency of the hot paths (p50/p99/max, nanoseconds).
     Bench {
-        /// Context dimension.
-        #[arg(long, default_value_t = 16)]
+        /// Context dimension (at most 1,024).
+        #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
         dims: usize,
-        /// Number of arms.
-        #[arg(long, default_value_t = 32)]
+        /// Number of arms (at most 4,096).
+        #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
         arms: usize,
-        /// Timed calls of each kind.
-        #[arg(long, default_value_t = 100_000)]
+        /// Timed calls of each kind (at most 100,000,000).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
         iterations: usize,
     },
     /// A self-contained HTML report of a decision log: reward over time,

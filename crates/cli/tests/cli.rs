@@ -568,3 +568,40 @@ fn eval_run_grades_judge_scored_cases_with_a_judge() -> TestResult {
     assert_bad_input(&out, &["--judge"]);
     Ok(())
 }
+
+#[test]
+fn sizes_beyond_the_documented_limits_exit_2_naming_the_flag_or_the_limit() -> TestResult {
+    // Each of these aborted (or asked for terabytes) before the limits.
+    let dir = tempfile::tempdir()?;
+    let input = write(dir.path(), "ok.jsonl", &format!("{GOOD}\n"))?;
+    let out = tuneloop(&[
+        "ope",
+        "--input",
+        &input,
+        "--bootstrap",
+        "18446744073709551615",
+    ])?;
+    assert_bad_input(&out, &["--bootstrap", "1000000"]);
+    assert_bad_input(
+        &tuneloop(&["bench", "--dims", "100000"])?,
+        &["--dims", "1024"],
+    );
+    let out = tuneloop(&[
+        "simulate",
+        "--scenario",
+        "traffic",
+        "--rounds",
+        "1000000000000",
+    ])?;
+    assert_bad_input(&out, &["--rounds"]);
+    // Ten rows, label 4095 and 600 columns: 4,096 arms of 601 features.
+    let mut csv = (0..600).map(|i| format!("f{i},")).collect::<String>() + "label\n";
+    for r in 0..10 {
+        csv += &"0.5,".repeat(600);
+        csv += if r == 0 { "4095\n" } else { "1\n" };
+    }
+    let path = write(dir.path(), "wide.csv", &csv)?;
+    let out = tuneloop(&["simulate", "--supervised", &path, "--policy", "linucb"])?;
+    assert_bad_input(&out, &["MAX_STATE_VALUES"]);
+    Ok(())
+}

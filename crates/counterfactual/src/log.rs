@@ -113,9 +113,18 @@ impl LoggedDecision {
             return bad("context", format!("contains {v}"));
         }
         if let Some(r) = self.reward
-            && !r.is_finite()
+            && !(0.0..=1.0).contains(&r)
         {
-            return bad("reward", format!("{r} is not finite"));
+            return bad("reward", format!("{r} is not in [0, 1]"));
+        }
+        if self.schema_version == 0 || self.schema_version > LOG_SCHEMA_VERSION {
+            return bad(
+                "schema_version",
+                format!(
+                    "{} is not a version this release reads (1..={LOG_SCHEMA_VERSION})",
+                    self.schema_version
+                ),
+            );
         }
         Ok(())
     }

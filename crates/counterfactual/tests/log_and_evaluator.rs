@@ -322,3 +322,27 @@ fn two_policies_compare_on_one_log() -> TestResult {
     assert!(same.difference.estimate.abs() < 1e-15 && same.difference.ci_high.abs() < 1e-15);
     Ok(())
 }
+
+#[test]
+fn records_with_a_reward_outside_0_1_or_an_unknown_version_are_refused() -> TestResult {
+    let mut r = log_of(1, 5)?.remove(0);
+    assert!(r.validate().is_ok());
+    r.reward = Some(5.0);
+    assert!(matches!(
+        r.validate(),
+        Err(tuneloop_counterfactual::Error::InvalidRound {
+            field: "reward",
+            ..
+        })
+    ));
+    r.reward = Some(0.5);
+    r.schema_version = 99;
+    assert!(matches!(
+        r.validate(),
+        Err(tuneloop_counterfactual::Error::InvalidRound {
+            field: "schema_version",
+            ..
+        })
+    ));
+    Ok(())
+}

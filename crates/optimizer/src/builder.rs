@@ -102,7 +102,8 @@ impl OptimizerBuilder {
     }
     /// How long a decision waits for its outcome (more than zero, at most
     /// [`PendingDecisions::MAX_WAIT`](tuneloop_counterfactual::PendingDecisions::MAX_WAIT)),
-    /// and the reward logged for it when none comes (finite).
+    /// and the reward logged for it when none comes (in `[0, 1]`, as every
+    /// reward is).
     #[must_use]
     pub fn decision_ttl(mut self, ttl: Duration, default_reward: f64) -> Self {
         self.ttl = ttl;

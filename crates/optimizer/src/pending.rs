@@ -26,13 +26,17 @@ fn lock(m: &Mutex<PendingDecisions>) -> MutexGuard<'_, PendingDecisions> {
 impl Pending {
     /// Waits `ttl` for each outcome, then logs `default_reward`.
     pub(crate) fn new(ttl: Duration, default_reward: f64) -> Result<Self> {
-        let one = PendingDecisions::new(ttl, default_reward).map_err(|_| {
+        let bad = || {
             Error::invalid(
                 "decision_ttl",
                 format!("({ttl:?}, {default_reward})"),
-                "a time to live of more than 0 s and at most PendingDecisions::MAX_WAIT, and a finite default reward",
+                "a time to live of more than 0 s and at most PendingDecisions::MAX_WAIT, and a default reward in [0, 1] (rewards are)",
             )
-        })?;
+        };
+        if !(0.0..=1.0).contains(&default_reward) {
+            return Err(bad());
+        }
+        let one = PendingDecisions::new(ttl, default_reward).map_err(|_| bad())?;
         Ok(Pending {
             shards: std::array::from_fn(|_| Mutex::new(one.clone())),
         })
