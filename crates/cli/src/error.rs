@@ -63,9 +63,22 @@ impl From<tuneloop_counterfactual::Error> for CliError {
             E::InvalidLine { .. }
             | E::InvalidRound { .. }
             | E::Empty
+            | E::EmptyFile { .. }
             | E::NeedsRewardModel { .. }
             | E::InvalidSetting { .. } => CliError::BadInput(e.to_string()),
-            E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            // A file that is missing, a directory, not gzip where its name
+            // says so, or cut short: the input is bad, not the machine.
+            E::Io { ref source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::InvalidData
+                        | std::io::ErrorKind::InvalidInput
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::Unsupported
+                ) =>
+            {
                 CliError::BadInput(e.to_string())
             }
             other => CliError::Other(other.into()),

@@ -605,3 +605,30 @@ fn sizes_beyond_the_documented_limits_exit_2_naming_the_flag_or_the_limit() -> T
     assert_bad_input(&out, &["MAX_STATE_VALUES"]);
     Ok(())
 }
+
+#[test]
+fn bad_files_exit_2_with_one_message_and_the_report_never_overwrites_its_log() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let empty = write(dir.path(), "empty.jsonl", "\n\n")?;
+    let out = tuneloop(&["ope", "--input", &empty])?;
+    assert_bad_input(&out, &["empty.jsonl: the file has no rounds"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("line 0"));
+    let not_gzip = write(dir.path(), "rounds.jsonl.gz", GOOD)?;
+    let out = tuneloop(&["ope", "--input", &not_gzip])?;
+    assert_bad_input(&out, &["rounds.jsonl.gz", "gzip"]);
+    let d = dir.path().display().to_string();
+    assert_bad_input(&tuneloop(&["ope", "--input", &d])?, &["directory"]);
+    // `report --log L --out L` would replace the log with the page.
+    let log = dir.path().join("decisions.jsonl");
+    write_log(&log, 20)?;
+    let before = std::fs::read(&log)?;
+    let l = log.display().to_string();
+    let out = tuneloop(&["report", "--log", &l, "--out", &l])?;
+    assert_bad_input(&out, &["the log itself"]);
+    assert_eq!(std::fs::read(&log)?, before);
+    assert_bad_input(
+        &tuneloop(&["report", "--log", &l, "--out", &d])?,
+        &["directory"],
+    );
+    Ok(())
+}

@@ -330,7 +330,7 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
         chunk = next.map_err(io)?;
     }
     if data.n == 0 {
-        return Err(bad(0, "the file has no rounds".into()));
+        return Err(Error::EmptyFile { path: name });
     }
     Ok(data)
 }
@@ -356,6 +356,15 @@ fn next_chunk(input: &mut dyn Read, carry: &mut Vec<u8>) -> std::io::Result<Vec<
             return Ok(buf);
         }
         searched = buf.len();
+        if buf.len() > CHUNK + crate::input::MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "a line longer than {} bytes (input::MAX_LINE_BYTES)",
+                    crate::input::MAX_LINE_BYTES
+                ),
+            ));
+        }
     }
 }
 

@@ -30,6 +30,12 @@ pub enum Error {
     /// No rounds to estimate from.
     #[error("no logged rounds to estimate from")]
     Empty,
+    /// A file with no rounds in it (empty, or blank lines only).
+    #[error("{path}: the file has no rounds")]
+    EmptyFile {
+        /// The file.
+        path: String,
+    },
     /// An estimator that needs reward-model predictions on data without them.
     #[error("estimator `{estimator}` needs `reward_hat` (a reward model's predictions)")]
     NeedsRewardModel {

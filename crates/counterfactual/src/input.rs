@@ -1,9 +1,35 @@
-//! Opening an input file: plain, or gzip by its `.gz` suffix (feature
-//! `gzip`).
+//! Opening an input file (plain, or gzip by its `.gz` suffix with the
+//! feature `gzip`) and reading its lines within a bound.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::Path;
+
+/// The longest line a reader of tuneloop's files takes (64 MiB): beyond it,
+/// reading stops with an error instead of growing a buffer without bound
+/// (a small gzip file can inflate to gigabytes of one line).
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Reads the next line of `reader` into `buf` (cleared first, the `\n`
+/// kept), as [`BufRead::read_until`] does, but never more than
+/// [`MAX_LINE_BYTES`]. Returns the bytes read (0 at the end).
+///
+/// # Errors
+/// The reader's errors, and [`io::ErrorKind::InvalidData`] for a longer
+/// line.
+pub fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.clear();
+    let n = reader
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', buf)?;
+    if n > MAX_LINE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a line longer than {MAX_LINE_BYTES} bytes (input::MAX_LINE_BYTES)"),
+        ));
+    }
+    Ok(n)
+}
 
 /// Opens `path` for reading, inflating it when its name ends in `.gz`.
 ///
@@ -29,5 +55,27 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
             io::ErrorKind::Unsupported,
             "a gzip file, and this build has no gzip support (feature `gzip`)",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_read_up_to_the_bound_and_no_further() -> io::Result<()> {
+        let text = b"first\nsecond";
+        let mut r = io::BufReader::new(&text[..]);
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut r, &mut buf)?, 6);
+        assert_eq!(buf, b"first\n");
+        assert_eq!(read_line(&mut r, &mut buf)?, 6);
+        assert_eq!(read_line(&mut r, &mut buf)?, 0);
+        // One line of zeros, as a gzip bomb inflates to: refused at the bound.
+        let mut zeros = io::BufReader::new(io::repeat(0).take(MAX_LINE_BYTES as u64 + 10));
+        let e = read_line(&mut zeros, &mut buf).err().map(|e| e.kind());
+        assert_eq!(e, Some(io::ErrorKind::InvalidData));
+        assert!(buf.capacity() <= 2 * MAX_LINE_BYTES);
+        Ok(())
     }
 }

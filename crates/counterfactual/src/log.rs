@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -275,7 +275,8 @@ pub struct LogContents {
     pub warnings: Vec<String>,
 }
 
-/// Reads a JSON Lines decision log. A last line that does not parse and
+/// Reads a JSON Lines decision log (gzip if its name ends in `.gz`, with
+/// the `gzip` feature). A last line that does not parse and
 /// does not end in a newline — a write torn by a crash — is skipped with a
 /// warning; any other bad line is an error naming it.
 ///
@@ -287,15 +288,13 @@ pub fn read_log(path: &Path) -> Result<LogContents> {
         path: name.clone(),
         source,
     };
-    let file = File::open(path).map_err(io)?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(crate::input::open(path).map_err(io)?);
     let mut records = Vec::new();
     let mut warnings = Vec::new();
     let mut buf = Vec::new();
     let mut line_no = 0;
     loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        let n = crate::input::read_line(&mut reader, &mut buf).map_err(io)?;
         if n == 0 {
             break;
         }

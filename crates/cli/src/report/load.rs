@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -100,7 +100,12 @@ struct OutcomeLine {
 pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
     let name = path.display().to_string();
     let inner = tuneloop_counterfactual::input::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::IsADirectory
+                | std::io::ErrorKind::Unsupported
+        ) {
             CliError::bad(format!("{name}: {e}"))
         } else {
             CliError::Other(anyhow::anyhow!("{name}: {e}"))
@@ -113,10 +118,13 @@ pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
     let mut buf = Vec::new();
     let mut line_no = 0usize;
     loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| CliError::Other(anyhow::anyhow!("{name}: {e}")))?;
+        let n = tuneloop_counterfactual::input::read_line(&mut reader, &mut buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                CliError::bad(format!("{name}: line {}: {e}", line_no + 1))
+            } else {
+                CliError::Other(anyhow::anyhow!("{name}: {e}"))
+            }
+        })?;
         if n == 0 {
             break;
         }

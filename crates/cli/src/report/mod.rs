@@ -39,9 +39,32 @@ fn fmt_p(p: f64) -> String {
     }
 }
 
+/// The output must be a file, and not the log it is made from (writing it
+/// would replace the log with the page).
+fn check_output(log: &Path, out: &Path) -> CliResult<()> {
+    if out.is_dir() {
+        return Err(CliError::bad(format!(
+            "--out {}: is a directory; name the HTML file to write",
+            out.display()
+        )));
+    }
+    let same = match (std::fs::canonicalize(log), std::fs::canonicalize(out)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(CliError::bad(format!(
+            "--out {} is the log itself: it would be replaced by the report",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn run(log: &Path, out: &Path, seed: u64) -> CliResult<Value> {
     let started = Instant::now();
     let stage = |what: &str| eprintln!("report: {what} ({:.1} s)", started.elapsed().as_secs_f64());
+    check_output(log, out)?;
     let data = load::load(log, &|n| eprintln!("report: read {n} lines"))?;
     for w in &data.warnings {
         eprintln!("report: warning: {w}");
