@@ -168,3 +168,20 @@ pub fn check_setting(
         })
     }
 }
+
+/// Implements `From<`[`InvalidSetting`]`>` for a crate's error enum, into
+/// its variant of the same three fields: `setting_error!(Error::InvalidSetting);`.
+#[macro_export]
+macro_rules! setting_error {
+    ($error:ident :: $variant:ident) => {
+        impl From<$crate::InvalidSetting> for $error {
+            fn from(e: $crate::InvalidSetting) -> Self {
+                $error::$variant {
+                    field: e.field,
+                    value: e.value,
+                    expected: e.expected,
+                }
+            }
+        }
+    };
+}

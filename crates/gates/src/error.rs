@@ -71,12 +71,4 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(crate) use tuneloop_core::check_setting as check;
 
-impl From<tuneloop_core::InvalidSetting> for Error {
-    fn from(e: tuneloop_core::InvalidSetting) -> Self {
-        Error::InvalidSetting {
-            field: e.field,
-            value: e.value,
-            expected: e.expected,
-        }
-    }
-}
+tuneloop_core::setting_error!(Error::InvalidSetting);
