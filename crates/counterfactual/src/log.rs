@@ -252,16 +252,36 @@ impl DecisionLog for JsonlLog {
         })?;
         line.push(b'\n');
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.size > 0 && state.size + line.len() as u64 > self.max_bytes {
+        if state.size == u64::MAX {
+            // The last write failed and could not be cut back.
+            line.insert(0, b'\n');
+        } else if state.size > 0 && state.size + line.len() as u64 > self.max_bytes {
             self.rotate(&mut state)?;
         }
         let io = |source| Error::Io {
             path: self.path.display().to_string(),
             source,
         };
-        state.file.write_all(&line).map_err(io)?;
-        state.file.flush().map_err(io)?;
-        state.size += line.len() as u64;
+        if let Err(e) = state
+            .file
+            .write_all(&line)
+            .and_then(|()| state.file.flush())
+        {
+            // A short write (a full disk) leaves part of the record: cut the
+            // file back to where it began, so the next record starts a line
+            // of its own. If even that fails, the next record starts with a
+            // line break, and the reader skips the torn line.
+            let size = state.size;
+            if state.file.set_len(size).is_err() {
+                state.size = u64::MAX;
+            }
+            return Err(io(e));
+        }
+        if state.size == u64::MAX {
+            state.size = state.file.metadata().map_or(0, |m| m.len());
+        } else {
+            state.size += line.len() as u64;
+        }
         Ok(())
     }
 }
@@ -276,9 +296,9 @@ pub struct LogContents {
 }
 
 /// Reads a JSON Lines decision log (gzip if its name ends in `.gz`, with
-/// the `gzip` feature). A last line that does not parse and
-/// does not end in a newline — a write torn by a crash — is skipped with a
-/// warning; any other bad line is an error naming it.
+/// the `gzip` feature). A torn line, anywhere (a record whose JSON ends
+/// early: a crash or a full disk cut it), is skipped with a warning; any
+/// other bad line is an error naming it.
 ///
 /// # Errors
 /// [`Error::Io`], or [`Error::InvalidLine`].
@@ -303,7 +323,9 @@ pub fn read_log(path: &Path) -> Result<LogContents> {
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<LoggedDecision>(&buf) {
+        // Without its line break, so that a record cut inside a string ends
+        // early (an EOF error) rather than on a control character.
+        match serde_json::from_slice::<LoggedDecision>(buf.trim_ascii_end()) {
             Ok(r) => {
                 r.validate().map_err(|e| Error::InvalidLine {
                     path: name.clone(),
@@ -312,9 +334,11 @@ pub fn read_log(path: &Path) -> Result<LogContents> {
                 })?;
                 records.push(r);
             }
-            Err(_) if !complete => {
+            // A record whose JSON ends early was torn by a crash or a full
+            // disk, wherever it stands; anything else is an error.
+            Err(e) if !complete || e.is_eof() => {
                 warnings.push(format!(
-                    "{name}: line {line_no}: torn last line (no newline, does not parse) skipped"
+                    "{name}: line {line_no}: torn line (the record ends early) skipped"
                 ));
             }
             Err(e) => {

@@ -107,6 +107,19 @@ fn jsonl_log_round_trips_rotates_and_survives_a_torn_line() -> TestResult {
     assert_eq!(read.warnings.len(), 1);
     assert!(read.warnings[0].contains("line 4"), "{:?}", read.warnings);
 
+    // A torn line in the middle (a full disk cut a record, the next one
+    // began a new line): skipped with a warning too.
+    let mid = dir.path().join("mid.jsonl");
+    let first = serde_json::to_string(&records[0])?;
+    let second = serde_json::to_string(&records[1])?;
+    std::fs::write(
+        &mid,
+        format!("{first}\n{}\n{second}\n", &first[..first.len() / 3]),
+    )?;
+    let read = read_log(&mid)?;
+    assert_eq!(read.records, records[..2].to_vec());
+    assert!(read.warnings.len() == 1 && read.warnings[0].contains("line 2"));
+
     // A bad line in the middle is an error naming it.
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(
@@ -344,5 +357,46 @@ fn records_with_a_reward_outside_0_1_or_an_unknown_version_are_refused() -> Test
             ..
         })
     ));
+    Ok(())
+}
+
+/// A full disk: `TUNELOOP_TEST_SMALL_FS` names a directory on a small
+/// filesystem (`.ci/run` mounts a 64 KiB tmpfs; as root: `mount -t tmpfs -o
+/// size=64k tmpfs DIR`). Skipped without it.
+#[test]
+fn a_full_disk_loses_no_acknowledged_record_and_the_log_stays_readable() -> TestResult {
+    let Some(dir) = std::env::var_os("TUNELOOP_TEST_SMALL_FS") else {
+        eprintln!("skipped: set TUNELOOP_TEST_SMALL_FS to a directory on a small filesystem");
+        return Ok(());
+    };
+    let dir = std::path::PathBuf::from(dir).join(format!("full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let filler = dir.join("filler");
+    std::fs::write(&filler, vec![0u8; 16 << 10])?;
+    let path = dir.join("decisions.jsonl");
+    let log = JsonlLog::open(&path, u64::MAX, 0)?;
+    let records = log_of(400, 9)?;
+    let mut acknowledged = Vec::new();
+    let mut failures = 0;
+    for r in &records[..300] {
+        match log.append(r) {
+            Ok(()) => acknowledged.push(r.clone()),
+            Err(_) => failures += 1,
+        }
+    }
+    assert!(failures > 0, "the filesystem never filled: make it smaller");
+    // Space again: later records go on whole lines of their own.
+    std::fs::remove_file(&filler)?;
+    for r in &records[300..310] {
+        log.append(r)?;
+        acknowledged.push(r.clone());
+    }
+    drop(log);
+    let read = read_log(&path)?;
+    assert_eq!(
+        read.records, acknowledged,
+        "every acknowledged record, in order"
+    );
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
