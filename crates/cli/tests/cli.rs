@@ -632,3 +632,28 @@ fn bad_files_exit_2_with_one_message_and_the_report_never_overwrites_its_log() -
     );
     Ok(())
 }
+
+#[test]
+fn report_skips_a_torn_line_in_the_middle_with_a_warning() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("decisions.jsonl");
+    write_log(&log, 40)?;
+    let text = std::fs::read_to_string(&log)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let torn = &lines[5][..lines[5].len() / 2];
+    let mut cut = lines[..5].join("\n");
+    cut.push_str(&format!("\n{torn}\n{}\n", lines[6..].join("\n")));
+    std::fs::write(&log, cut)?;
+    let out_html = dir.path().join("r.html").display().to_string();
+    let out = tuneloop(&[
+        "report",
+        "--log",
+        &log.display().to_string(),
+        "--out",
+        &out_html,
+    ])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("line 6: skipped a torn line"), "{err}");
+    Ok(())
+}
