@@ -6,15 +6,39 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use tuneloop::core::{ArmSet, ManualClock, ParameterSet, TaskFeatures, TaskOutcome};
-use tuneloop::counterfactual::JsonlLog;
+
+use tuneloop::counterfactual::{DecisionLog, JsonlLog, LoggedDecision};
 use tuneloop::rollout::{Cohort, RolloutConfig, SloConfig};
 use tuneloop::{Optimizer, Request, TaskTypeConfig};
 
 use crate::error::{CliError, CliResult};
+
+/// The log file, counting what it wrote and what it could not: the command
+/// fails when a record is lost (a full disk), instead of reporting success.
+#[derive(Debug)]
+struct Counted {
+    log: JsonlLog,
+    written: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl DecisionLog for Counted {
+    fn append(&self, record: &LoggedDecision) -> tuneloop::counterfactual::Result<()> {
+        let result = self.log.append(record);
+        let counter = if result.is_ok() {
+            &self.written
+        } else {
+            &self.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+}
 
 /// Uniform draws in `[0, 1)` for the simulated traffic.
 struct Noise(fastrand::Rng);
@@ -105,10 +129,14 @@ pub(crate) fn run(log: &Path, rounds: usize, seed: u64) -> CliResult<Value> {
         .single()
         .ok_or_else(|| CliError::Other(anyhow::anyhow!("bad start time")))?;
     let clock = Arc::new(ManualClock::new(start));
+    let sink = Arc::new(Counted {
+        log: JsonlLog::open(log, u64::MAX, 1)
+            .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", log.display())))?,
+        written: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
     let mut builder = Optimizer::builder()
-        .decision_log(Arc::new(JsonlLog::open(log, u64::MAX, 1).map_err(|e| {
-            CliError::Other(anyhow::anyhow!("{}: {e}", log.display()))
-        })?))
+        .decision_log(sink.clone())
         .log_queue(1 << 18)
         .clock(clock.clone())
         .seed(seed);
@@ -165,12 +193,24 @@ pub(crate) fn run(log: &Path, rounds: usize, seed: u64) -> CliResult<Value> {
         })
         .collect();
     drop(optimizer); // flushes the log
+    let (written, failed) = (
+        sink.written.load(Ordering::Relaxed),
+        sink.failed.load(Ordering::Relaxed),
+    );
+    if failed > 0 || counters.log_dropped > 0 {
+        return Err(CliError::Other(anyhow::anyhow!(
+            "{}: {failed} records could not be written and {} were dropped; {written} were",
+            log.display(),
+            counters.log_dropped
+        )));
+    }
     Ok(json!({
         "scenario": "traffic",
         "rounds": rounds,
         "log": log.display().to_string(),
         "recommendations": counters.recommendations,
         "outcomes": counters.outcomes,
+        "log_written": written,
         "log_dropped": counters.log_dropped,
         "promotions": counters.promotions,
         "rollbacks": counters.rollbacks,
