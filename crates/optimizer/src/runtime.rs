@@ -198,18 +198,26 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Shared {
-    fn write(&self, config: &RuntimeConfig) {
-        let Some(path) = &self.path else { return };
+    /// Writes `config` (when the store has a file), counting the outcome.
+    fn write(&self, config: &RuntimeConfig) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let result = serde_json::to_vec_pretty(config)
             .map_err(std::io::Error::other)
             .and_then(|json| tuneloop_core::fs::write_atomic(path, &json));
         match result {
             Ok(()) => {
                 self.writes.fetch_add(1, Ordering::Relaxed);
+                Ok(())
             }
             Err(e) => {
                 self.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(path = %path.display(), error = %e, "runtime config write failed");
+                Err(Error::ConfigFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })
             }
         }
     }
@@ -303,10 +311,15 @@ impl RuntimeConfigStore {
                     let config = st.config.clone();
                     let shutdown = st.shutdown;
                     drop(st);
-                    s.write(&config);
+                    let failed = s.write(&config).is_err();
                     last = Some(Instant::now());
                     if shutdown {
                         return;
+                    }
+                    if failed {
+                        // Try again after the interval (a full disk may
+                        // clear); `write_errors` counts every failure.
+                        lock(&s.state).dirty = true;
                     }
                 }
             })
@@ -327,7 +340,10 @@ impl RuntimeConfigStore {
 
     /// Applies `change` to a copy of the configuration; if the result
     /// validates, it becomes current, listeners are told, and a write is
-    /// scheduled. Returns the new configuration.
+    /// scheduled. Returns the new configuration. `Ok` means in effect, not
+    /// yet on disk: [`flush`](Self::flush) writes and reports, and
+    /// [`write_errors`](Self::write_errors) counts the background writer's
+    /// failures.
     ///
     /// # Errors
     /// [`Error::InvalidSetting`] if the result does not validate (nothing changes).
@@ -366,6 +382,21 @@ impl RuntimeConfigStore {
     /// Writes made so far (for observability and tests).
     pub fn writes(&self) -> u64 {
         self.shared.writes.load(Ordering::Relaxed)
+    }
+
+    /// Writes that failed so far (a full disk, a read-only mount). A failed
+    /// background write is retried after [`WRITE_INTERVAL`].
+    pub fn write_errors(&self) -> u64 {
+        self.shared.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Writes the current configuration now, and says whether it could.
+    ///
+    /// # Errors
+    /// [`Error::ConfigFile`] naming the file and why.
+    pub fn flush(&self) -> Result<()> {
+        let config = self.get();
+        self.shared.write(&config)
     }
 
     /// The file the configuration is persisted to.

@@ -80,3 +80,22 @@ fn writes_are_debounced_atomic_and_loaded_at_start() -> TestResult {
     assert!(RuntimeConfigStore::open(&path).is_err());
     Ok(())
 }
+
+#[test]
+fn a_write_that_fails_is_reported_not_acknowledged_silently()
+-> Result<(), Box<dyn std::error::Error>> {
+    // A file in a directory that does not exist: every write fails.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("missing").join("runtime.json");
+    let store = RuntimeConfigStore::open(&path)?;
+    store.update(|c| c.exploration_rate = 0.2)?;
+    assert!(matches!(store.flush(), Err(Error::ConfigFile { .. })));
+    assert!(store.write_errors() >= 1);
+    assert!(!path.exists());
+    // Once the directory exists, the next flush writes it.
+    std::fs::create_dir_all(path.parent().ok_or("parent")?)?;
+    store.flush()?;
+    let written: tuneloop::RuntimeConfig = serde_json::from_slice(&std::fs::read(&path)?)?;
+    assert!((written.exploration_rate - 0.2).abs() < 1e-15);
+    Ok(())
+}
