@@ -157,7 +157,7 @@ fn parse_rows(rows: &[u8], lines_before: usize, columns: &[String]) -> Result<Ro
                         "line {line}, column {} (`{}`): `{}` is not a finite number",
                         c + 1,
                         columns[c],
-                        String::from_utf8_lossy(cell)
+                        shown(cell)
                     ));
                 }
             }
@@ -168,12 +168,27 @@ fn parse_rows(rows: &[u8], lines_before: usize, columns: &[String]) -> Result<Ro
                 "line {line}, column {} (`{}`): label `{}` is not an integer in 0..{MAX_LABELS}",
                 width + 1,
                 columns[width],
-                String::from_utf8_lossy(raw)
+                shown(raw)
             )
         })?;
         labels.push(label);
     }
     Ok((features, labels))
+}
+
+/// A cell as an error message shows it: bytes that are not printable ASCII
+/// escaped (`\xff`), at most 64 of them.
+fn shown(cell: &[u8]) -> String {
+    let mut s: String = cell
+        .iter()
+        .take(64)
+        .flat_map(|b| b.escape_ascii())
+        .map(char::from)
+        .collect();
+    if cell.len() > 64 {
+        s.push('…');
+    }
+    s
 }
 
 /// A label cell's value: an integer in `0..MAX_LABELS`.
@@ -282,5 +297,11 @@ mod tests {
         assert!(error_of("label\n1\n").contains("at least one feature"));
         let e = error_of("a,label\n\u{ff}1,0\n");
         assert!(e.contains("line 2, column 1"), "{e}");
+        // Binary garbage is escaped, and a long cell cut.
+        let e = error_of(&format!("a,label\n\u{1b}[2J{},0\n", "9".repeat(100)));
+        assert!(
+            e.contains("\\x1b[2J") && e.contains('…') && !e.contains('\u{1b}'),
+            "{e}"
+        );
     }
 }

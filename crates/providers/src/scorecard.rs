@@ -135,7 +135,8 @@ impl Scorecard {
             .or_else(|| std::env::var_os(SCORECARD_ENV).map(PathBuf::from));
         let entries = match &path {
             Some(p) if p.exists() => {
-                let text = std::fs::read(p)?;
+                let text = std::fs::read(p)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
                 serde_json::from_slice(&text).map_err(|e| {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
