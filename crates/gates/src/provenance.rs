@@ -1,6 +1,11 @@
 //! A tamper-evident record of every change: who, when, why, which version,
 //! approved by whom. Each record carries the SHA-256 of the previous one,
-//! so editing, dropping or reordering any record breaks the chain.
+//! so editing, inserting, reordering or dropping any record but the newest
+//! breaks the chain. Dropping records from the end cannot be seen in the
+//! file alone: keep the newest record's `hash` (the head) where the file's
+//! writer cannot change it, and compare it with the chain's last hash.
+//! A last line torn by a crash (never acknowledged) is left out on reading
+//! and cut off when the chain is reopened.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -11,6 +16,18 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+
+/// Deepest nesting of a change's `details` that [`Provenance::record`]
+/// takes: the chain must read back (serde_json stops at 128 levels).
+pub const MAX_DETAILS_DEPTH: usize = 64;
+
+fn json_depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
 
 /// The hash the first record chains to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -183,10 +200,10 @@ impl Provenance {
             path: path.display().to_string(),
             source,
         };
-        let records = if path.exists() {
-            read(&path)?
+        let (records, end) = if path.exists() {
+            read_with_end(&path)?
         } else {
-            Vec::new()
+            (Vec::new(), 0)
         };
         verify(&records)?;
         let file = OpenOptions::new()
@@ -194,6 +211,10 @@ impl Provenance {
             .append(true)
             .open(&path)
             .map_err(io)?;
+        // A torn last write is cut off before anything is appended.
+        if file.metadata().map_err(io)?.len() > end {
+            file.set_len(end).map_err(io)?;
+        }
         Ok(Provenance {
             records,
             file: Some((path, file)),
@@ -206,6 +227,14 @@ impl Provenance {
     /// [`Error::Io`] if the record cannot be persisted (it is then not
     /// kept in memory either).
     pub fn record(&mut self, change: Change, now: DateTime<Utc>) -> Result<&ProvenanceRecord> {
+        let depth = json_depth(&change.details);
+        if depth > MAX_DETAILS_DEPTH {
+            return Err(Error::InvalidSetting {
+                field: "details",
+                value: depth as f64,
+                expected: "JSON nested at most 64 deep (MAX_DETAILS_DEPTH), so the chain reads back",
+            });
+        }
         let seq = self.records.len() as u64;
         let prev_hash = self
             .records
@@ -226,8 +255,13 @@ impl Provenance {
             };
             let mut line = serde_json::to_vec(&record).map_err(|e| io(std::io::Error::other(e)))?;
             line.push(b'\n');
-            file.write_all(&line).map_err(io)?;
-            file.flush().map_err(io)?;
+            let before = file.metadata().map_err(io)?.len();
+            if let Err(e) = file.write_all(&line).and_then(|()| file.flush()) {
+                // A short write (a full disk): cut the fragment off, so the
+                // chain still reads back and the next record starts a line.
+                let _ = file.set_len(before);
+                return Err(io(e));
+            }
         }
         self.records.push(record);
         Ok(&self.records[self.records.len() - 1])
@@ -244,22 +278,45 @@ impl Provenance {
 /// # Errors
 /// [`Error::Io`], or [`Error::Tampered`] for a line that does not parse.
 pub fn read(path: &Path) -> Result<Vec<ProvenanceRecord>> {
+    Ok(read_with_end(path)?.0)
+}
+
+/// The records, and the length of the file up to the end of the last whole
+/// record. A last line without a line break that does not parse is a write
+/// torn by a crash (never acknowledged): it is left out.
+fn read_with_end(path: &Path) -> Result<(Vec<ProvenanceRecord>, u64)> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
     };
     let file = File::open(path).map_err(io)?;
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io)?;
-        if line.trim().is_empty() {
+    let mut reader = BufReader::new(file);
+    let (mut out, mut end, mut buf, mut i) = (Vec::new(), 0u64, Vec::new(), 0usize);
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        i += 1;
+        let complete = buf.last() == Some(&b'\n');
+        if buf.trim_ascii().is_empty() {
+            end += n as u64;
             continue;
         }
-        let r: ProvenanceRecord = serde_json::from_str(&line).map_err(|e| Error::Tampered {
-            seq: i as u64,
-            problem: format!("line {} does not parse: {e}", i + 1),
-        })?;
-        out.push(r);
+        match serde_json::from_slice::<ProvenanceRecord>(buf.trim_ascii_end()) {
+            Ok(r) => {
+                out.push(r);
+                end += n as u64;
+            }
+            Err(_) if !complete => break,
+            Err(e) => {
+                return Err(Error::Tampered {
+                    seq: out.len() as u64,
+                    problem: format!("line {i} does not parse: {e}"),
+                });
+            }
+        }
     }
-    Ok(out)
+    Ok((out, end))
 }

@@ -598,3 +598,50 @@ fn remembered_verdicts_stay_per_task_type_and_risk_tier() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn provenance_refuses_details_it_could_not_read_back_and_survives_a_torn_write() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("provenance.jsonl");
+    let change = |details: serde_json::Value| Change {
+        actor: "optimizer".into(),
+        kind: ChangeKind::Configuration,
+        reason: "test".into(),
+        version: "v1".into(),
+        approval: None,
+        details,
+    };
+    let mut p = Provenance::open(&path)?;
+    p.record(change(serde_json::json!({"a": 1})), t0())?;
+    // Details nested 200 deep: refused, and the chain still reopens.
+    let mut deep = serde_json::json!(1);
+    for _ in 0..200 {
+        deep = serde_json::json!([deep]);
+    }
+    assert!(matches!(
+        p.record(change(deep), t0()),
+        Err(Error::InvalidSetting {
+            field: "details",
+            ..
+        })
+    ));
+    p.record(change(serde_json::json!({"b": 2})), t0())?;
+    drop(p);
+    assert_eq!(Provenance::open(&path)?.records().len(), 2);
+    // A crash mid-write: half a record without a line break at the end.
+    let good = std::fs::read(&path)?;
+    let mut torn = good.clone();
+    torn.extend_from_slice(&good[..good.len() / 3]);
+    std::fs::write(&path, &torn)?;
+    let mut p = Provenance::open(&path)?;
+    assert_eq!(p.records().len(), 2);
+    p.record(change(serde_json::json!({"c": 3})), t0())?;
+    drop(p);
+    let again = Provenance::open(&path)?;
+    assert_eq!(
+        again.records().len(),
+        3,
+        "the torn tail was cut, not continued"
+    );
+    Ok(())
+}
