@@ -258,13 +258,22 @@ impl RidgeArms {
             && self.since_refresh.len() == k
             && self.lambda.is_finite()
             && self.lambda > 0.0
+            // What the constructor checks, for a state read from a file.
+            && self.refresh_every >= 1
+            && self.discount.is_none_or(|g| g > 0.0 && g < 1.0)
             && self
                 .a
                 .iter()
                 .chain(&self.a_inv)
                 .chain(&self.b)
                 .chain(&self.theta)
+                .chain(&self.btheta)
                 .all(|v| v.is_finite())
+            && self
+                .sum_r2
+                .iter()
+                .chain(&self.n)
+                .all(|v| v.is_finite() && *v >= 0.0)
     }
 
     /// `(θ_a·x, xᵀA_a⁻¹x)`: the ridge prediction and its variance factor.

@@ -304,6 +304,18 @@ fn restore_refuses_foreign_or_broken_snapshots() -> TestResult {
     let mut snap = p.snapshot()?;
     snap.kind = "nope".into();
     assert!(restore(&snap).is_err());
+    // Tampered learned state: a discount of 5, no refresh, negative
+    // observation counts. Each is refused as the constructor would.
+    for (field, value) in [
+        ("discount", serde_json::json!(5.0)),
+        ("refresh_every", serde_json::json!(0)),
+        ("n", serde_json::json!([-1.0, 0.0, 0.0])),
+        ("sum_r2", serde_json::json!([-4.0, 0.0, 0.0])),
+    ] {
+        let mut snap = p.snapshot()?;
+        snap.state["core"]["ridge"][field] = value;
+        assert!(restore(&snap).is_err(), "{field}");
+    }
     Ok(())
 }
 

@@ -26,12 +26,56 @@ const MIN_POSITIVE: f64 = 1e-9;
 /// assert!((p99 - 990.0).abs() <= 0.01 * 990.0 + 1.0);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SketchState")]
 pub struct QuantileSketch {
     /// Counts of buckets `offset .. offset + counts.len()`.
     counts: Vec<u64>,
     offset: i32,
     zeros: u64,
     total: u64,
+}
+
+/// A sketch as read from a file, checked before it becomes one: the buckets
+/// must be ones a value can land in, and the counts must add up (a tampered
+/// offset would otherwise make the next value allocate gigabytes).
+#[derive(Deserialize)]
+struct SketchState {
+    counts: Vec<u64>,
+    offset: i32,
+    zeros: u64,
+    total: u64,
+}
+
+impl TryFrom<SketchState> for QuantileSketch {
+    type Error = String;
+
+    fn try_from(s: SketchState) -> Result<Self, String> {
+        let lowest = (MIN_POSITIVE.ln() / gamma_ln()).ceil() as i64;
+        let highest = (f64::MAX.ln() / gamma_ln()).ceil() as i64;
+        let last = i64::from(s.offset) + s.counts.len() as i64 - 1;
+        if !s.counts.is_empty() && (i64::from(s.offset) < lowest || last > highest) {
+            return Err(format!(
+                "sketch buckets {}..={last} are outside the possible {lowest}..={highest}",
+                s.offset
+            ));
+        }
+        let sum = s
+            .counts
+            .iter()
+            .try_fold(s.zeros, |acc, &c| acc.checked_add(c));
+        if sum != Some(s.total) {
+            return Err(format!(
+                "sketch counts add up to {sum:?}, not its total {}",
+                s.total
+            ));
+        }
+        Ok(QuantileSketch {
+            counts: s.counts,
+            offset: s.offset,
+            zeros: s.zeros,
+            total: s.total,
+        })
+    }
 }
 
 impl Default for QuantileSketch {
@@ -115,6 +159,26 @@ impl QuantileSketch {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_tampered_sketch_is_refused_on_reading() -> serde_json::Result<()> {
+        let mut s = super::QuantileSketch::new();
+        for i in 1..=100 {
+            s.add(f64::from(i));
+        }
+        let good = serde_json::to_value(&s)?;
+        assert_eq!(
+            serde_json::from_value::<super::QuantileSketch>(good.clone())?,
+            s
+        );
+        let mut far = good.clone();
+        far["offset"] = serde_json::json!(-2_000_000_000);
+        assert!(serde_json::from_value::<super::QuantileSketch>(far).is_err());
+        let mut miscounted = good;
+        miscounted["total"] = serde_json::json!(u64::MAX);
+        assert!(serde_json::from_value::<super::QuantileSketch>(miscounted).is_err());
+        Ok(())
+    }
+
     use super::*;
     use proptest::prelude::*;
 
