@@ -657,3 +657,46 @@ fn report_skips_a_torn_line_in_the_middle_with_a_warning() -> TestResult {
     assert!(err.contains("line 6: skipped a torn line"), "{err}");
     Ok(())
 }
+
+#[test]
+fn report_on_thousands_of_models_stays_small_and_groups_the_rare_ones() -> TestResult {
+    // 3,000 decisions over 3,000 distinct models: the attribution's
+    // regression had a column per model (over 420 s for 5,000).
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("decisions.jsonl");
+    write_log(&log, 60)?;
+    let template: Vec<serde_json::Value> = std::fs::read_to_string(&log)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let mut text = String::new();
+    for i in 0..3000usize {
+        let mut r = template[i % template.len()].clone();
+        let model = format!("model-{i}");
+        r["params"]["model"] = model.clone().into();
+        r["model"] = model.into();
+        r["arm_id"] = format!("{:016x}", i + 1).into();
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&log, text)?;
+    let html = dir.path().join("r.html");
+    let out = tuneloop(&[
+        "report",
+        "--log",
+        &log.display().to_string(),
+        "--out",
+        &html.display().to_string(),
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html)?;
+    assert!(
+        page.contains("less frequent levels"),
+        "the rare models share one column"
+    );
+    Ok(())
+}

@@ -206,6 +206,10 @@ pub(crate) struct Ope {
 /// Largest number of rounds the estimators use (an even sample beyond).
 pub(crate) const OPE_MAX_ROUNDS: usize = 50_000;
 
+/// Largest number of rounds × arms the estimators hold per matrix (2²³
+/// values, 64 MiB): with many arms, the sample is smaller.
+pub(crate) const OPE_MAX_CELLS: usize = 1 << 23;
+
 pub(crate) fn off_policy(data: &Data, seed: u64) -> CliResult<Option<Ope>> {
     let has = |c| data.rows.iter().any(|r| r.cohort == Some(c));
     let has_cohorts = has(Cohort::Candidate) && has(Cohort::Baseline);
@@ -257,7 +261,10 @@ pub(crate) fn off_policy(data: &Data, seed: u64) -> CliResult<Option<Ope>> {
         .iter()
         .map(|&(s, n)| if n > 0 { s / n as f64 } else { overall })
         .collect();
-    let stride = rewarded.len().div_ceil(OPE_MAX_ROUNDS);
+    // Each round holds two rows of `k` numbers: an even sample keeps them
+    // within OPE_MAX_CELLS (a log with thousands of arms took gigabytes).
+    let max_rounds = OPE_MAX_ROUNDS.min((OPE_MAX_CELLS / k.max(1)).max(1));
+    let stride = rewarded.len().div_ceil(max_rounds);
     let sample: Vec<&Row> = rewarded.iter().step_by(stride).copied().collect();
     let settings = EstimatorSettings {
         bootstrap: 500,
@@ -436,6 +443,10 @@ pub(crate) struct Effect {
 /// standard deviation, categorical ones against their most frequent
 /// level) with task-type fixed effects and heteroskedasticity-robust (HC1)
 /// 95% intervals.
+/// Levels of a categorical parameter (model, prompt variant) that get a
+/// column of their own in [`attribution`]; the rest share one.
+const MAX_LEVELS: usize = 30;
+
 pub(crate) fn attribution(data: &Data) -> Option<Vec<Effect>> {
     let rows: Vec<&Row> = data.rows.iter().filter(|r| !r.reward.is_nan()).collect();
     let n = rows.len();
@@ -489,12 +500,38 @@ pub(crate) fn attribution(data: &Data) -> Option<Vec<Effect>> {
         else {
             continue;
         };
-        for level in counts.keys().filter(|l| **l != reference) {
+        // The most frequent levels get a column each; the rest share one,
+        // so the regression stays small (a log with thousands of models
+        // made it a thousands-wide system per row).
+        let mut levels: Vec<(&String, usize)> = counts
+            .iter()
+            .filter(|(l, _)| **l != reference)
+            .map(|(l, c)| (l, *c))
+            .collect();
+        levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let kept: Vec<String> = levels
+            .iter()
+            .take(MAX_LEVELS)
+            .map(|(l, _)| (*l).clone())
+            .collect();
+        for level in &kept {
             let arms = arms.clone();
             let level2 = level.clone();
             names.push(format!("{name} = {level} (vs {reference})"));
             cols.push(Box::new(move |r: &Row| {
                 f64::from(u8::from(f(&arms[r.arm as usize].params) == level2))
+            }));
+        }
+        if levels.len() > MAX_LEVELS {
+            let arms = arms.clone();
+            let (reference, kept) = (reference.clone(), kept.clone());
+            names.push(format!(
+                "{name} = any of {} less frequent levels (vs {reference})",
+                levels.len() - MAX_LEVELS
+            ));
+            cols.push(Box::new(move |r: &Row| {
+                let v = f(&arms[r.arm as usize].params);
+                f64::from(u8::from(v != reference && !kept.contains(&v)))
             }));
         }
     }

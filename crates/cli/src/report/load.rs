@@ -12,6 +12,10 @@ use tuneloop_core::{Cohort, ParameterSet, Phase};
 
 use crate::error::{CliError, CliResult};
 
+/// Most distinct arms a report reads, over all task types: 16 task types at
+/// the library's bound of arms each. Past it, the log is refused.
+pub(crate) const MAX_REPORT_ARMS: usize = 16 * tuneloop_core::MAX_ARMS;
+
 /// One decision, compactly.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Row {
@@ -199,6 +203,12 @@ fn parse(
         None => {
             let params: ParameterSet =
                 serde_json::from_str(l.params.get()).map_err(|e| format!("params: {e}"))?;
+            if data.arms.len() >= MAX_REPORT_ARMS {
+                return Err(format!(
+                    "arm_id: more than {MAX_REPORT_ARMS} distinct arms in the log (a task type has at most {})",
+                    tuneloop_core::MAX_ARMS
+                ));
+            }
             let a = data.arms.len() as u32;
             data.arms.push(Arm {
                 task,
