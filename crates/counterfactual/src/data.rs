@@ -340,8 +340,9 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
 /// `carry`. Empty at the end of the input. Each byte is searched for a line
 /// end once, so a long line costs linear time.
 fn next_chunk(input: &mut dyn Read, carry: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    // What came before `start` holds no line end: the carried partial line,
+    // or bytes already searched.
     let mut buf = std::mem::take(carry);
-    let mut searched = 0;
     loop {
         let start = buf.len();
         let got = Read::take(&mut *input, CHUNK as u64).read_to_end(&mut buf)?;
@@ -349,13 +350,11 @@ fn next_chunk(input: &mut dyn Read, carry: &mut Vec<u8>) -> std::io::Result<Vec<
             return Ok(buf);
         }
         if buf.len() >= CHUNK
-            && let Some(cut) = memchr::memrchr(b'\n', &buf[searched.max(start)..])
+            && let Some(cut) = memchr::memrchr(b'\n', &buf[start..])
         {
-            let cut = searched.max(start) + cut + 1;
-            *carry = buf.split_off(cut);
+            *carry = buf.split_off(start + cut + 1);
             return Ok(buf);
         }
-        searched = buf.len();
         if buf.len() > CHUNK + crate::input::MAX_LINE_BYTES {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
