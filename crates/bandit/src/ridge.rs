@@ -248,10 +248,17 @@ impl RidgeArms {
     /// Checks that the buffers fit the declared shape (after a restore).
     pub(crate) fn check_shape(&self) -> bool {
         let (k, d) = (self.k, self.d);
-        self.a.len() == k * packed_len(d)
-            && self.a_inv.len() == k * packed_len(d)
-            && self.b.len() == k * d
-            && self.theta.len() == k * d
+        // Shapes from a file may be anything: no product may overflow.
+        let packed = d
+            .checked_add(1)
+            .and_then(|d1| d.checked_mul(d1))
+            .map(|v| v / 2);
+        let triangles = packed.and_then(|p| k.checked_mul(p));
+        let vectors = k.checked_mul(d);
+        Some(self.a.len()) == triangles
+            && Some(self.a_inv.len()) == triangles
+            && Some(self.b.len()) == vectors
+            && Some(self.theta.len()) == vectors
             && self.sum_r2.len() == k
             && self.n.len() == k
             && self.btheta.len() == k

@@ -209,8 +209,8 @@ impl SharedLinear {
                 | (Exploration::Thompson { .. }, Self::KIND_THOMPSON)
         );
         let shape_ok = p.ridge.check_shape()
-            && p.ridge.dim() == p.context_dim * p.arm_dim
-            && p.arm_features.len() == p.num_arms * p.arm_dim
+            && Some(p.ridge.dim()) == p.context_dim.checked_mul(p.arm_dim)
+            && Some(p.arm_features.len()) == p.num_arms.checked_mul(p.arm_dim)
             && p.arm_features.iter().all(|v| v.is_finite())
             && (0.0..=1.0).contains(&p.exploration_floor);
         if !(mode_ok && shape_ok) {

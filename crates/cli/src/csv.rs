@@ -273,6 +273,36 @@ mod tests {
         Ok(())
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Arbitrary bytes: an error or rows, never a panic; large enough
+        /// inputs take the parallel path too.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            head in "[a-z,\"]{0,12}\n",
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b"1,2,3\n".to_vec()),
+                    proptest::prelude::Just(b"\"1,5\",0\r\n".to_vec()),
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
+                ],
+                0..40,
+            ),
+            repeat in 0usize..3,
+        ) {
+            let mut bytes = head.into_bytes();
+            let body = body.concat();
+            for _ in 0..(1 + repeat * 20_000) {
+                bytes.extend_from_slice(&body);
+            }
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("data.csv");
+            std::fs::write(&path, &bytes)?;
+            let _ = Supervised::read(&path);
+        }
+    }
+
     #[test]
     fn the_first_bad_line_is_blamed() {
         // A bad feature on line 3 comes before the bad label on line 4.

@@ -385,8 +385,17 @@ impl RolloutManager {
         // A dwell past the end of time is never over.
         let dwell_ok = tuneloop_core::duration::after(self.entered_at, self.config.min_dwell[idx])
             .is_some_and(|end| now >= end);
-        let cand = self.monitor.summary(Cohort::Candidate).observations - self.candidate_at_entry;
-        let base = self.monitor.summary(Cohort::Baseline).observations - self.baseline_at_entry;
+        // Saturating: counts from a snapshot file may not add up.
+        let cand = self
+            .monitor
+            .summary(Cohort::Candidate)
+            .observations
+            .saturating_sub(self.candidate_at_entry);
+        let base = self
+            .monitor
+            .summary(Cohort::Baseline)
+            .observations
+            .saturating_sub(self.baseline_at_entry);
         let samples_ok = match self.phase {
             Phase::Shadow => base >= self.config.shadow_min_baseline_samples,
             Phase::Canary => cand >= self.config.canary_min_samples,

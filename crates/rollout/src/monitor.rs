@@ -134,10 +134,11 @@ pub struct CohortStats {
 
 impl CohortStats {
     fn add(&mut self, o: &Observation) {
-        self.observations += 1;
+        // Saturating: counters restored from a file may sit at the top.
+        self.observations = self.observations.saturating_add(1);
         self.latency.add(o.latency_ms);
         self.quality_sum += o.quality;
-        self.errors += u64::from(o.error);
+        self.errors = self.errors.saturating_add(u64::from(o.error));
     }
 
     fn summary(&self) -> CohortSummary {

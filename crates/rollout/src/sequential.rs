@@ -54,7 +54,7 @@ impl SequentialTest {
         for (w, f) in self.log_wealth.iter_mut().zip(BETS) {
             *w += (1.0 + f / c * y).ln();
         }
-        self.observations += 1;
+        self.observations = self.observations.saturating_add(1);
     }
 
     /// Observations so far.

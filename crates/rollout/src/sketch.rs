@@ -110,9 +110,9 @@ impl QuantileSketch {
         if !x.is_finite() || x < 0.0 {
             return;
         }
-        self.total += 1;
+        self.total = self.total.saturating_add(1);
         if x <= MIN_POSITIVE {
-            self.zeros += 1;
+            self.zeros = self.zeros.saturating_add(1);
             return;
         }
         let idx = (x.ln() / gamma_ln()).ceil() as i32;
@@ -131,7 +131,7 @@ impl QuantileSketch {
         if pos >= self.counts.len() {
             self.counts.resize(pos + 1, 0);
         }
-        self.counts[pos] += 1;
+        self.counts[pos] = self.counts[pos].saturating_add(1);
     }
 
     /// The `q`-quantile (`q` in `[0, 1]`, the value of rank `⌊q·(n − 1)⌋`),

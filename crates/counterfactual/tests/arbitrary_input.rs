@@ -1,0 +1,53 @@
+//! The file readers on arbitrary bytes: an error or a value, never a
+//! panic, and bounded memory (every reader's lines are bounded). A fuzzer
+//! explores further (see the reliability notes); these cases run in CI.
+
+use std::io::Write;
+
+use proptest::prelude::*;
+use tuneloop_counterfactual::{read_jsonl, read_log};
+
+/// Bytes that look like the readers' input often enough to get past the
+/// first brace: fragments of valid lines, JSON punctuation, numbers, noise.
+fn input() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(br#"{"action": 0, "reward": 1, "propensity": 0.5, "target": [0.5, 0.5]}"#.to_vec()),
+        Just(br#"{"action": 1.0, "reward": -0.0, "propensity": 1e-300, "target": [1]}"#.to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\"reward_hat\": [".to_vec()),
+        Just(b"{\"schema_version\":1,\"decision_id\":\"".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        "[-0-9eE.,\\[\\]{}\": ]{0,40}".prop_map(String::into_bytes),
+    ];
+    proptest::collection::vec(piece, 0..30).prop_map(|v| v.concat())
+}
+
+fn write(bytes: &[u8], name: &str) -> std::io::Result<(tempfile::TempDir, std::path::PathBuf)> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(name);
+    std::fs::File::create(&path)?.write_all(bytes)?;
+    Ok((dir, path))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn ope_rounds_never_panic(bytes in input()) {
+        let (_dir, path) = write(&bytes, "rounds.jsonl")?;
+        let _ = read_jsonl(&path);
+    }
+
+    #[test]
+    fn gzip_rounds_never_panic(bytes in input()) {
+        // Arbitrary bytes behind a `.gz` name: a gzip error, never a panic.
+        let (_dir, path) = write(&bytes, "rounds.jsonl.gz")?;
+        let _ = read_jsonl(&path);
+    }
+
+    #[test]
+    fn decision_logs_never_panic(bytes in input()) {
+        let (_dir, path) = write(&bytes, "decisions.jsonl")?;
+        let _ = read_log(&path);
+    }
+}
