@@ -315,7 +315,7 @@ impl GreedyCore {
     pub(crate) fn update(&mut self, x: &Features, arm: usize, reward: f64) -> CoreResult<()> {
         self.ridge.check_update(x, arm, reward)?;
         self.ridge.update(arm, x.as_slice(), reward);
-        self.version += 1;
+        self.version = self.version.saturating_add(1);
         Ok(())
     }
 }

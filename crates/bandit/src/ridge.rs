@@ -333,7 +333,7 @@ impl RidgeArms {
         }
         self.sum_r2[arm] += r * r;
         self.n[arm] += 1.0;
-        self.since_refresh[arm] += 1;
+        self.since_refresh[arm] = self.since_refresh[arm].saturating_add(1);
         if self.discount.is_some() || self.since_refresh[arm] >= self.refresh_every {
             self.refresh(arm);
             return;

@@ -524,7 +524,7 @@ impl Policy for SharedLinear {
         crate::ridge::check_update(x, arm, reward, self.context_dim, self.num_arms)?;
         let phi = self.joint(x.as_slice(), arm);
         self.ridge.update(0, &phi, reward);
-        self.version += 1;
+        self.version = self.version.saturating_add(1);
         Ok(())
     }
 

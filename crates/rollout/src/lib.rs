@@ -12,7 +12,7 @@
 //!   rate > baseline + 0.02) judged by anytime-valid
 //!   [sequential tests](sequential): the chance of any false alarm over a
 //!   whole rollout is at most `alpha`, however often it is checked.
-//! - [`simulation`] — seeded whole-rollout simulations (A/A and injected
+//! - `simulation` (feature `simulation`) — seeded whole-rollout simulations (A/A and injected
 //!   breach), behind `tuneloop simulate --scenario rollout-aa|rollout-breach`.
 //!
 //! ```
@@ -33,6 +33,7 @@ mod error;
 mod manager;
 mod monitor;
 pub mod sequential;
+#[cfg(feature = "simulation")]
 pub mod simulation;
 mod sketch;
 
