@@ -59,6 +59,9 @@ enum Command {
         /// DRos's shrinkage.
         #[arg(long, default_value_t = 100.0)]
         dros_lambda: f64,
+        /// Most target probabilities (rounds × actions) read from the input.
+        #[arg(long, default_value_t = tuneloop_counterfactual::DEFAULT_MAX_VALUES)]
+        max_values: usize,
         /// Bootstrap resamples (0: none; at most 1,000,000).
         #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_RESAMPLES))]
         bootstrap: usize,
@@ -199,9 +202,11 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             bootstrap,
             alpha,
             seed,
+            max_values,
         } => ope::run(
             &input,
             estimators.as_deref(),
+            max_values,
             tuneloop_counterfactual::EstimatorSettings {
                 clip,
                 switch_tau,

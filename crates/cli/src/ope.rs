@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use tuneloop_counterfactual::{EstimatorKind, EstimatorSettings, estimate, read_jsonl};
+use tuneloop_counterfactual::{EstimatorKind, EstimatorSettings, estimate, read_jsonl_limited};
 
 use crate::error::{CliError, CliResult};
 
@@ -14,10 +14,11 @@ use crate::error::{CliError, CliResult};
 pub(crate) fn run(
     input: &Path,
     estimators: Option<&str>,
+    max_values: usize,
     settings: EstimatorSettings,
 ) -> CliResult<Value> {
     settings.check()?;
-    let data = read_jsonl(input)?;
+    let data = read_jsonl_limited(input, max_values)?;
     let kinds: Vec<EstimatorKind> = match estimators {
         Some(list) => list
             .split(',')

@@ -296,6 +296,21 @@ const CHUNK: usize = 4 << 20;
 /// [`Error::Io`], or [`Error::InvalidLine`] naming the first bad line and
 /// its field.
 pub fn read_jsonl(path: &Path) -> Result<OpeData> {
+    read_jsonl_limited(path, DEFAULT_MAX_VALUES)
+}
+
+/// Most target probabilities (rounds × actions) [`read_jsonl`] reads:
+/// 2²⁷, 1 GiB of them (and as much again of `reward_hat`).
+pub const DEFAULT_MAX_VALUES: usize = 1 << 27;
+
+/// As [`read_jsonl`], reading at most `max_values` target probabilities
+/// (rounds × actions), so that a small compressed file cannot make the
+/// rounds outgrow memory.
+///
+/// # Errors
+/// As [`read_jsonl`], and [`Error::InvalidLine`] at the line that passes
+/// the limit.
+pub fn read_jsonl_limited(path: &Path, max_values: usize) -> Result<OpeData> {
     let name = path.display().to_string();
     let io = |source| Error::Io {
         path: name.clone(),
@@ -325,6 +340,14 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
                 }
                 other => other,
             })?;
+            if data.n.saturating_mul(data.k) > max_values {
+                return Err(bad(
+                    line,
+                    format!(
+                        "the input holds more than {max_values} target probabilities (rounds × actions): the limit (`ope --max-values`)"
+                    ),
+                ));
+            }
         }
         lines_before += memchr::memchr_iter(b'\n', &chunk).count();
         chunk = next.map_err(io)?;
@@ -421,6 +444,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn rounds_beyond_the_value_limit_are_refused_at_the_line_that_passes_it() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Io {
+            path: "tempdir".into(),
+            source: e,
+        })?;
+        let path = dir.path().join("rounds.jsonl");
+        let line = "{\"action\": 0, \"reward\": 1, \"propensity\": 0.5, \"target\": [0.5, 0.5]}\n";
+        std::fs::write(&path, line.repeat(10)).map_err(|e| Error::Io {
+            path: "rounds.jsonl".into(),
+            source: e,
+        })?;
+        assert_eq!(read_jsonl_limited(&path, 20)?.len(), 10);
+        match read_jsonl_limited(&path, 19) {
+            Err(Error::InvalidLine {
+                line: 10, reason, ..
+            }) => {
+                assert!(reason.contains("--max-values"), "{reason}");
+            }
+            other => panic!("{:?}", other.map(|d| d.len())),
+        }
+        Ok(())
     }
 
     #[test]

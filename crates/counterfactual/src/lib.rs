@@ -42,7 +42,9 @@ pub mod log;
 mod par;
 mod reward_model;
 
-pub use data::{OpeData, OpeRound, TARGET_SUM_TOLERANCE, read_jsonl};
+pub use data::{
+    DEFAULT_MAX_VALUES, OpeData, OpeRound, TARGET_SUM_TOLERANCE, read_jsonl, read_jsonl_limited,
+};
 pub use error::{Error, Result};
 pub use estimators::{
     Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, percentile_sorted,
