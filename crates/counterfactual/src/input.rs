@@ -10,6 +10,14 @@ use std::path::Path;
 /// (a small gzip file can inflate to gigabytes of one line).
 pub const MAX_LINE_BYTES: usize = 64 << 20;
 
+/// Whether a line that did not parse is a record torn by a crash or a full
+/// disk: its JSON ends early. The readers of JSON Lines skip such a line
+/// wherever it stands, and refuse any other bad line.
+pub fn is_torn(line: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(line.trim_ascii_end())
+        .is_err_and(|e| e.is_eof())
+}
+
 /// Reads the next line of `reader` into `buf` (cleared first, the `\n`
 /// kept), as [`BufRead::read_until`] does, but never more than
 /// [`MAX_LINE_BYTES`]. Returns the bytes read (0 at the end).

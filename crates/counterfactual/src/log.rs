@@ -336,7 +336,7 @@ pub fn read_log(path: &Path) -> Result<LogContents> {
             }
             // A record whose JSON ends early was torn by a crash or a full
             // disk, wherever it stands; anything else is an error.
-            Err(e) if !complete || e.is_eof() => {
+            Err(_) if !complete || crate::input::is_torn(&buf) => {
                 warnings.push(format!(
                     "{name}: line {line_no}: torn line (the record ends early) skipped"
                 ));

@@ -143,7 +143,7 @@ pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
         let parsed = parse(&buf, &mut data, &mut tasks, &mut arms);
         match parsed {
             Ok(row) => data.rows.push(row),
-            Err(reason) if !complete || torn(&buf) => {
+            Err(reason) if !complete || tuneloop_counterfactual::input::is_torn(&buf) => {
                 data.warnings.push(format!(
                     "{name}: line {line_no}: skipped a torn line ({reason})"
                 ));
@@ -159,14 +159,6 @@ pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
     // Decisions are logged when their outcome arrives: order by decision time.
     data.rows.sort_by(|a, b| a.t.total_cmp(&b.t));
     Ok(data)
-}
-
-/// Whether a line that did not parse is a record whose JSON ends early:
-/// torn by a crash or a full disk, wherever it stands (as the library's
-/// reader has it).
-fn torn(line: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(line.trim_ascii_end())
-        .is_err_and(|e| e.is_eof())
 }
 
 fn parse(
