@@ -45,6 +45,7 @@ pub mod features;
 pub mod fs;
 pub mod hash;
 pub mod id;
+pub mod jsonl;
 pub mod outcome;
 pub mod params;
 pub mod policy;

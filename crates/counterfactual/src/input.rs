@@ -2,42 +2,10 @@
 //! feature `gzip`) and reading its lines within a bound.
 
 use std::fs::File;
-use std::io::{self, BufRead, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
-/// The longest line a reader of tuneloop's files takes (64 MiB): beyond it,
-/// reading stops with an error instead of growing a buffer without bound
-/// (a small gzip file can inflate to gigabytes of one line).
-pub const MAX_LINE_BYTES: usize = 64 << 20;
-
-/// Whether a line that did not parse is a record torn by a crash or a full
-/// disk: its JSON ends early. The readers of JSON Lines skip such a line
-/// wherever it stands, and refuse any other bad line.
-pub fn is_torn(line: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(line.trim_ascii_end())
-        .is_err_and(|e| e.is_eof())
-}
-
-/// Reads the next line of `reader` into `buf` (cleared first, the `\n`
-/// kept), as [`BufRead::read_until`] does, but never more than
-/// [`MAX_LINE_BYTES`]. Returns the bytes read (0 at the end).
-///
-/// # Errors
-/// The reader's errors, and [`io::ErrorKind::InvalidData`] for a longer
-/// line.
-pub fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<usize> {
-    buf.clear();
-    let n = reader
-        .take(MAX_LINE_BYTES as u64 + 1)
-        .read_until(b'\n', buf)?;
-    if n > MAX_LINE_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("a line longer than {MAX_LINE_BYTES} bytes (input::MAX_LINE_BYTES)"),
-        ));
-    }
-    Ok(n)
-}
+pub use tuneloop_core::jsonl::{MAX_LINE_BYTES, is_torn, read_line};
 
 /// Opens `path` for reading, inflating it when its name ends in `.gz`.
 ///

@@ -174,6 +174,11 @@ impl DecisionLog for MemoryLog {
 struct JsonlState {
     file: File,
     size: u64,
+    /// The file may end inside a line (a write cut short by a full disk,
+    /// or a process killed mid-write, which can stop a write at a page
+    /// boundary): the next record starts with a line break, so the torn
+    /// line stays a line of its own that readers skip.
+    torn: bool,
 }
 
 /// Appends records to a JSON Lines file, one line each, flushed per
@@ -198,11 +203,15 @@ impl JsonlLog {
         let path = path.into();
         let file = open_append(&path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let torn = tuneloop_core::jsonl::ends_inside_line(&path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(JsonlLog {
             path,
             max_bytes: max_bytes.max(1),
             max_files,
-            state: Mutex::new(JsonlState { file, size }),
+            state: Mutex::new(JsonlState { file, size, torn }),
         })
     }
 
@@ -229,6 +238,7 @@ impl JsonlLog {
         }
         state.file = open_append(&self.path)?;
         state.size = 0;
+        state.torn = false;
         Ok(())
     }
 }
@@ -252,8 +262,7 @@ impl DecisionLog for JsonlLog {
         })?;
         line.push(b'\n');
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.size == u64::MAX {
-            // The last write failed and could not be cut back.
+        if state.torn {
             line.insert(0, b'\n');
         } else if state.size > 0 && state.size + line.len() as u64 > self.max_bytes {
             self.rotate(&mut state)?;
@@ -273,15 +282,13 @@ impl DecisionLog for JsonlLog {
             // line break, and the reader skips the torn line.
             let size = state.size;
             if state.file.set_len(size).is_err() {
-                state.size = u64::MAX;
+                state.torn = true;
+                state.size = state.file.metadata().map_or(size, |m| m.len());
             }
             return Err(io(e));
         }
-        if state.size == u64::MAX {
-            state.size = state.file.metadata().map_or(0, |m| m.len());
-        } else {
-            state.size += line.len() as u64;
-        }
+        state.torn = false;
+        state.size += line.len() as u64;
         Ok(())
     }
 }

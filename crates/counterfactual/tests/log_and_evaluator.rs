@@ -107,6 +107,18 @@ fn jsonl_log_round_trips_rotates_and_survives_a_torn_line() -> TestResult {
     assert_eq!(read.warnings.len(), 1);
     assert!(read.warnings[0].contains("line 4"), "{:?}", read.warnings);
 
+    // A process that reopens the torn file starts a new line: its records
+    // are read, the torn one is still skipped.
+    {
+        let log = JsonlLog::open(&torn, u64::MAX, 0)?;
+        log.append(&records[4])?;
+        log.append(&records[5])?;
+    }
+    let read = read_log(&torn)?;
+    let expected: Vec<_> = [&records[..3], &records[4..6]].concat();
+    assert_eq!(read.records, expected);
+    assert!(read.warnings.len() == 1 && read.warnings[0].contains("line 4"));
+
     // A torn line in the middle (a full disk cut a record, the next one
     // began a new line): skipped with a warning too.
     let mid = dir.path().join("mid.jsonl");

@@ -2,7 +2,7 @@
 //! round.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -62,54 +62,66 @@ impl RoundSummary {
 pub struct History;
 
 impl History {
-    /// Appends the summaries of `runs`.
+    /// Appends the summaries of `runs` in one write. A file whose last
+    /// line was cut short (a crash, a full disk) gets a line break first,
+    /// and a write that fails is cut back, so a torn line is never
+    /// continued.
     ///
     /// # Errors
     /// [`Error::Io`].
     pub fn append(path: &Path, runs: &[BenchmarkRun]) -> Result<()> {
+        let io = |e| Error::io(path, e);
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        for r in runs {
-            let mut line =
-                serde_json::to_vec(&RoundSummary::of(r)).map_err(|e| Error::io(path, e.into()))?;
-            line.push(b'\n');
-            f.write_all(&line).map_err(|e| Error::io(path, e))?;
+            .map_err(io)?;
+        let size = f.metadata().map_err(io)?.len();
+        let mut text = Vec::new();
+        if tuneloop_core::jsonl::ends_inside_line(path).map_err(io)? {
+            text.push(b'\n');
         }
-        f.flush().map_err(|e| Error::io(path, e))
+        for r in runs {
+            serde_json::to_writer(&mut text, &RoundSummary::of(r)).map_err(|e| io(e.into()))?;
+            text.push(b'\n');
+        }
+        if let Err(e) = f.write_all(&text).and_then(|()| f.flush()) {
+            let _ = f.set_len(size);
+            return Err(io(e));
+        }
+        Ok(())
     }
 
-    /// Reads the history; a missing file is an empty history, and a torn
-    /// last line (a crash mid-write) is skipped.
+    /// Reads the history; a missing file is an empty history. A torn line
+    /// (a round whose JSON ends early: a crash or a full disk cut it) is
+    /// skipped wherever it stands; lines are at most
+    /// [`MAX_LINE_BYTES`](tuneloop_core::jsonl::MAX_LINE_BYTES).
     ///
     /// # Errors
-    /// [`Error::Io`], or [`Error::File`] naming a bad line other than the
-    /// last.
+    /// [`Error::Io`], or [`Error::File`] naming any other bad line.
     pub fn read(path: &Path) -> Result<Vec<RoundSummary>> {
         let f = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io(path, e)),
         };
-        let lines: Vec<String> = std::io::BufReader::new(f)
-            .lines()
-            .collect::<std::io::Result<_>>()
-            .map_err(|e| Error::io(path, e))?;
-        let mut out = Vec::with_capacity(lines.len());
-        let last = lines.len().saturating_sub(1);
-        for (i, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() {
+        let mut reader = std::io::BufReader::new(f);
+        let (mut out, mut buf, mut line) = (Vec::new(), Vec::new(), 0usize);
+        while tuneloop_core::jsonl::read_line(&mut reader, &mut buf)
+            .map_err(|e| Error::io(path, e))?
+            > 0
+        {
+            line += 1;
+            if buf.trim_ascii().is_empty() {
                 continue;
             }
-            match serde_json::from_str(line) {
+            match serde_json::from_slice(&buf) {
                 Ok(r) => out.push(r),
-                Err(_) if i == last => {}
+                Err(_) if tuneloop_core::jsonl::is_torn(&buf) => {}
                 Err(e) => {
                     return Err(Error::File {
                         path: path.to_owned(),
-                        message: format!("line {}: {e}", i + 1),
+                        message: format!("line {line}: {e}"),
                     });
                 }
             }

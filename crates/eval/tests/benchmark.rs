@@ -470,5 +470,11 @@ async fn the_history_keeps_rounds_and_survives_a_torn_line() -> TestResult {
     assert_eq!(h.iter().map(|r| r.round).collect::<Vec<_>>(), vec![0, 1]);
     assert_eq!(h[0].mean_quality, 1.0);
     assert_eq!(History::next_round(&path)?, 2);
+    // The next round starts a line of its own: both it and the earlier
+    // rounds read, the torn line is skipped in the middle too.
+    let c = run_benchmark(&suite, &bench, 2, None).await?;
+    History::append(&path, &[c])?;
+    let h = History::read(&path)?;
+    assert_eq!(h.iter().map(|r| r.round).collect::<Vec<_>>(), vec![0, 1, 2]);
     Ok(())
 }
