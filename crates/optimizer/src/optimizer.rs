@@ -115,6 +115,26 @@ impl Optimizer {
         self.inner.counters.read(log)
     }
 
+    /// Waits until every decision recorded (or expired) before the call is
+    /// in the decision log: appended to its sink, or counted in
+    /// [`Counters::log_failed`] if the write failed. Returns at once
+    /// without a log.
+    ///
+    /// `record_outcome` hands the record to a background writer and
+    /// returns; a process killed after that but before the writer's turn
+    /// loses the record. What `flush_log` promises with the built-in
+    /// [`JsonlLog`](crate::counterfactual::JsonlLog): every record before it is
+    /// in the file as a whole line (in the operating system's cache, so it
+    /// survives the process being killed, not a power cut). Call it where a
+    /// record must not be lost (at the end of a batch, before
+    /// acknowledging a job). It blocks on the disk: in async code, call it
+    /// from `spawn_blocking`.
+    pub fn flush_log(&self) {
+        if let Some(log) = &self.inner.log {
+            log.flush();
+        }
+    }
+
     /// The runtime configuration store, if one was given.
     pub fn runtime_config(&self) -> Option<&Arc<RuntimeConfigStore>> {
         self.inner.runtime.as_ref()

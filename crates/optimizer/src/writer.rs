@@ -3,10 +3,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Sender, SyncSender, TrySendError, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use tuneloop_counterfactual::{DecisionLog, LoggedDecision};
+
+/// What the queue carries: a record, or a request to say when every record
+/// before it has been handed to the sink.
+#[derive(Debug)]
+enum Message {
+    Record(Box<LoggedDecision>),
+    Flush(Sender<()>),
+}
 
 /// Sends records to a [`DecisionLog`] from a thread of its own.
 ///
@@ -15,7 +23,7 @@ use tuneloop_counterfactual::{DecisionLog, LoggedDecision};
 /// queue (`OptimizerBuilder::log_queue`) for bursts.
 #[derive(Debug)]
 pub(crate) struct LogWriter {
-    tx: Option<SyncSender<LoggedDecision>>,
+    tx: Option<SyncSender<Message>>,
     handle: Option<JoinHandle<()>>,
     dropped: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
@@ -23,16 +31,22 @@ pub(crate) struct LogWriter {
 
 impl LogWriter {
     pub(crate) fn spawn(sink: Arc<dyn DecisionLog>, capacity: usize) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel::<LoggedDecision>(capacity.max(1));
+        let (tx, rx) = sync_channel::<Message>(capacity.max(1));
         let failed = Arc::new(AtomicU64::new(0));
         let failed_in = failed.clone();
         let handle = std::thread::Builder::new()
             .name("tuneloop-log".into())
             .spawn(move || {
-                for record in rx {
-                    if let Err(e) = sink.append(&record) {
-                        failed_in.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "decision log write failed");
+                for message in rx {
+                    match message {
+                        Message::Record(record) => {
+                            if let Err(e) = sink.append(&record) {
+                                failed_in.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "decision log write failed");
+                            }
+                        }
+                        // The caller may have given up waiting.
+                        Message::Flush(done) => drop(done.send(())),
                     }
                 }
             })?;
@@ -54,11 +68,24 @@ impl LogWriter {
 
     pub(crate) fn send(&self, record: LoggedDecision) {
         if let Some(tx) = &self.tx {
-            match tx.try_send(record) {
+            match tx.try_send(Message::Record(Box::new(record))) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+        }
+    }
+
+    /// Waits until every record sent before the call has been handed to
+    /// the sink (written, or counted as failed). Blocks while the queue is
+    /// full: this is the one call that waits on the disk.
+    pub(crate) fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, wait) = channel();
+            if tx.send(Message::Flush(done)).is_ok() {
+                // An error means the writer thread is gone: nothing to wait for.
+                let _ = wait.recv();
             }
         }
     }

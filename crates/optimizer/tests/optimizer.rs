@@ -598,3 +598,42 @@ fn rollout_dwells_out_of_range_are_refused_in_code_and_in_snapshots() -> TestRes
     }
     Ok(())
 }
+
+/// A sink that takes a millisecond a record, as a slow disk would.
+#[derive(Debug, Default)]
+struct SlowLog(MemoryLog);
+
+impl tuneloop::counterfactual::DecisionLog for SlowLog {
+    fn append(
+        &self,
+        record: &tuneloop::counterfactual::LoggedDecision,
+    ) -> tuneloop::counterfactual::Result<()> {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        self.0.append(record)
+    }
+}
+
+#[test]
+fn flush_log_returns_when_every_earlier_record_is_in_the_sink() -> TestResult {
+    let c = clock();
+    let log = Arc::new(SlowLog::default());
+    let opt = Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms()?))
+        .seed(3)
+        .clock(Arc::new(c.clone()))
+        .decision_log(log.clone())
+        .build()?;
+    for round in 1..=3 {
+        for _ in 0..40 {
+            let rec =
+                opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+            opt.record_outcome(rec.decision_id, &outcome(&rec.params))?;
+        }
+        // The writer is 40 ms behind; the flush waits for it, the optimizer
+        // stays alive.
+        opt.flush_log();
+        assert_eq!(log.0.records().len(), 40 * round);
+    }
+    assert_eq!(opt.counters().log_dropped, 0);
+    Ok(())
+}
