@@ -125,11 +125,55 @@ impl SloConfig {
 
 /// Running statistics of one cohort.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "CohortState")]
 pub struct CohortStats {
     observations: u64,
     latency: QuantileSketch,
     quality_sum: f64,
     errors: u64,
+}
+
+/// A cohort's statistics as read from a file, checked before use: a
+/// tampered quality sum or error count would otherwise steer the verdicts.
+#[derive(Deserialize)]
+struct CohortState {
+    observations: u64,
+    latency: QuantileSketch,
+    quality_sum: f64,
+    errors: u64,
+}
+
+impl TryFrom<CohortState> for CohortStats {
+    type Error = String;
+
+    fn try_from(s: CohortState) -> std::result::Result<Self, String> {
+        let n = s.observations;
+        // Each observation adds one latency and a quality in [0, 1].
+        if s.latency.count() != n {
+            return Err(format!(
+                "cohort of {n} observations has {} latencies",
+                s.latency.count()
+            ));
+        }
+        if !(s.quality_sum.is_finite() && (0.0..=n as f64).contains(&s.quality_sum)) {
+            return Err(format!(
+                "cohort quality sum {} is outside [0, {n}]",
+                s.quality_sum
+            ));
+        }
+        if s.errors > n {
+            return Err(format!(
+                "cohort of {n} observations has {} errors",
+                s.errors
+            ));
+        }
+        Ok(CohortStats {
+            observations: n,
+            latency: s.latency,
+            quality_sum: s.quality_sum,
+            errors: s.errors,
+        })
+    }
 }
 
 impl CohortStats {

@@ -24,9 +24,46 @@ const BETS: [f64; 6] = [
 
 /// A mixture of betting martingales for `H0: E[Y] ≤ 0`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "TestState")]
 pub struct SequentialTest {
     log_wealth: [f64; BETS.len()],
     observations: u64,
+}
+
+/// A test as read from a file, checked before use: each bet loses at most
+/// the fraction `f` of its wealth per observation, so after `n` of them
+/// its log-wealth is at least `n · ln(1 − f)`, and it is 0 before any.
+/// A tampered wealth (NaN, infinite, impossibly low) would otherwise
+/// silence the test or raise a false alarm.
+#[derive(Deserialize)]
+struct TestState {
+    log_wealth: [f64; BETS.len()],
+    observations: u64,
+}
+
+impl TryFrom<TestState> for SequentialTest {
+    type Error = String;
+
+    fn try_from(s: TestState) -> Result<Self, String> {
+        for (&w, f) in s.log_wealth.iter().zip(BETS) {
+            let lowest = s.observations as f64 * (1.0 - f).ln();
+            let possible = if s.observations == 0 {
+                w == 0.0
+            } else {
+                w.is_finite() && w >= lowest * (1.0 + 1e-9)
+            };
+            if !possible {
+                return Err(format!(
+                    "sequential test log-wealth {w} is impossible after {} observations",
+                    s.observations
+                ));
+            }
+        }
+        Ok(SequentialTest {
+            log_wealth: s.log_wealth,
+            observations: s.observations,
+        })
+    }
 }
 
 impl Default for SequentialTest {

@@ -346,3 +346,68 @@ fn state_survives_serialization() -> TestResult {
     advance_to(&mut back, Phase::Guarded, &mut t)?;
     Ok(())
 }
+
+/// `json` with the value at `pointer` replaced.
+fn with(json: &serde_json::Value, pointer: &str, value: serde_json::Value) -> String {
+    let mut v = json.clone();
+    if let Some(slot) = v.pointer_mut(pointer) {
+        *slot = value;
+    }
+    v.to_string()
+}
+
+#[test]
+fn tampered_monitor_statistics_are_refused_on_load() -> TestResult {
+    let mut r = RolloutManager::new(RolloutConfig::default(), t0())?;
+    let mut t = t0();
+    advance_to(&mut r, Phase::Canary, &mut t)?;
+    let json = serde_json::to_value(&r)?;
+    // The state as saved loads.
+    serde_json::from_str::<RolloutManager>(&json.to_string())?;
+    let monitor = "/monitor";
+    let observations = json
+        .pointer(&format!("{monitor}/baseline/observations"))
+        .and_then(serde_json::Value::as_u64)
+        .ok_or("no baseline observations")?;
+    assert!(observations > 0);
+    for (pointer, value, expected) in [
+        (
+            "/baseline/quality_sum",
+            serde_json::json!(-1.0),
+            "quality sum",
+        ),
+        (
+            "/baseline/quality_sum",
+            serde_json::json!(observations + 1),
+            "quality sum",
+        ),
+        (
+            "/baseline/errors",
+            serde_json::json!(observations + 1),
+            "errors",
+        ),
+        (
+            "/baseline/observations",
+            serde_json::json!(observations + 1),
+            "latencies",
+        ),
+        (
+            "/quality/log_wealth/0",
+            serde_json::json!(1.0),
+            "log-wealth",
+        ),
+        (
+            "/latency/log_wealth/5",
+            serde_json::json!(-1e12),
+            "log-wealth",
+        ),
+    ] {
+        let text = with(&json, &format!("{monitor}{pointer}"), value.clone());
+        let err = serde_json::from_str::<RolloutManager>(&text)
+            .err()
+            .map(|e| e.to_string())
+            .ok_or(format!("{pointer} = {value} was accepted"))?;
+        assert!(err.contains(expected), "{pointer} = {value}: {err}");
+    }
+    Ok(())
+}
