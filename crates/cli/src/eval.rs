@@ -423,9 +423,11 @@ pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
             )
         })
         .collect();
+    let failures = failures(&runs);
     Ok(json!({
         "suite": report.suite,
         "runs": report.runs,
+        "failures": failures,
         "rounds": runs.iter().map(|r| r.round).collect::<Vec<_>>(),
         "calls": report.calls,
         "regressions": report.regressions,
@@ -436,6 +438,51 @@ pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
         "disabled_providers": report.plan.disabled_providers,
         "configs": configs,
     }))
+}
+
+/// Distinct error messages kept per provider in the output.
+const SHOWN_ERRORS: usize = 5;
+
+/// Failed calls per provider, with their most frequent messages (each also
+/// told on stderr), so that a run against a failing server says so.
+fn failures(runs: &[tuneloop_eval::BenchmarkRun]) -> serde_json::Value {
+    let mut by_provider: BTreeMap<&str, (u64, u64, BTreeMap<&str, u64>)> = BTreeMap::new();
+    for call in runs.iter().flat_map(|r| &r.calls) {
+        let (calls, failed, errors) = by_provider.entry(&call.provider).or_default();
+        *calls += 1;
+        if !call.success {
+            *failed += 1;
+            *errors
+                .entry(call.error.as_deref().unwrap_or("no answer"))
+                .or_default() += 1;
+        }
+    }
+    let mut total = 0;
+    let providers: BTreeMap<&str, serde_json::Value> = by_provider
+        .into_iter()
+        .map(|(provider, (calls, failed, errors))| {
+            total += failed;
+            let mut errors: Vec<(&str, u64)> = errors.into_iter().collect();
+            errors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            if failed > 0 {
+                eprintln!("eval run: {provider}: {failed} of {calls} calls failed");
+                for (message, n) in errors.iter().take(SHOWN_ERRORS) {
+                    eprintln!("  {n} x {message}");
+                }
+            }
+            let shown: Vec<serde_json::Value> = errors
+                .iter()
+                .take(SHOWN_ERRORS)
+                .map(|(message, n)| json!({"message": message, "calls": n}))
+                .collect();
+            (
+                provider,
+                json!({"calls": calls, "failed": failed, "errors": shown,
+                       "other_messages": errors.len().saturating_sub(SHOWN_ERRORS)}),
+            )
+        })
+        .collect();
+    json!({"failed": total, "providers": providers})
 }
 
 /// The optimizer's runtime configuration from a routing plan: the default

@@ -570,6 +570,49 @@ fn eval_run_grades_judge_scored_cases_with_a_judge() -> TestResult {
 }
 
 #[test]
+fn eval_run_counts_and_shows_failed_calls_per_provider() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // Provider `b` refuses every call; `a` never fails.
+    let providers = write(
+        dir.path(),
+        "providers.json",
+        r#"[{"simulated": {"id": "a", "models": ["large", "small"]}},
+            {"simulated": {"id": "b", "models": ["large", "small"], "reject_credentials": true}}]"#,
+    )?;
+    let out = tuneloop(&[
+        "eval",
+        "run",
+        "standard",
+        "--providers",
+        &providers,
+        "--runs",
+        "1",
+        "--repetitions",
+        "1",
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let f = &v["failures"];
+    let b = &f["providers"]["b"];
+    assert_eq!(f["providers"]["a"]["failed"], 0, "{f}");
+    assert!(b["calls"].as_u64() > Some(0), "{f}");
+    assert_eq!(b["failed"], b["calls"], "{f}");
+    assert_eq!(f["failed"], b["failed"], "{f}");
+    assert_eq!(
+        b["errors"][0]["calls"], b["failed"],
+        "one message for all: {f}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = format!("b: {} of {} calls failed", b["failed"], b["calls"]);
+    assert!(stderr.contains(&line), "{stderr}");
+    Ok(())
+}
+
+#[test]
 fn sizes_beyond_the_documented_limits_exit_2_naming_the_flag_or_the_limit() -> TestResult {
     // Each of these aborted (or asked for terabytes) before the limits.
     let dir = tempfile::tempdir()?;
