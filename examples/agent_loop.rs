@@ -18,7 +18,7 @@ use tuneloop::providers::{
     ScorecardConfig, SimulatedConfig, SimulatedProvider, Tier,
 };
 use tuneloop::rollout::{Cohort, RolloutConfig, RolloutEvent};
-use tuneloop::{Optimizer, Request, TaskTypeConfig};
+use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 
 fn providers(slow_large: bool) -> Vec<Arc<dyn Provider>> {
     let mut profiles = BTreeMap::new();
@@ -136,9 +136,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let rec = optimizer.recommend_parameters(
                 task,
                 &TaskFeatures::default(),
-                &Request {
+                &RecommendOptions {
                     key: Some(&user),
-                    ..Request::default()
+                    ..RecommendOptions::default()
                 },
             )?;
             let request = GenerationRequest::new(

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tuneloop::core::hash::splitmix64;
 use tuneloop::core::{ArmSet, ErrorClass, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::JsonlLog;
-use tuneloop::{Optimizer, OptimizerSnapshot, Recommendation, Request, TaskTypeConfig};
+use tuneloop::{Optimizer, OptimizerSnapshot, RecommendOptions, Recommendation, TaskTypeConfig};
 
 // ---------------------------------------------------------------------------
 // The agent's existing client (a stand-in with the usual shape).
@@ -201,7 +201,7 @@ async fn agent() -> Result<(), Box<dyn std::error::Error>> {
         };
         // recommend_parameters and record_outcome do no I/O: call them
         // straight from async code.
-        let rec = optimizer.recommend_parameters(task, &features, &Request::default())?;
+        let rec = optimizer.recommend_parameters(task, &features, &RecommendOptions::default())?;
         let request = to_request(&rec, &prompts, user);
         let started = Instant::now();
         let result = client.chat(&request).await;
@@ -224,8 +224,11 @@ async fn agent() -> Result<(), Box<dyn std::error::Error>> {
     optimizer.save_snapshot(&snapshot_path)?;
     drop(optimizer);
     let restored = build(Some(OptimizerSnapshot::load(&snapshot_path)?))?;
-    let rec =
-        restored.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+    let rec = restored.recommend_parameters(
+        "code",
+        &TaskFeatures::default(),
+        &RecommendOptions::default(),
+    )?;
     println!(
         "after a restart, code gets temperature {} with prompt variant {:?} (decision {})",
         rec.params.temperature(),

@@ -13,7 +13,7 @@ use tuneloop::core::{
     ArmSet, DefaultFeaturizer, Features, Featurizer, Policy, TaskFeatures, TaskOutcome,
 };
 use tuneloop::counterfactual::{EstimatorSettings, JsonlLog, OfflineEvaluator, read_log};
-use tuneloop::{Optimizer, Request, TaskTypeConfig};
+use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 
 fn arms() -> Result<ArmSet, tuneloop::core::Error> {
     ArmSet::grid()
@@ -44,7 +44,7 @@ fn write_log(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
             description_length: (100.0 * 100f64.powf(size)) as u64,
             ..TaskFeatures::default()
         };
-        let rec = optimizer.recommend_parameters("answer", &task, &Request::default())?;
+        let rec = optimizer.recommend_parameters("answer", &task, &RecommendOptions::default())?;
         let p = &rec.params;
         let best_t = 0.9 - 0.8 * size;
         let q = (0.9

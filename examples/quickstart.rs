@@ -18,7 +18,7 @@ use tuneloop::core::hash::splitmix64;
 use tuneloop::core::{ArmSet, Featurizer, ParameterSet, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::{EstimatorSettings, JsonlLog, OfflineEvaluator, read_log};
 use tuneloop::rollout::{RolloutConfig, SloConfig};
-use tuneloop::{Optimizer, Request, TaskTypeConfig};
+use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 
 /// Seeded uniform numbers in [0, 1).
 struct Noise(u64);
@@ -101,9 +101,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let rec = optimizer.recommend_parameters(
             "answer",
             &task,
-            &Request {
+            &RecommendOptions {
                 key: Some(&user),
-                ..Request::default()
+                ..RecommendOptions::default()
             },
         )?;
         let outcome = call(&rec.params, size, &mut noise);

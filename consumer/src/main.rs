@@ -2,7 +2,7 @@
 //! the public API alone.
 
 use tuneloop::core::{ArmSet, RiskTier, TaskFeatures, TaskOutcome};
-use tuneloop::{Optimizer, Request, TaskTypeConfig};
+use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 
 fn main() -> Result<(), tuneloop::Error> {
     let arms = ArmSet::grid()
@@ -26,7 +26,7 @@ fn main() -> Result<(), tuneloop::Error> {
             ..TaskFeatures::default()
         };
         let task_type = if i % 2 == 0 { "plan" } else { "code" };
-        let rec = optimizer.recommend_parameters(task_type, &task, &Request::default())?;
+        let rec = optimizer.recommend_parameters(task_type, &task, &RecommendOptions::default())?;
         let quality = if rec.params.model() == "large-model" {
             0.9
         } else {

@@ -141,7 +141,7 @@ fn optimizer_paths(
     iterations: usize,
     policy: tuneloop_bandit::PolicyConfig,
 ) -> CliResult<(Value, Value, u64, Value)> {
-    use tuneloop::{Optimizer, Request, TaskTypeConfig};
+    use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
     use tuneloop_core::{RiskTier, TaskOutcome};
     use tuneloop_gates::{
         BudgetConfig, Constraints, Parameter, QualityFloorConfig, Rule, TrustRegion,
@@ -200,7 +200,13 @@ fn optimizer_paths(
         let x = xs[i % xs.len()].clone();
         let t = Instant::now();
         let rec = opt
-            .recommend_with_context("bench", x, RiskTier::Medium, 500, &Request::default())
+            .recommend_with_context(
+                "bench",
+                x,
+                RiskTier::Medium,
+                500,
+                &RecommendOptions::default(),
+            )
             .map_err(|e| CliError::Other(e.into()))?;
         let a = t.elapsed().as_nanos() as u64;
         let outcome =

@@ -14,7 +14,7 @@ use tuneloop::core::{ArmSet, ManualClock, ParameterSet, TaskFeatures, TaskOutcom
 
 use tuneloop::counterfactual::{DecisionLog, JsonlLog, LoggedDecision};
 use tuneloop::rollout::{Cohort, RolloutConfig, SloConfig};
-use tuneloop::{Optimizer, Request, TaskTypeConfig};
+use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 
 use crate::error::{CliError, CliResult};
 
@@ -167,9 +167,9 @@ pub(crate) fn run(log: &Path, rounds: usize, seed: u64) -> CliResult<Value> {
         let rec = optimizer.recommend_parameters(
             name,
             &features,
-            &Request {
+            &RecommendOptions {
                 key: Some(&user),
-                ..Request::default()
+                ..RecommendOptions::default()
             },
         )?;
         // The code task's candidate gets slow for a while: its SLO breaks.

@@ -272,6 +272,7 @@ fn write_log(path: &Path, n: u64) -> TestResult {
             outcome: None,
             reward: Some(r),
             reward_defaulted: false,
+            abandoned: None,
         })?;
     }
     Ok(())

@@ -79,6 +79,11 @@ pub struct LoggedDecision {
     /// default.
     #[serde(default)]
     pub reward_defaulted: bool,
+    /// Why the caller gave up on the outcome before its time ran out (a
+    /// handle abandoned or dropped, a shutdown); `reward` is then the
+    /// default and `reward_defaulted` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandoned: Option<String>,
 }
 
 impl LoggedDecision {
@@ -468,6 +473,31 @@ impl PendingDecisions {
         d.outcome = Some(outcome);
         d.reward = Some(reward);
         Ok(d)
+    }
+
+    /// Takes decision `id` without an outcome, the default reward applied
+    /// and marked, and `reason` recorded: the caller knows none will come.
+    ///
+    /// # Errors
+    /// [`JoinError::Unknown`].
+    pub fn abandon(&mut self, id: DecisionId, reason: &str) -> Result<LoggedDecision, JoinError> {
+        let mut d = self.pending.remove(&id).ok_or(JoinError::Unknown(id))?;
+        d.reward = Some(self.default_reward);
+        d.reward_defaulted = true;
+        d.abandoned = Some(reason.to_owned());
+        Ok(d)
+    }
+
+    /// Takes every pending decision as [`abandon`](Self::abandon) does,
+    /// oldest first.
+    pub fn abandon_all(&mut self, reason: &str) -> Vec<LoggedDecision> {
+        let ids: Vec<DecisionId> = self.pending.keys().copied().collect();
+        let mut out: Vec<LoggedDecision> = ids
+            .into_iter()
+            .filter_map(|id| self.abandon(id, reason).ok())
+            .collect();
+        out.sort_by_key(|d| d.timestamp);
+        out
     }
 
     /// Takes every decision whose window closed before `now`, with the

@@ -58,6 +58,7 @@ fn logged(i: u64, rng: &mut ChaCha8Rng, arms: &ArmSet) -> LoggedDecision {
         outcome: None,
         reward: Some(if v < means[a] { 1.0 } else { 0.0 }),
         reward_defaulted: false,
+        abandoned: None,
     }
 }
 

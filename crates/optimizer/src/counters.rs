@@ -13,6 +13,10 @@ pub struct Counters {
     pub outcomes: u64,
     /// Decisions that expired without an outcome.
     pub expired: u64,
+    /// Decisions given up without an outcome (abandoned, a handle dropped
+    /// unrecorded, shutdown).
+    #[serde(default)]
+    pub abandoned: u64,
     /// Arms excluded by gates, summed over decisions.
     pub gate_exclusions: u64,
     /// Decisions that fell back to the incumbent.
@@ -33,6 +37,7 @@ pub(crate) struct AtomicCounters {
     pub(crate) recommendations: AtomicU64,
     pub(crate) outcomes: AtomicU64,
     pub(crate) expired: AtomicU64,
+    pub(crate) abandoned: AtomicU64,
     pub(crate) gate_exclusions: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
     pub(crate) promotions: AtomicU64,
@@ -52,6 +57,7 @@ impl AtomicCounters {
             recommendations: r(&self.recommendations),
             outcomes: r(&self.outcomes),
             expired: r(&self.expired),
+            abandoned: r(&self.abandoned),
             gate_exclusions: r(&self.gate_exclusions),
             fallbacks: r(&self.fallbacks),
             promotions: r(&self.promotions),

@@ -18,15 +18,21 @@ use crate::error::Result;
 use crate::optimizer::{Optimizer, lock};
 use crate::task::TaskState;
 
-/// Per-request options of [`Optimizer::recommend_parameters`].
+/// Per-request options of [`Optimizer::recommend`] and
+/// [`Optimizer::recommend_parameters`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Request<'a> {
+pub struct RecommendOptions<'a> {
     /// Key of the user or request for sticky rollout cohorts (default: a
     /// key of its own per request, drawn from the seed).
     pub key: Option<&'a str>,
     /// Extra hard rules for this request only.
     pub constraints: Option<&'a Constraints>,
 }
+
+/// The former name of [`RecommendOptions`] (it clashed with the HTTP
+/// clients' `Request`).
+#[deprecated(since = "0.1.0", note = "renamed to `RecommendOptions`")]
+pub type Request<'a> = RecommendOptions<'a>;
 
 /// What to call the model with, and what to report back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,7 +93,7 @@ impl Optimizer {
         &self,
         task_type: &str,
         features: &TaskFeatures,
-        request: &Request<'_>,
+        options: &RecommendOptions<'_>,
     ) -> Result<Recommendation> {
         let x = self.inner.featurizer.featurize(features)?;
         self.recommend_with_context(
@@ -95,7 +101,7 @@ impl Optimizer {
             x,
             features.risk_tier,
             features.prompt_tokens,
-            request,
+            options,
         )
     }
 
@@ -117,7 +123,7 @@ impl Optimizer {
         x: Features,
         risk_tier: RiskTier,
         prompt_tokens: u64,
-        request: &Request<'_>,
+        options: &RecommendOptions<'_>,
     ) -> Result<Recommendation> {
         let _span = tracing::debug_span!("recommend_parameters", task_type).entered();
         let inner = &*self.inner;
@@ -128,7 +134,7 @@ impl Optimizer {
         if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep_expired();
         }
-        let assigned = assign(task, request.key, &key);
+        let assigned = assign(task, options.key, &key);
         let ctx = GateContext {
             task_type,
             risk_tier,
@@ -139,7 +145,7 @@ impl Optimizer {
         let mut hold = inner.budget.as_ref().map(|b| b.hold(now));
         let held_gate = hold.as_ref().map(|h| h.gate());
         let extra: Vec<&dyn Gate> = [
-            request.constraints.map(|c| c as &dyn Gate),
+            options.constraints.map(|c| c as &dyn Gate),
             held_gate.as_ref().map(|g| g as &dyn Gate),
         ]
         .into_iter()
@@ -285,5 +291,6 @@ pub(crate) fn decision_record(
         outcome: None,
         reward: None,
         reward_defaulted: false,
+        abandoned: None,
     }
 }

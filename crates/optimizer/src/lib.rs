@@ -2,27 +2,34 @@
 //! top_p, max_tokens, penalties, prompt variant) from the outcomes of its
 //! calls, safely, in-process.
 //!
-//! Call [`Optimizer::recommend_parameters`] before an LLM call and
-//! [`Optimizer::record_outcome`] after it. In between, the optimizer
-//! featurizes the task, asks the rollout which cohort the request is in,
-//! lets the gates (hard constraints, budget, trust region, quality floor)
-//! decide which arms are eligible, has the policy choose among them and
-//! logs the propensity; the outcome's reward then updates the learner,
-//! commits the budget, feeds the SLO monitor (which may promote or roll
-//! back) and writes the joined record — see `docs/architecture.md`.
+//! Call [`Optimizer::recommend`] before an LLM call and record the outcome
+//! on the [`Decision`] it returns after it (or
+//! [`Optimizer::recommend_parameters`] and [`Optimizer::record_outcome`]
+//! by decision id, for an outcome that arrives later or elsewhere). In
+//! between, the optimizer featurizes the task, asks the rollout which
+//! cohort the request is in, lets the gates (hard constraints, trust
+//! region, quality floor, budget) decide which arms are eligible, has the
+//! policy choose among them and logs the propensity; the outcome's reward
+//! then updates the learner, commits the budget, feeds the SLO monitor
+//! (which may promote or roll back) and writes the joined record — see
+//! `docs/architecture.md`.
 //!
 //! ```
-//! use tuneloop::{Optimizer, Request, TaskTypeConfig};
+//! use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 //! use tuneloop::core::{ArmSet, TaskFeatures, TaskOutcome};
 //!
 //! let arms = ArmSet::grid().models(["gpt-4o-mini"]).temperatures([0.0, 0.3, 0.7]).max_tokens([512, 2048]).build()?;
 //! let optimizer = Optimizer::builder().task_type("code", TaskTypeConfig::new(arms)).seed(1).build()?;
 //! let task = TaskFeatures { title_length: 40, ..TaskFeatures::default() };
-//! let rec = optimizer.recommend_parameters("code", &task, &Request::default())?;
-//! println!("call with temperature {} and max_tokens {}", rec.params.temperature(), rec.params.max_tokens());
-//! optimizer.record_outcome(rec.decision_id, &TaskOutcome::success(0.85, 1200.0).with_tokens(900, 400))?;
+//! let decision = optimizer.recommend("code", &task, &RecommendOptions::default())?;
+//! let p = decision.params();
+//! println!("call with temperature {} and max_tokens {}", p.temperature(), p.max_tokens());
+//! decision.record(&TaskOutcome::success(0.85, 1200.0).with_tokens(900, 400))?;
 //! # Ok::<(), tuneloop::Error>(())
 //! ```
+//!
+//! Before an async program exits, `optimizer.shutdown().await` drains the
+//! decision log (dropping the last handle inside a runtime does not wait).
 //!
 //! The crates underneath are re-exported: [`core`], [`bandit`],
 //! [`counterfactual`], [`gates`], [`rollout`], and `providers` with the
@@ -31,7 +38,8 @@
 //! # Features
 //!
 //! The default build is the learner, the gates, the rollout and the
-//! decision log: no async runtime, no compression, no providers.
+//! decision log: no compression, no providers, and no async runtime
+//! (tokio's synchronisation primitives only).
 //!
 //! | feature | brings |
 //! |---|---|
@@ -44,6 +52,7 @@ mod builder;
 mod counters;
 mod decide;
 mod error;
+mod handle;
 mod optimizer;
 mod pending;
 mod record;
@@ -54,9 +63,12 @@ mod writer;
 
 pub use builder::OptimizerBuilder;
 pub use counters::Counters;
-pub use decide::{Recommendation, Request};
+#[allow(deprecated)]
+pub use decide::Request;
+pub use decide::{RecommendOptions, Recommendation};
 pub use error::{Error, Result};
-pub use optimizer::Optimizer;
+pub use handle::{DROPPED, Decision};
+pub use optimizer::{Optimizer, SHUTDOWN};
 pub use record::Recorded;
 pub use runtime::{
     ConfigListener, Metadata, ProviderOverride, ProviderWeights, RUNTIME_CONFIG_SCHEMA_VERSION,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tuneloop_core::{Clock, DecisionId, Featurizer, Phase, RewardFunction, SelectionKey};
 use tuneloop_gates::{Budget, QualityFloor};
@@ -21,11 +22,11 @@ use crate::writer::LogWriter;
 /// quickly; none blocks on I/O).
 ///
 /// ```
-/// use tuneloop::{Optimizer, Request, TaskTypeConfig};
+/// use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 /// use tuneloop::core::{ArmSet, TaskFeatures, TaskOutcome};
 /// let arms = ArmSet::grid().models(["m"]).temperatures([0.0, 0.5, 1.0]).build()?;
 /// let opt = Optimizer::builder().task_type("code", TaskTypeConfig::new(arms)).seed(7).build()?;
-/// let rec = opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+/// let rec = opt.recommend_parameters("code", &TaskFeatures::default(), &RecommendOptions::default())?;
 /// // ... call the model with rec.params ...
 /// let done = opt.record_outcome(rec.decision_id, &TaskOutcome::success(0.9, 700.0))?;
 /// assert!(done.reward > 0.0);
@@ -87,6 +88,10 @@ impl DecisionIds {
     }
 }
 
+/// The reason logged for decisions still pending at
+/// [`Optimizer::shutdown`].
+pub const SHUTDOWN: &str = "shutdown";
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -132,6 +137,57 @@ impl Optimizer {
     pub fn flush_log(&self) {
         if let Some(log) = &self.inner.log {
             log.flush();
+        }
+    }
+
+    /// Ends the optimizer's logging, blocking: every decision still
+    /// pending is abandoned (logged with the default reward, reason
+    /// [`SHUTDOWN`]), the log writer is drained as by
+    /// [`flush_log`](Self::flush_log), and later records are dropped (and
+    /// counted in [`Counters::log_dropped`]). Recommendations and learning
+    /// go on working. Returns how many decisions were abandoned.
+    ///
+    /// In async code, use [`shutdown`](Self::shutdown).
+    pub fn shutdown_blocking(&self) -> usize {
+        let abandoned = self.abandon_all(SHUTDOWN);
+        if let Some(log) = &self.inner.log {
+            log.close();
+            log.flush();
+        }
+        abandoned
+    }
+
+    /// As [`shutdown_blocking`](Self::shutdown_blocking), awaiting the log
+    /// writer instead of blocking a thread (on any executor). Call it
+    /// before an async program exits: dropping the last handle inside a
+    /// runtime does not wait for the writer.
+    pub async fn shutdown(&self) -> usize {
+        let abandoned = self.abandon_all(SHUTDOWN);
+        if let Some(log) = &self.inner.log {
+            log.close();
+            log.flush_async().await;
+        }
+        abandoned
+    }
+
+    /// Sweeps expired decisions ([`sweep_expired`](Self::sweep_expired))
+    /// every `period` on the tokio runtime's clock, for traffic too sparse
+    /// for the sweeps `recommend_parameters` makes. Holds the optimizer
+    /// weakly: the loop ends when its last handle is dropped. Spawn it:
+    /// `tokio::spawn(optimizer.expiry_sweeps(Duration::from_secs(60)))`.
+    /// Needs a tokio runtime with its time driver.
+    pub fn expiry_sweeps(&self, period: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let weak = Arc::downgrade(&self.inner);
+        let period = period.max(Duration::from_millis(1));
+        async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await; // the first tick is immediate
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                Optimizer { inner }.sweep_expired();
+            }
         }
     }
 

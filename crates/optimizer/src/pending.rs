@@ -80,6 +80,25 @@ impl Pending {
             .collect()
     }
 
+    /// Takes decision `id` without an outcome, the default reward applied
+    /// and `reason` recorded.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDecision`].
+    pub(crate) fn abandon(&self, id: DecisionId, reason: &str) -> Result<LoggedDecision> {
+        lock(self.shard(id))
+            .abandon(id, reason)
+            .map_err(|_| Error::UnknownDecision(id))
+    }
+
+    /// Takes every waiting decision as [`abandon`](Self::abandon) does.
+    pub(crate) fn abandon_all(&self, reason: &str) -> Vec<LoggedDecision> {
+        self.shards
+            .iter()
+            .flat_map(|s| lock(s).abandon_all(reason))
+            .collect()
+    }
+
     /// How many decisions wait.
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()

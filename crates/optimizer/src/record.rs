@@ -127,6 +127,43 @@ impl Optimizer {
         n
     }
 
+    /// Gives up on the outcome of `decision_id`: it is logged at once with
+    /// the default reward (as an expiry would, after the time to live) and
+    /// `reason`, its budget reservation is released, and the learner does
+    /// not learn from it. For a call that was never made or whose result
+    /// is unknown; [`Decision`](crate::Decision) does this when dropped
+    /// unrecorded.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDecision`] (never made, already recorded or
+    /// abandoned, or expired and swept).
+    pub fn abandon(&self, decision_id: DecisionId, reason: &str) -> Result<()> {
+        let inner = &*self.inner;
+        let record = inner.pending.abandon(decision_id, reason)?;
+        if let Some(b) = &inner.budget {
+            let _ = b.release(decision_id, inner.clock.now());
+        }
+        add(&inner.counters.abandoned, 1);
+        self.log(record);
+        Ok(())
+    }
+
+    /// Abandons every pending decision with `reason` (see
+    /// [`abandon`](Self::abandon)); returns how many.
+    pub(crate) fn abandon_all(&self, reason: &str) -> usize {
+        let inner = &*self.inner;
+        let records = inner.pending.abandon_all(reason);
+        let (n, now) = (records.len(), inner.clock.now());
+        for record in records {
+            if let Some(b) = &inner.budget {
+                let _ = b.release(record.decision_id, now);
+            }
+            self.log(record);
+        }
+        add(&inner.counters.abandoned, n as u64);
+        n
+    }
+
     /// Records a decision made outside the optimizer (by another system,
     /// with its own propensity): the learner learns from it and it is
     /// logged. `features` are featurized as for a recommendation.

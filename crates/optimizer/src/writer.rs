@@ -1,19 +1,33 @@
 //! The background log writer: the hot path hands records to a bounded
 //! queue and never waits on I/O.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Sender, SyncSender, TrySendError, channel, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use tuneloop_counterfactual::{DecisionLog, LoggedDecision};
 
-/// What the queue carries: a record, or a request to say when every record
-/// before it has been handed to the sink.
-#[derive(Debug)]
-enum Message {
-    Record(Box<LoggedDecision>),
-    Flush(Sender<()>),
+/// How far the writer has got: records it has handed to the sink (written
+/// or failed), with a condition variable for blocking waiters and a
+/// [`tokio::sync::Notify`] for async ones (it works on any executor).
+#[derive(Debug, Default)]
+struct Progress {
+    done: Mutex<u64>,
+    changed: Condvar,
+    notify: tokio::sync::Notify,
+}
+
+impl Progress {
+    fn done(&self) -> u64 {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn advance(&self) {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.changed.notify_all();
+        self.notify.notify_waiters();
+    }
 }
 
 /// Sends records to a [`DecisionLog`] from a thread of its own.
@@ -23,37 +37,41 @@ enum Message {
 /// queue (`OptimizerBuilder::log_queue`) for bursts.
 #[derive(Debug)]
 pub(crate) struct LogWriter {
-    tx: Option<SyncSender<Message>>,
+    tx: Option<SyncSender<LoggedDecision>>,
     handle: Option<JoinHandle<()>>,
-    dropped: Arc<AtomicU64>,
+    /// Records queued so far.
+    sent: AtomicU64,
+    progress: Arc<Progress>,
+    /// Set by `close`: later records are dropped (and counted).
+    closed: AtomicBool,
+    dropped: AtomicU64,
     failed: Arc<AtomicU64>,
 }
 
 impl LogWriter {
     pub(crate) fn spawn(sink: Arc<dyn DecisionLog>, capacity: usize) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel::<Message>(capacity.max(1));
+        let (tx, rx) = sync_channel::<LoggedDecision>(capacity.max(1));
         let failed = Arc::new(AtomicU64::new(0));
-        let failed_in = failed.clone();
+        let progress = Arc::new(Progress::default());
+        let (failed_in, progress_in) = (failed.clone(), progress.clone());
         let handle = std::thread::Builder::new()
             .name("tuneloop-log".into())
             .spawn(move || {
-                for message in rx {
-                    match message {
-                        Message::Record(record) => {
-                            if let Err(e) = sink.append(&record) {
-                                failed_in.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(error = %e, "decision log write failed");
-                            }
-                        }
-                        // The caller may have given up waiting.
-                        Message::Flush(done) => drop(done.send(())),
+                for record in rx {
+                    if let Err(e) = sink.append(&record) {
+                        failed_in.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "decision log write failed");
                     }
+                    progress_in.advance();
                 }
             })?;
         Ok(LogWriter {
             tx: Some(tx),
             handle: Some(handle),
-            dropped: Arc::new(AtomicU64::new(0)),
+            sent: AtomicU64::new(0),
+            progress,
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
             failed,
         })
     }
@@ -67,34 +85,78 @@ impl LogWriter {
     }
 
     pub(crate) fn send(&self, record: LoggedDecision) {
-        if let Some(tx) = &self.tx {
-            match tx.try_send(Message::Record(Box::new(record))) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+        let Some(tx) = self
+            .tx
+            .as_ref()
+            .filter(|_| !self.closed.load(Ordering::Acquire))
+        else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match tx.try_send(record) {
+            Ok(()) => {
+                self.sent.fetch_add(1, Ordering::Release);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Waits until every record sent before the call has been handed to
-    /// the sink (written, or counted as failed). Blocks while the queue is
-    /// full: this is the one call that waits on the disk.
+    /// Waits until every record queued before the call has been handed to
+    /// the sink (written, or counted as failed).
     pub(crate) fn flush(&self) {
-        if let Some(tx) = &self.tx {
-            let (done, wait) = channel();
-            if tx.send(Message::Flush(done)).is_ok() {
-                // An error means the writer thread is gone: nothing to wait for.
-                let _ = wait.recv();
-            }
+        let target = self.sent.load(Ordering::Acquire);
+        let mut done = self
+            .progress
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while *done < target && !self.writer_gone() {
+            done = self
+                .progress
+                .changed
+                .wait_timeout(done, std::time::Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+    }
+
+    /// As [`flush`](Self::flush), awaiting instead of blocking.
+    pub(crate) async fn flush_async(&self) {
+        let target = self.sent.load(Ordering::Acquire);
+        loop {
+            let notified = self.progress.notify.notified();
+            if self.progress.done() >= target || self.writer_gone() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Refuses later records (dropped and counted as such).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// The writer thread ended (it panicked in a sink): nobody advances
+    /// the progress any more.
+    fn writer_gone(&self) -> bool {
+        self.handle.as_ref().is_none_or(JoinHandle::is_finished)
     }
 }
 
 impl Drop for LogWriter {
-    /// Flushes: closes the queue and waits for the writer to drain it.
+    /// Closes the queue. Outside an async runtime, waits for the writer to
+    /// drain it, so that a program that drops its optimizer before exiting
+    /// keeps every record. Inside one (a tokio worker, or any thread of a
+    /// runtime), never waits: the writer drains on its own thread, and
+    /// `Optimizer::shutdown` is how an async program waits for it.
     fn drop(&mut self) {
         self.tx.take();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

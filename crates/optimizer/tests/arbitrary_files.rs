@@ -81,7 +81,7 @@ proptest! {
             let rec = o.recommend_parameters(
                 "code",
                 &tuneloop::core::TaskFeatures::default(),
-                &tuneloop::Request::default(),
+                &tuneloop::RecommendOptions::default(),
             );
             if let Ok(rec) = rec {
                 let _ = o.record_outcome(rec.decision_id, &tuneloop::core::TaskOutcome::success(0.5, 100.0));

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use tuneloop::core::{ArmSet, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::{JsonlLog, read_log};
-use tuneloop::{Optimizer, OptimizerSnapshot, Request, RuntimeConfigStore, TaskTypeConfig};
+use tuneloop::{
+    Optimizer, OptimizerSnapshot, RecommendOptions, RuntimeConfigStore, TaskTypeConfig,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -63,8 +65,11 @@ fn writer() -> TestResult {
     // Each decision gets its outcome at once: decisions made = outcomes.
     let mut outcomes = opt.snapshot()?.decision_counter;
     loop {
-        let rec =
-            opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+        let rec = opt.recommend_parameters(
+            "code",
+            &TaskFeatures::default(),
+            &RecommendOptions::default(),
+        )?;
         let quality = 1.0 - rec.params.temperature() / 2.0;
         opt.record_outcome(rec.decision_id, &TaskOutcome::success(quality, 300.0))?;
         outcomes += 1;

@@ -10,7 +10,7 @@ use tuneloop::core::{
 use tuneloop::counterfactual::MemoryLog;
 use tuneloop::gates::{BudgetConfig, Constraints, Parameter, Rule};
 use tuneloop::rollout::{Phase, RolloutConfig};
-use tuneloop::{Error, Optimizer, Request, TaskTypeConfig};
+use tuneloop::{Error, Optimizer, RecommendOptions, TaskTypeConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -55,7 +55,7 @@ fn it_learns_the_best_parameters() -> TestResult {
     // Noise-free rewards; 15 arms. (UCB can alternate between the two best
     // arms for several hundred rounds on some seeds before settling.)
     for i in 0..1500 {
-        let rec = opt.recommend_parameters("code", &task, &Request::default())?;
+        let rec = opt.recommend_parameters("code", &task, &RecommendOptions::default())?;
         assert!(rec.propensity > 0.0 && rec.propensity <= 1.0);
         if i >= 1400
             && (rec.params.temperature() - 0.3).abs() < 1e-9
@@ -87,10 +87,10 @@ fn bad_calls_are_typed_errors_and_change_nothing() -> TestResult {
         .build()?;
     let task = TaskFeatures::default();
     assert!(matches!(
-        opt.recommend_parameters("nope", &task, &Request::default()),
+        opt.recommend_parameters("nope", &task, &RecommendOptions::default()),
         Err(Error::UnknownTaskType(_))
     ));
-    let rec = opt.recommend_parameters("code", &task, &Request::default())?;
+    let rec = opt.recommend_parameters("code", &task, &RecommendOptions::default())?;
     let before = serde_json::to_string(&opt.snapshot()?)?;
     // An invalid outcome: refused, the decision still pending.
     assert!(
@@ -114,7 +114,7 @@ fn bad_calls_are_typed_errors_and_change_nothing() -> TestResult {
     assert_eq!(opt.sweep_expired(), 1);
     assert_eq!(opt.counters().expired, 1);
     // A second outcome for one decision.
-    let rec = opt.recommend_parameters("code", &task, &Request::default())?;
+    let rec = opt.recommend_parameters("code", &task, &RecommendOptions::default())?;
     opt.record_outcome(rec.decision_id, &TaskOutcome::success(0.5, 10.0))?;
     assert!(matches!(
         opt.record_outcome(rec.decision_id, &TaskOutcome::success(0.5, 10.0)),
@@ -158,8 +158,14 @@ fn bad_calls_are_typed_errors_and_change_nothing() -> TestResult {
     ));
     let wrong_dim = Features::new(vec![1.0, 2.0])?;
     assert!(
-        opt.recommend_with_context("code", wrong_dim, RiskTier::Low, 0, &Request::default())
-            .is_err()
+        opt.recommend_with_context(
+            "code",
+            wrong_dim,
+            RiskTier::Low,
+            0,
+            &RecommendOptions::default()
+        )
+        .is_err()
     );
     Ok(())
 }
@@ -169,8 +175,11 @@ fn task_types_are_isolated() -> TestResult {
     let c = clock();
     let opt = optimizer(&c)?;
     for _ in 0..50 {
-        let rec =
-            opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+        let rec = opt.recommend_parameters(
+            "code",
+            &TaskFeatures::default(),
+            &RecommendOptions::default(),
+        )?;
         opt.record_outcome(rec.decision_id, &outcome(&rec.params))?;
     }
     let snap = opt.snapshot()?;
@@ -230,18 +239,18 @@ fn a_restored_optimizer_continues_exactly() -> TestResult {
         let a = live.recommend_parameters(
             "code",
             &task,
-            &Request {
+            &RecommendOptions {
                 key: Some(&format!("u{i}")),
-                ..Request::default()
+                ..RecommendOptions::default()
             },
         )?;
         if let Some(r) = &restored {
             let b = r.recommend_parameters(
                 "code",
                 &task,
-                &Request {
+                &RecommendOptions {
                     key: Some(&format!("u{i}")),
-                    ..Request::default()
+                    ..RecommendOptions::default()
                 },
             )?;
             // The same choices; the ids differ, as two processes' must.
@@ -281,7 +290,7 @@ fn many_threads_lose_no_update() -> TestResult {
                         ..TaskFeatures::default()
                     };
                     let rec = opt
-                        .recommend_parameters("code", &task, &Request::default())
+                        .recommend_parameters("code", &task, &RecommendOptions::default())
                         .unwrap_or_else(|e| panic!("{e}"));
                     opt.record_outcome(rec.decision_id, &outcome(&rec.params))
                         .unwrap_or_else(|e| panic!("{e}"));
@@ -336,7 +345,7 @@ fn budgets_and_request_constraints_restrict_the_choice() -> TestResult {
     let rec = opt.recommend_parameters(
         "code",
         &task,
-        &Request {
+        &RecommendOptions {
             key: None,
             constraints: Some(&cold),
         },
@@ -347,7 +356,7 @@ fn budgets_and_request_constraints_restrict_the_choice() -> TestResult {
     // Spend the budget down: arms that would pass it are excluded, then nothing fits.
     let mut refused = false;
     for _ in 0..20 {
-        match opt.recommend_parameters("code", &task, &Request::default()) {
+        match opt.recommend_parameters("code", &task, &RecommendOptions::default()) {
             Ok(rec) => {
                 assert!(500 + u64::from(rec.params.max_tokens()) <= 5_000);
                 opt.record_outcome(
@@ -377,7 +386,7 @@ fn budgets_and_request_constraints_restrict_the_choice() -> TestResult {
         .restore(snap)
         .build()?;
     assert!(matches!(
-        restored.recommend_parameters("code", &task, &Request::default()),
+        restored.recommend_parameters("code", &task, &RecommendOptions::default()),
         Err(Error::Gates(_))
     ));
     Ok(())
@@ -406,9 +415,9 @@ fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
         let rec = opt.recommend_parameters(
             "code",
             &TaskFeatures::default(),
-            &Request {
+            &RecommendOptions {
                 key: Some(&format!("user-{i}")),
-                ..Request::default()
+                ..RecommendOptions::default()
             },
         )?;
         if i < 50 {
@@ -475,8 +484,8 @@ fn two_processes_with_one_seed_choose_alike_under_distinct_ids() -> TestResult {
     let task = TaskFeatures::default();
     let mut ids = Vec::new();
     for _ in 0..50 {
-        let ra = a.recommend_parameters("code", &task, &Request::default())?;
-        let rb = b.recommend_parameters("code", &task, &Request::default())?;
+        let ra = a.recommend_parameters("code", &task, &RecommendOptions::default())?;
+        let rb = b.recommend_parameters("code", &task, &RecommendOptions::default())?;
         assert_eq!(
             (ra.arm, ra.propensity.to_bits()),
             (rb.arm, rb.propensity.to_bits())
@@ -514,7 +523,11 @@ fn decision_ttls_out_of_range_are_errors_and_the_longest_one_works() -> TestResu
     }
     // 10^13 s: past chrono's range from now, so the deadline never comes.
     let opt = with_ttl(Std::from_secs(10_000_000_000_000), 0.0)?;
-    let rec = opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+    let rec = opt.recommend_parameters(
+        "code",
+        &TaskFeatures::default(),
+        &RecommendOptions::default(),
+    )?;
     opt.record_outcome(rec.decision_id, &outcome(&rec.params))?;
     assert_eq!(opt.sweep_expired(), 0);
     Ok(())
@@ -543,7 +556,7 @@ fn under_contention_the_budget_refuses_only_when_no_arm_fits() -> TestResult {
                         match opt.recommend_parameters(
                             "code",
                             &TaskFeatures::default(),
-                            &Request::default(),
+                            &RecommendOptions::default(),
                         ) {
                             Ok(_) => {}
                             Err(Error::Gates(tuneloop::gates::Error::NothingEligible {
@@ -558,7 +571,11 @@ fn under_contention_the_budget_refuses_only_when_no_arm_fits() -> TestResult {
         // 150,000 tokens hold at least 36 of the largest reservations.
         assert!(opt.pending() >= 36);
         assert!(matches!(
-            opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default()),
+            opt.recommend_parameters(
+                "code",
+                &TaskFeatures::default(),
+                &RecommendOptions::default()
+            ),
             Err(Error::Gates(tuneloop::gates::Error::NothingEligible { .. }))
         ));
     }
@@ -625,8 +642,11 @@ fn flush_log_returns_when_every_earlier_record_is_in_the_sink() -> TestResult {
         .build()?;
     for round in 1..=3 {
         for _ in 0..40 {
-            let rec =
-                opt.recommend_parameters("code", &TaskFeatures::default(), &Request::default())?;
+            let rec = opt.recommend_parameters(
+                "code",
+                &TaskFeatures::default(),
+                &RecommendOptions::default(),
+            )?;
             opt.record_outcome(rec.decision_id, &outcome(&rec.params))?;
         }
         // The writer is 40 ms behind; the flush waits for it, the optimizer

@@ -1,0 +1,237 @@
+//! Decision handles, abandoning, shutdown and expiry sweeps from async code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use tuneloop::core::{ArmSet, ManualClock, TaskFeatures, TaskOutcome};
+use tuneloop::counterfactual::{DecisionLog, LoggedDecision, MemoryLog};
+use tuneloop::{DROPPED, Error, Optimizer, RecommendOptions, SHUTDOWN, TaskTypeConfig};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn clock() -> ManualClock {
+    ManualClock::new(
+        Utc.timestamp_opt(1_700_000_000, 0)
+            .single()
+            .unwrap_or_default(),
+    )
+}
+
+fn optimizer(c: &ManualClock, log: Arc<dyn DecisionLog>) -> Result<Optimizer, Error> {
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0])
+        .build()?;
+    Optimizer::builder()
+        .task_type("qa", TaskTypeConfig::new(arms))
+        .seed(5)
+        .clock(Arc::new(c.clone()))
+        .decision_ttl(Duration::from_secs(60), 0.25)
+        .decision_log(log)
+        .build()
+}
+
+fn ask(o: &Optimizer) -> Result<tuneloop::Decision, Error> {
+    o.recommend("qa", &TaskFeatures::default(), &RecommendOptions::default())
+}
+
+#[test]
+fn a_handle_is_recorded_abandoned_dropped_or_handed_over_exactly_once() -> TestResult {
+    let c = clock();
+    let log = Arc::new(MemoryLog::new());
+    let o = optimizer(&c, log.clone())?;
+
+    let recorded = ask(&o)?;
+    let recorded_id = recorded.id();
+    let r = recorded.record(&TaskOutcome::success(1.0, 100.0))?;
+    assert!(r.reward > 0.25);
+
+    let abandoned = ask(&o)?;
+    let abandoned_id = abandoned.id();
+    abandoned.abandon("the user cancelled")?;
+
+    let dropped_id = ask(&o)?.id(); // the handle is dropped here
+
+    let refused = ask(&o)?;
+    let refused_id = refused.id();
+    let bad = TaskOutcome::success(1.5, 100.0); // quality outside [0, 1]
+    assert!(refused.record(&bad).is_err());
+
+    let later = ask(&o)?.into_recommendation();
+    assert_eq!(o.pending(), 1, "only the handed-over decision waits");
+    o.record_outcome(later.decision_id, &TaskOutcome::success(0.5, 100.0))?;
+    assert_eq!(o.pending(), 0);
+
+    let k = o.counters();
+    assert_eq!((k.recommendations, k.outcomes, k.abandoned), (5, 2, 3));
+    o.flush_log();
+    let records = log.records();
+    assert_eq!(records.len(), 5);
+    let find = |id| {
+        records
+            .iter()
+            .find(|r: &&LoggedDecision| r.decision_id == id)
+            .ok_or("not logged")
+    };
+    let rec = find(recorded_id)?;
+    assert!(rec.outcome.is_some() && !rec.reward_defaulted && rec.abandoned.is_none());
+    for (id, reason) in [(abandoned_id, "the user cancelled"), (dropped_id, DROPPED)] {
+        let r = find(id)?;
+        assert_eq!(
+            (r.reward, r.reward_defaulted),
+            (Some(0.25), true),
+            "{reason}"
+        );
+        assert_eq!(r.abandoned.as_deref(), Some(reason));
+        assert!(r.outcome.is_none());
+    }
+    let r = find(refused_id)?;
+    assert!(
+        r.abandoned
+            .as_deref()
+            .is_some_and(|a| a.starts_with("outcome refused")),
+        "{r:?}"
+    );
+    // Abandoning twice, or what was recorded, is an error naming the id.
+    assert!(
+        matches!(o.abandon(recorded_id, "late"), Err(Error::UnknownDecision(id)) if id == recorded_id)
+    );
+    Ok(())
+}
+
+/// A sink that hands each record to a task of the async runtime through a
+/// channel of one slot, as a sink that forwards to an async client would.
+#[derive(Debug)]
+struct ForwardingLog(tokio::sync::mpsc::Sender<LoggedDecision>);
+
+impl DecisionLog for ForwardingLog {
+    fn append(&self, record: &LoggedDecision) -> tuneloop::counterfactual::Result<()> {
+        self.0
+            .blocking_send(record.clone())
+            .map_err(|e| tuneloop::counterfactual::Error::Io {
+                path: "forward".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+    }
+}
+
+/// Runs `f` on a current-thread runtime in a thread of its own, and fails
+/// (instead of hanging the test run) if it does not finish in 60 s.
+fn on_current_thread_runtime<F, T>(f: F) -> Result<T, Box<dyn std::error::Error>>
+where
+    F: FnOnce(&tokio::runtime::Runtime) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            let _ = done.send(f(&rt));
+        }
+    });
+    Ok(wait
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| "the runtime's only thread was blocked: it hung")?)
+}
+
+#[test]
+fn dropping_the_last_handle_inside_a_current_thread_runtime_does_not_block_it() -> TestResult {
+    const N: usize = 20;
+    let received = on_current_thread_runtime(|rt| {
+        rt.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+            let consumer = tokio::spawn(async move {
+                let mut n = 0;
+                while rx.recv().await.is_some() {
+                    n += 1;
+                }
+                n
+            });
+            let c = clock();
+            let o = optimizer(&c, Arc::new(ForwardingLog(tx)))?;
+            for _ in 0..N {
+                ask(&o)?.record(&TaskOutcome::success(0.9, 100.0))?;
+            }
+            // The writer is stuck until the consumer runs, which needs this
+            // thread: a drop that waited for the writer would never return.
+            drop(o);
+            Ok::<usize, Error>(consumer.await.unwrap_or(0))
+        })
+    })??;
+    assert_eq!(received, N, "the writer drained on its own after the drop");
+    Ok(())
+}
+
+#[test]
+fn shutdown_awaits_the_writer_on_a_current_thread_runtime() -> TestResult {
+    const N: usize = 20;
+    let (received, abandoned, counters) = on_current_thread_runtime(|rt| {
+        rt.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<LoggedDecision>(1);
+            let consumer = tokio::spawn(async move {
+                let mut reasons = Vec::new();
+                while let Some(r) = rx.recv().await {
+                    reasons.push(r.abandoned);
+                }
+                reasons
+            });
+            let c = clock();
+            let o = optimizer(&c, Arc::new(ForwardingLog(tx)))?;
+            for _ in 0..N {
+                ask(&o)?.record(&TaskOutcome::success(0.9, 100.0))?;
+            }
+            let waiting = ask(&o)?.into_recommendation();
+            let abandoned = o.shutdown().await;
+            // After the shutdown: nothing more is logged, the rest works.
+            ask(&o)?.record(&TaskOutcome::success(0.9, 100.0))?;
+            let counters = o.counters();
+            drop(o);
+            let reasons = consumer.await.unwrap_or_default();
+            let _ = waiting;
+            Ok::<_, Error>((reasons, abandoned, counters))
+        })
+    })??;
+    assert_eq!(abandoned, 1);
+    assert_eq!(
+        received.len(),
+        N + 1,
+        "every record before the shutdown, and only those"
+    );
+    assert_eq!(
+        received
+            .iter()
+            .filter(|r| r.as_deref() == Some(SHUTDOWN))
+            .count(),
+        1
+    );
+    assert_eq!(counters.log_dropped, 1, "the record after the shutdown");
+    Ok(())
+}
+
+#[test]
+fn the_expiry_sweep_task_runs_on_the_runtime_clock_and_ends_with_the_optimizer() -> TestResult {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()?;
+    rt.block_on(async {
+        let c = clock();
+        let log = Arc::new(MemoryLog::new());
+        let o = optimizer(&c, log.clone())?;
+        let sweeps = tokio::spawn(o.expiry_sweeps(Duration::from_secs(10)));
+        let _waiting = ask(&o)?.into_recommendation();
+        c.advance(chrono::Duration::seconds(61)); // past the 60 s time to live
+        assert_eq!(o.pending(), 1, "no sweep yet");
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(o.pending(), 0);
+        assert_eq!(o.counters().expired, 1);
+        drop(o);
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(sweeps.is_finished(), "the loop ends with the last handle");
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
