@@ -112,6 +112,11 @@ pub enum Reason {
         /// Index of the rule in its [`Constraints`](crate::Constraints).
         rule: usize,
     },
+    /// A gate of the user's own excludes the arm.
+    Custom {
+        /// Why, in a few words (shown in exclusions and logs).
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -149,6 +154,7 @@ impl fmt::Display for Reason {
                 if *tokens { "tokens" } else { "USD" }
             ),
             Reason::Constraint { rule } => write!(f, "forbidden by rule {rule}"),
+            Reason::Custom { why } => f.write_str(why),
         }
     }
 }

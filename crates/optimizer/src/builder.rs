@@ -9,7 +9,7 @@ use tuneloop_core::{
     Clock, DecisionId, DefaultFeaturizer, Featurizer, RewardFunction, SystemClock,
 };
 use tuneloop_counterfactual::DecisionLog;
-use tuneloop_gates::{Budget, BudgetConfig, QualityFloor, QualityFloorConfig};
+use tuneloop_gates::{Budget, BudgetConfig, Gate, QualityFloor, QualityFloorConfig};
 
 use crate::counters::AtomicCounters;
 use crate::error::{Error, Result};
@@ -38,6 +38,7 @@ pub struct OptimizerBuilder {
     log: Option<Arc<dyn DecisionLog>>,
     log_queue: usize,
     snapshot: Option<OptimizerSnapshot>,
+    gates: Vec<Arc<dyn Gate>>,
     runtime: Option<Arc<RuntimeConfigStore>>,
     #[cfg(feature = "router")]
     scorecard: Option<Arc<tuneloop_providers::Scorecard>>,
@@ -61,6 +62,7 @@ impl Optimizer {
             log: None,
             log_queue: 65_536,
             snapshot: None,
+            gates: Vec::new(),
             runtime: None,
             #[cfg(feature = "router")]
             scorecard: None,
@@ -75,10 +77,28 @@ impl OptimizerBuilder {
         self.tasks.push((name.into(), config));
         self
     }
+    /// A gate of one's own for every task type, applied after the built-in
+    /// ones and before each task type's own
+    /// ([`TaskTypeConfig::gate`]); see
+    /// [`Optimizer::recommend_with_context`] for the whole order.
+    #[must_use]
+    pub fn gate(mut self, gate: impl Gate + 'static) -> Self {
+        self.gates.push(Arc::new(gate));
+        self
+    }
     /// Turns [`TaskFeatures`](tuneloop_core::TaskFeatures) into contexts.
     #[must_use]
     pub fn featurizer(mut self, f: Box<dyn Featurizer>) -> Self {
         self.featurizer = f;
+        self
+    }
+    /// Learn from a [`Context`](crate::Context) type of the caller's own,
+    /// of `dim` values, with [`Optimizer::recommend_for`], instead of
+    /// [`TaskFeatures`](tuneloop_core::TaskFeatures) (which this optimizer
+    /// then refuses).
+    #[must_use]
+    pub fn context_dim(mut self, dim: usize) -> Self {
+        self.featurizer = Box::new(crate::context::OwnContext(dim));
         self
     }
     /// Turns outcomes into rewards.
@@ -185,7 +205,15 @@ impl OptimizerBuilder {
             if tasks.contains_key(name.as_str()) {
                 return Err(Error::DuplicateTaskType { task_type: name });
             }
-            let state = TaskState::new(&name, config, dim, exploration, floor.as_ref(), now)?;
+            let state = TaskState::new(
+                &name,
+                config,
+                dim,
+                exploration,
+                floor.as_ref(),
+                &self.gates,
+                now,
+            )?;
             tasks.insert(Arc::<str>::from(name), state);
         }
         let mut counter = 0;

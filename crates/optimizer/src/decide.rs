@@ -109,8 +109,10 @@ impl Optimizer {
     /// context the caller featurized (of the featurizer's dimension).
     ///
     /// The gates apply in this order: the task type's constraints, its
-    /// trust region, the quality floor, the request's constraints, then the
-    /// budget. The budget is held from its gate to the reservation of the
+    /// trust region, the quality floor, the optimizer's own gates
+    /// ([`OptimizerBuilder::gate`](crate::OptimizerBuilder::gate)), the
+    /// task type's own ([`TaskTypeConfig::gate`](crate::TaskTypeConfig::gate)),
+    /// the request's constraints, then the budget. The budget is held from its gate to the reservation of the
     /// chosen arm, so an arm it lets through always fits.
     ///
     /// # Errors

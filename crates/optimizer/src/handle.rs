@@ -117,10 +117,15 @@ impl Optimizer {
         options: &RecommendOptions<'_>,
     ) -> Result<Decision> {
         let recommendation = self.recommend_parameters(task_type, features, options)?;
-        Ok(Decision {
+        Ok(self.hand(recommendation))
+    }
+
+    /// The handle of a recommendation just made.
+    pub(crate) fn hand(&self, recommendation: Recommendation) -> Decision {
+        Decision {
             optimizer: self.clone(),
             recommendation,
             open: true,
-        })
+        }
     }
 }

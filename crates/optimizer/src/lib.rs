@@ -49,6 +49,7 @@
 //! | `http` | `router` and the OpenAI-compatible HTTP provider |
 
 mod builder;
+mod context;
 mod counters;
 mod decide;
 mod error;
@@ -62,6 +63,7 @@ mod task;
 mod writer;
 
 pub use builder::OptimizerBuilder;
+pub use context::Context;
 pub use counters::Counters;
 #[allow(deprecated)]
 pub use decide::Request;

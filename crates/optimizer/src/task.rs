@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::{DateTime, Utc};
 use tuneloop_bandit::{Fixed, LinUcbParams, PolicyConfig};
 use tuneloop_core::{ArmSet, Policy};
-use tuneloop_gates::{Constraints, GateChain, QualityFloor, TrustRegion};
+use tuneloop_gates::{Constraints, Gate, GateChain, QualityFloor, TrustRegion};
 use tuneloop_rollout::{RolloutConfig, RolloutManager};
 
 use crate::error::{Error, Result};
@@ -20,6 +20,7 @@ pub struct TaskTypeConfig {
     constraints: Constraints,
     trust_region: Option<TrustRegion>,
     rollout: Option<RolloutConfig>,
+    gates: Vec<Arc<dyn Gate>>,
 }
 
 impl TaskTypeConfig {
@@ -34,6 +35,7 @@ impl TaskTypeConfig {
             constraints: Constraints::default(),
             trust_region: None,
             rollout: None,
+            gates: Vec::new(),
         }
     }
     /// The arm in use today (the baseline of a rollout, the fallback of the gates).
@@ -58,6 +60,17 @@ impl TaskTypeConfig {
     #[must_use]
     pub fn trust_region(mut self, region: TrustRegion) -> Self {
         self.trust_region = Some(region);
+        self
+    }
+    /// A gate of one's own for this task type, applied after the built-in
+    /// ones and the optimizer's own gates
+    /// ([`OptimizerBuilder::gate`](crate::OptimizerBuilder::gate)); see
+    /// [`Optimizer::recommend_with_context`](crate::Optimizer::recommend_with_context)
+    /// for the whole order. A hard gate (`is_hard`) is never crossed; a
+    /// soft one yields to the incumbent when nothing else is eligible.
+    #[must_use]
+    pub fn gate(mut self, gate: impl Gate + 'static) -> Self {
+        self.gates.push(Arc::new(gate));
         self
     }
     /// Roll the learner out against the incumbent in stages.
@@ -90,6 +103,7 @@ impl TaskState {
         dim: usize,
         exploration_floor: f64,
         floor: Option<&Arc<QualityFloor>>,
+        shared_gates: &[Arc<dyn Gate>],
         now: DateTime<Utc>,
     ) -> Result<Self> {
         let TaskTypeConfig {
@@ -99,6 +113,7 @@ impl TaskState {
             constraints,
             trust_region,
             rollout,
+            gates: own_gates,
         } = config;
         constraints.check()?;
         if incumbent >= arms.len() {
@@ -115,6 +130,9 @@ impl TaskState {
         }
         if let Some(f) = floor {
             gates = gates.with(f.clone());
+        }
+        for g in shared_gates.iter().chain(&own_gates) {
+            gates = gates.with(g.clone());
         }
         let learner = policy.build_for_arms(&arms, dim)?;
         let baseline = Fixed::new(incumbent, arms.len(), dim, exploration_floor)?;

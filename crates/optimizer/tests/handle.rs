@@ -235,3 +235,184 @@ fn the_expiry_sweep_task_runs_on_the_runtime_clock_and_ends_with_the_optimizer()
     })?;
     Ok(())
 }
+
+/// Excludes arms hotter than a limit; hard or soft.
+#[derive(Debug)]
+struct AtMost {
+    name: &'static str,
+    temperature: f64,
+    hard: bool,
+}
+
+impl tuneloop::gates::Gate for AtMost {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn is_hard(&self) -> bool {
+        self.hard
+    }
+    fn exclude(
+        &self,
+        _: &tuneloop::gates::GateContext<'_>,
+        arms: &ArmSet,
+        arm: usize,
+    ) -> tuneloop::gates::Result<Option<tuneloop::gates::Reason>> {
+        let t = arms.arm(arm)?.params.temperature();
+        Ok((t > self.temperature).then_some(tuneloop::gates::Reason::Custom { why: "too hot" }))
+    }
+}
+
+#[test]
+fn custom_gates_compose_after_the_built_in_ones_in_order() -> TestResult {
+    use tuneloop::gates::{Constraints, Parameter, Reason, Rule};
+    // Arms at temperatures 0.0, 0.25, ..., 1.0; the incumbent is 0.5.
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.25, 0.5, 0.75, 1.0])
+        .build()?;
+    let floor_of_0_25 = Constraints::new(vec![Rule::ParameterRange {
+        task_type: None,
+        parameter: Parameter::Temperature,
+        min: Some(0.25),
+        max: None,
+    }]);
+    let build = |shared_limit: f64, own: AtMost| {
+        Optimizer::builder()
+            .task_type(
+                "qa",
+                TaskTypeConfig::new(arms.clone())
+                    .incumbent(2)
+                    .constraints(floor_of_0_25.clone())
+                    .gate(own),
+            )
+            .gate(AtMost {
+                name: "shared",
+                temperature: shared_limit,
+                hard: false,
+            })
+            .seed(1)
+            .build()
+    };
+    let o = build(
+        0.75,
+        AtMost {
+            name: "own",
+            temperature: 0.5,
+            hard: false,
+        },
+    )?;
+    for _ in 0..50 {
+        let d = ask_qa(&o)?;
+        let rec = d.recommendation();
+        let t = rec.params.temperature();
+        assert!((0.25..=0.5).contains(&t), "{t}");
+        // Each gate sees only what the ones before it let through: the
+        // constraint takes 0.0, the shared gate 1.0, the task's own 0.75.
+        let by: Vec<(&str, usize)> = rec.reasons.iter().map(|e| (e.gate, e.arm)).collect();
+        assert_eq!(
+            by,
+            [("constraints", 0), ("shared", 4), ("own", 3)],
+            "{by:?}"
+        );
+        assert!(matches!(
+            rec.reasons[2].reason,
+            Reason::Custom { why: "too hot" }
+        ));
+        d.abandon("test")?;
+    }
+    // A soft gate that excludes everything yields to the incumbent; a hard
+    // one does not.
+    let soft = build(
+        0.75,
+        AtMost {
+            name: "own",
+            temperature: -1.0,
+            hard: false,
+        },
+    )?;
+    let d = ask_qa(&soft)?;
+    assert!(d.recommendation().fell_back_to_incumbent && d.recommendation().arm == 2);
+    d.abandon("test")?;
+    let hard = build(
+        0.75,
+        AtMost {
+            name: "own",
+            temperature: 0.25,
+            hard: true,
+        },
+    )?;
+    let d = ask_qa(&hard)?;
+    assert_eq!(
+        d.params().temperature(),
+        0.25,
+        "only 0.25 passes every gate"
+    );
+    d.abandon("test")?;
+    let none = build(
+        0.75,
+        AtMost {
+            name: "own",
+            temperature: -1.0,
+            hard: true,
+        },
+    )?;
+    assert!(ask_qa(&none).is_err(), "a hard gate is never crossed");
+    Ok(())
+}
+
+fn ask_qa(o: &Optimizer) -> Result<tuneloop::Decision, Error> {
+    o.recommend("qa", &TaskFeatures::default(), &RecommendOptions::default())
+}
+
+/// A caller's own context: a bias and one signal.
+struct Ticket {
+    urgent: bool,
+}
+
+impl tuneloop::Context for Ticket {
+    fn features(&self) -> Result<tuneloop::core::Features, tuneloop::core::Error> {
+        tuneloop::core::Features::new(vec![1.0, f64::from(u8::from(self.urgent))])
+    }
+}
+
+#[test]
+fn an_optimizer_learns_from_a_context_type_of_the_callers_own() -> TestResult {
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 1.0])
+        .build()?;
+    let o = Optimizer::builder()
+        .task_type("triage", TaskTypeConfig::new(arms))
+        .context_dim(2)
+        .seed(3)
+        .build()?;
+    // Urgent tickets want temperature 0, the others 1: learnable only
+    // from the context.
+    for i in 0..600 {
+        let ticket = Ticket { urgent: i % 2 == 0 };
+        let d = o.recommend_for("triage", &ticket, &RecommendOptions::default())?;
+        let cold = d.params().temperature() == 0.0;
+        let q = if cold == ticket.urgent { 0.9 } else { 0.1 };
+        d.record(&TaskOutcome::success(q, 100.0))?;
+    }
+    let mut right = 0;
+    for i in 0..200 {
+        let ticket = Ticket { urgent: i % 2 == 0 };
+        let d = o.recommend_for("triage", &ticket, &RecommendOptions::default())?;
+        right += usize::from((d.params().temperature() == 0.0) == ticket.urgent);
+        d.abandon("evaluation")?;
+    }
+    assert!(right >= 180, "{right} of 200 right");
+    // TaskFeatures are refused with a message that says what to call.
+    let err = o
+        .recommend(
+            "triage",
+            &TaskFeatures::default(),
+            &RecommendOptions::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("recommend_for"), "{err}");
+    Ok(())
+}
