@@ -28,6 +28,23 @@ pub enum ErrorClass {
     Other,
 }
 
+/// Why the model stopped generating, as the server reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FinishReason {
+    /// It finished (or met a stop sequence).
+    Stop,
+    /// It reached `max_tokens`: the answer may be cut short.
+    Length,
+    /// It called a tool.
+    ToolCalls,
+    /// A content filter stopped it.
+    ContentFilter,
+    /// A reason of the server's own.
+    Other,
+}
+
 /// The observed result of one LLM call.
 ///
 /// ```
@@ -55,6 +72,9 @@ pub struct TaskOutcome {
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_class: Option<ErrorClass>,
+    /// Why generation stopped, when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<FinishReason>,
 }
 
 impl TaskOutcome {
@@ -68,6 +88,7 @@ impl TaskOutcome {
             cost_usd: 0.0,
             success: true,
             error_class: None,
+            finish_reason: None,
         }
     }
 
@@ -81,6 +102,7 @@ impl TaskOutcome {
             cost_usd: 0.0,
             success: false,
             error_class: Some(class),
+            finish_reason: None,
         }
     }
 
@@ -88,6 +110,12 @@ impl TaskOutcome {
     pub fn with_tokens(mut self, prompt: u64, completion: u64) -> Self {
         self.prompt_tokens = prompt;
         self.completion_tokens = completion;
+        self
+    }
+
+    /// Sets why generation stopped.
+    pub fn with_finish_reason(mut self, reason: FinishReason) -> Self {
+        self.finish_reason = Some(reason);
         self
     }
 

@@ -48,6 +48,7 @@
 //! | `parallel` | offline evaluation (reading rounds, bootstrap resamples) on every core |
 //! | `http` | `router` and the OpenAI-compatible HTTP provider |
 
+pub mod adapters;
 mod builder;
 mod context;
 mod counters;

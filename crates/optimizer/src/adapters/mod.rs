@@ -1,0 +1,43 @@
+//! Adapters for LLM clients: a [`ParameterSet`](tuneloop_core::ParameterSet)
+//! applied to the client's own request types, and its response read back
+//! into a [`TaskOutcome`](tuneloop_core::TaskOutcome).
+//!
+//! | feature | client | module |
+//! |---|---|---|
+//! | `async-openai` | [async-openai](https://docs.rs/async-openai)'s chat completions (its types only: bring its client) | [`async_openai`](mod@self::async_openai) |
+//! | `genai` | [genai](https://docs.rs/genai)'s `ChatOptions` and `ChatResponse` | [`genai`](mod@self::genai) |
+//!
+//! Neither adapter touches the prompt: a
+//! [`prompt_variant`](tuneloop_core::ParameterSet::prompt_variant) is the
+//! caller's to apply. Quality is the caller's too: score the answer, then
+//! pass the score to `outcome`.
+
+#[cfg(feature = "async-openai")]
+pub mod async_openai;
+#[cfg(feature = "genai")]
+pub mod genai;
+
+use std::time::{Duration, Instant};
+
+/// Runs `call` and measures its wall-clock time, on any executor.
+///
+/// ```
+/// # futures_lite_block_on(async {
+/// let (answer, latency) = tuneloop::adapters::timed(async { 42 }).await;
+/// assert_eq!(answer, 42);
+/// assert!(latency.as_secs() < 1);
+/// # });
+/// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub async fn timed<T>(call: impl Future<Output = T>) -> (T, Duration) {
+    let start = Instant::now();
+    let out = call.await;
+    (out, start.elapsed())
+}
+
+/// Milliseconds of `d`, as [`TaskOutcome::latency_ms`](tuneloop_core::TaskOutcome::latency_ms) takes them.
+pub(crate) fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
