@@ -92,7 +92,15 @@ pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
             let mut p = cfg
                 .build(num_arms, dim)
                 .map_err(|e| CliError::bad(format!("--policy: {e}")))?;
-            let train = (records.len() as f64 * fraction) as usize;
+            let mut train = (records.len() as f64 * fraction) as usize;
+            // Never split an episode between training and evaluation.
+            while train > 0
+                && train < records.len()
+                && records[train].episode_id.is_some()
+                && records[train].episode_id == records[train - 1].episode_id
+            {
+                train += 1;
+            }
             for (i, r) in records[..train].iter().enumerate() {
                 if let Some(reward) = r.reward {
                     let x = Features::new(r.context.clone())?;
@@ -118,6 +126,28 @@ pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
     for (k, est) in &e.candidate {
         candidate.insert(k.name().to_owned(), serde_json::to_value(est)?);
     }
+    // A log with episodes: each one weighed whole as well.
+    let episodes = if records[train..].iter().any(|r| r.episode_id.is_some()) {
+        let ep = evaluator.evaluate_episodes(&records[train..], policy.as_ref())?;
+        let mut est = serde_json::Map::new();
+        for (k, v) in &ep.candidate {
+            est.insert(k.name().to_owned(), serde_json::to_value(v)?);
+        }
+        json!({
+            "episodes": ep.episodes,
+            "decisions": ep.decisions,
+            "skipped_without_reward": ep.skipped_without_reward,
+            "skipped_inconsistent": ep.skipped_inconsistent,
+            "unsupported_episodes": ep.unsupported_episodes,
+            "candidate": est,
+            "baseline": ep.baseline,
+            "difference": ep.difference,
+            "decision_estimator": "snipw",
+            "verdict": if ep.candidate_is_better { "better" } else { "not proven better" },
+        })
+    } else {
+        Value::Null
+    };
     Ok(json!({
         "log": log.display().to_string(),
         "policy": policy.kind(),
@@ -130,5 +160,6 @@ pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
         "difference": e.difference,
         "decision_estimator": evaluator.decision_estimator.name(),
         "verdict": if e.candidate_is_better { "better" } else { "not proven better" },
+        "episodes": episodes,
     }))
 }

@@ -253,6 +253,7 @@ fn write_log(path: &Path, n: u64) -> TestResult {
             schema_version: 1,
             decision_id: DecisionId::from_u128(u128::from(i)),
             request_id: None,
+            episode_id: None,
             task_type: "t".into(),
             model: "m".into(),
             context_fingerprint: "0000000000000000".into(),
@@ -275,6 +276,128 @@ fn write_log(path: &Path, n: u64) -> TestResult {
             abandoned: None,
         })?;
     }
+    Ok(())
+}
+
+/// `n` episodes of two uniformly logged decisions over 3 arms; an episode
+/// that chose arm 1 twice earns 1, any other 0.2.
+fn write_episode_log(path: &Path, n: u64) -> TestResult {
+    use tuneloop_core::{ArmSet, DecisionId, TaskOutcome};
+    use tuneloop_counterfactual::{DecisionLog, JsonlLog, LoggedDecision};
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0])
+        .build()?;
+    let log = JsonlLog::open(path, u64::MAX, 0)?;
+    let mut state = 777u64;
+    let mut next = || {
+        state = tuneloop_core::hash::splitmix64(state);
+        ((state >> 11) as f64 / (1u64 << 53) as f64 * 3.0) as usize
+    };
+    for e in 0..n {
+        let chosen = [next().min(2), next().min(2)];
+        let reward = if chosen == [1, 1] { 1.0 } else { 0.2 };
+        for (step, &a) in chosen.iter().enumerate() {
+            let arm = arms.arm(a)?.clone();
+            log.append(&LoggedDecision {
+                schema_version: 1,
+                decision_id: DecisionId::from_u128(u128::from(2 * e) + step as u128),
+                request_id: None,
+                episode_id: Some(DecisionId::from_u128(1 << 64 | u128::from(e))),
+                task_type: "t".into(),
+                model: "m".into(),
+                context_fingerprint: "0000000000000000".into(),
+                context: vec![1.0],
+                eligible: vec![0, 1, 2],
+                eligible_ids: arms.iter().map(|a| a.id).collect(),
+                arm: a,
+                arm_id: arm.id,
+                params: arm.params,
+                propensity: 1.0 / 3.0,
+                propensity_estimated: false,
+                policy_kind: "uniform".into(),
+                policy_version: 0,
+                cohort: None,
+                phase: None,
+                timestamp: chrono::Utc::now(),
+                outcome: Some(TaskOutcome::success(reward, 100.0)),
+                reward: Some(reward),
+                reward_defaulted: false,
+                abandoned: None,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn evaluate_and_report_understand_episodes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("episodes.jsonl");
+    write_episode_log(&log, 3000)?;
+    let log_s = log.display().to_string();
+    let out = tuneloop(&[
+        "evaluate",
+        "--log",
+        &log_s,
+        "--policy",
+        "fixed:1",
+        "--bootstrap",
+        "200",
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let e = &v["episodes"];
+    assert_eq!(
+        (e["episodes"].as_u64(), e["decisions"].as_u64()),
+        (Some(3000), Some(6000)),
+        "{e}"
+    );
+    // "Arm 1 twice" is worth 1 (every episode it weighs earned 1); the
+    // uniform logger 1/9 + 8/9 * 0.2; crediting each decision alone would
+    // say 1/3 + 2/3 * 0.2.
+    let snipw = e["candidate"]["snipw"]["estimate"]
+        .as_f64()
+        .ok_or("snipw")?;
+    assert!((snipw - 1.0).abs() < 1e-9, "{snipw}");
+    let baseline = e["baseline"]["estimate"].as_f64().ok_or("baseline")?;
+    assert!(
+        (baseline - (1.0 / 9.0 + 8.0 / 9.0 * 0.2)).abs() < 0.03,
+        "{baseline}"
+    );
+    assert_eq!(e["verdict"], "better");
+    let per_decision = v["candidate"]["ipw"]["estimate"].as_f64().ok_or("ipw")?;
+    assert!(
+        (per_decision - (1.0 / 3.0 + 2.0 / 3.0 * 0.2)).abs() < 0.05,
+        "{per_decision}"
+    );
+
+    let html = dir.path().join("report.html");
+    let out = tuneloop(&[
+        "report",
+        "--log",
+        &log_s,
+        "--out",
+        &html.display().to_string(),
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let e = &v["episodes"];
+    assert_eq!(
+        (e["episodes"].as_u64(), e["decisions"].as_u64()),
+        (Some(3000), Some(6000)),
+        "{e}"
+    );
+    assert_eq!(e["by_length"], serde_json::json!([[2, 3000]]));
+    assert!(std::fs::read_to_string(&html)?.contains("<h2>Episodes</h2>"));
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 //! difference, and the verdict the project promises.
 
 use serde::{Deserialize, Serialize};
-use tuneloop_core::{Features, Policy, SelectionKey};
+use std::collections::HashMap;
+
+use tuneloop_core::{DecisionId, Features, Policy, SelectionKey};
 
 use crate::data::{OpeData, OpeRound};
 use crate::error::{Error, Result, check_setting};
@@ -56,6 +58,32 @@ pub struct Evaluation {
     /// bootstrap interval.
     pub baseline: Estimate,
     /// Candidate minus baseline by `decision_estimator`, paired bootstrap.
+    pub difference: Paired,
+    /// True when the one-sided lower bound of the difference is `>= 0`.
+    pub candidate_is_better: bool,
+}
+
+/// The result of [`OfflineEvaluator::evaluate_episodes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeEvaluation {
+    /// Episodes used (those with a reward); a decision outside any episode
+    /// counts as an episode of one step.
+    pub episodes: usize,
+    /// Decisions in them.
+    pub decisions: usize,
+    /// Episodes skipped because no reward was known.
+    pub skipped_without_reward: usize,
+    /// Episodes skipped because their decisions carry different rewards
+    /// (some expired, or were abandoned, before the episode finished).
+    pub skipped_inconsistent: usize,
+    /// Episodes the logger played deterministically (every propensity 1)
+    /// while the candidate put mass on another course.
+    pub unsupported_episodes: usize,
+    /// The candidate's value per episode: trajectory IPW and SNIPW.
+    pub candidate: Vec<(EstimatorKind, Estimate)>,
+    /// The logging policy's value: the mean episode reward.
+    pub baseline: Estimate,
+    /// Candidate (SNIPW) minus baseline, paired bootstrap.
     pub difference: Paired,
     /// True when the one-sided lower bound of the difference is `>= 0`.
     pub candidate_is_better: bool,
@@ -150,6 +178,114 @@ impl OfflineEvaluator {
             rounds: d.len(),
             candidate: summarize(&c),
             baseline: summarize(&b),
+            candidate_is_better: difference.lower_one_sided >= 0.0,
+            difference,
+        })
+    }
+
+    /// Evaluates `candidate` on episodes: agent tasks of several decisions
+    /// with one outcome at the end (decisions sharing an `episode_id`; a
+    /// decision without one is an episode of one step).
+    ///
+    /// An episode's importance weight is the product over its decisions of
+    /// `π(a_t | x_t) / μ(a_t | x_t)`, the candidate's probability of the
+    /// logged arm over the logged one's, and its value is that weight times
+    /// the episode's reward (trajectory importance sampling, Precup et al.,
+    /// 2000): unbiased for the candidate's mean episode reward when every
+    /// logged propensity is right and positive wherever the candidate puts
+    /// mass, when each decision's context is what the policy saw (later
+    /// contexts may depend on earlier choices), and when the reward depends
+    /// on nothing the log leaves out. Crediting each decision alone with
+    /// the episode's reward is biased whenever the best choice at one step
+    /// depends on another. SNIPW divides by the mean weight instead of 1
+    /// (biased by `O(1/n)`, far lower variance); the verdict uses it. The
+    /// weights grow with the number of steps: read the effective sample
+    /// size.
+    ///
+    /// An episode whose decisions carry different rewards (some expired
+    /// or were abandoned before it finished) is skipped and counted.
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate).
+    pub fn evaluate_episodes(
+        &self,
+        records: &[LoggedDecision],
+        candidate: &dyn Policy,
+    ) -> Result<EpisodeEvaluation> {
+        self.settings.check()?;
+        let k = candidate.num_arms();
+        // Episodes in the order of their first decision.
+        let mut order: Vec<DecisionId> = Vec::new();
+        let mut groups: HashMap<DecisionId, Vec<&LoggedDecision>> = HashMap::new();
+        for r in records {
+            let key = r.episode_id.unwrap_or(r.decision_id);
+            let g = groups.entry(key).or_default();
+            if g.is_empty() {
+                order.push(key);
+            }
+            g.push(r);
+        }
+        let (mut rounds, mut skipped, mut inconsistent, mut decisions) = (Vec::new(), 0, 0, 0);
+        for (i, key) in order.into_iter().enumerate() {
+            let steps = &groups[&key];
+            if steps.iter().any(|r| r.reward != steps[0].reward) {
+                inconsistent += 1;
+                continue;
+            }
+            let Some(reward) = steps[0].reward else {
+                skipped += 1;
+                continue;
+            };
+            let (mut target, mut propensity) = (1.0_f64, 1.0_f64);
+            for r in steps {
+                r.validate()?;
+                if let Some(&a) = r.eligible.iter().find(|&&a| a >= k) {
+                    return Err(Error::InvalidRound {
+                        round: i,
+                        field: "eligible",
+                        reason: format!("arm {a} is beyond the candidate's {k} arms"),
+                    });
+                }
+                let x = Features::new(r.context.clone())?;
+                let dist =
+                    candidate
+                        .distribution(&x, &r.eligible)
+                        .map_err(|e| Error::InvalidRound {
+                            round: i,
+                            field: "context",
+                            reason: e.to_string(),
+                        })?;
+                target *= dist.probability_of(r.arm);
+                propensity *= r.propensity;
+            }
+            decisions += steps.len();
+            // An episode is a round of two "actions": the logged course
+            // (0) and every other one (1), whose value the log cannot see.
+            let target = target.clamp(0.0, 1.0);
+            rounds.push(OpeRound {
+                action: 0,
+                reward,
+                propensity: propensity.max(f64::MIN_POSITIVE),
+                target: vec![target, 1.0 - target],
+                reward_hat: None,
+            });
+        }
+        if rounds.is_empty() {
+            return Err(Error::Empty);
+        }
+        let data = OpeData::new(rounds)?;
+        let kinds = [EstimatorKind::Ipw, EstimatorKind::Snipw];
+        let candidate_estimates = estimate(&data, &kinds, &self.settings)?;
+        let (baseline, difference) =
+            paired_difference(&data, EstimatorKind::Snipw, &self.settings)?;
+        Ok(EpisodeEvaluation {
+            episodes: data.len(),
+            decisions,
+            skipped_without_reward: skipped,
+            skipped_inconsistent: inconsistent,
+            unsupported_episodes: unsupported_rounds(&data),
+            candidate: candidate_estimates,
+            baseline,
             candidate_is_better: difference.lower_one_sided >= 0.0,
             difference,
         })

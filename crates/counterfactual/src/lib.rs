@@ -49,7 +49,7 @@ pub use error::{Error, Result};
 pub use estimators::{
     Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, percentile_sorted,
 };
-pub use evaluator::{Comparison, Evaluation, OfflineEvaluator, replay};
+pub use evaluator::{Comparison, EpisodeEvaluation, Evaluation, OfflineEvaluator, replay};
 pub use log::{
     DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions, read_log,
 };

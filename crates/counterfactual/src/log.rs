@@ -34,6 +34,11 @@ pub struct LoggedDecision {
     /// The caller's own request id, if it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The episode (an agent task of several calls with one outcome) the
+    /// decision belongs to, if any: every decision of an episode carries
+    /// the episode's outcome and reward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_id: Option<DecisionId>,
     /// Task type; each has its own arms and policy.
     pub task_type: String,
     /// Model of the chosen parameters.
@@ -473,6 +478,12 @@ impl PendingDecisions {
         d.outcome = Some(outcome);
         d.reward = Some(reward);
         Ok(d)
+    }
+
+    /// Takes decision `id` whatever its deadline, as it is (no outcome):
+    /// for a caller that joins it itself.
+    pub fn take(&mut self, id: DecisionId) -> Option<LoggedDecision> {
+        self.pending.remove(&id)
     }
 
     /// Takes decision `id` without an outcome, the default reward applied

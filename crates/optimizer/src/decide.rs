@@ -127,6 +127,19 @@ impl Optimizer {
         prompt_tokens: u64,
         options: &RecommendOptions<'_>,
     ) -> Result<Recommendation> {
+        self.decide(task_type, x, risk_tier, prompt_tokens, options, None)
+    }
+
+    /// The decision, as one of `episode` when given.
+    pub(crate) fn decide(
+        &self,
+        task_type: &str,
+        x: Features,
+        risk_tier: RiskTier,
+        prompt_tokens: u64,
+        options: &RecommendOptions<'_>,
+        episode: Option<DecisionId>,
+    ) -> Result<Recommendation> {
         let _span = tracing::debug_span!("recommend_parameters", task_type).entered();
         let inner = &*self.inner;
         let (name, task) = self.task(task_type)?;
@@ -179,7 +192,7 @@ impl Optimizer {
             reasons: eligibility.excluded,
             fell_back_to_incumbent: eligibility.fell_back_to_incumbent,
         };
-        inner.pending.insert(decision_record(
+        let mut record = decision_record(
             name,
             task,
             x,
@@ -187,7 +200,9 @@ impl Optimizer {
             &rec,
             choice.policy_kind,
             now,
-        ));
+        );
+        record.episode_id = episode;
+        inner.pending.insert(record);
         Ok(rec)
     }
 
@@ -274,6 +289,7 @@ pub(crate) fn decision_record(
         schema_version: LOG_SCHEMA_VERSION,
         decision_id: rec.decision_id,
         request_id: None,
+        episode_id: None,
         task_type: task_type.to_owned(),
         model: rec.params.model().to_owned(),
         context_fingerprint: format!("{:016x}", context.fingerprint()),

@@ -53,6 +53,7 @@ mod builder;
 mod context;
 mod counters;
 mod decide;
+mod episode;
 mod error;
 mod handle;
 mod optimizer;
@@ -69,6 +70,7 @@ pub use counters::Counters;
 #[allow(deprecated)]
 pub use decide::Request;
 pub use decide::{RecommendOptions, Recommendation};
+pub use episode::{EPISODE_DROPPED, Episode, EpisodeRecorded};
 pub use error::{Error, Result};
 pub use handle::{DROPPED, Decision};
 pub use optimizer::{Optimizer, SHUTDOWN};

@@ -91,6 +91,11 @@ impl Pending {
             .map_err(|_| Error::UnknownDecision(id))
     }
 
+    /// Takes decision `id` whatever its deadline, without an outcome.
+    pub(crate) fn take(&self, id: DecisionId) -> Option<LoggedDecision> {
+        lock(self.shard(id)).take(id)
+    }
+
     /// Takes every waiting decision as [`abandon`](Self::abandon) does.
     pub(crate) fn abandon_all(&self, reason: &str) -> Vec<LoggedDecision> {
         self.shards

@@ -46,6 +46,23 @@ impl Optimizer {
         let now = inner.clock.now();
         let reward = inner.reward.reward(outcome)?;
         let record = inner.pending.join(decision_id, outcome, reward, now)?;
+        let events = self.learn(record, outcome, reward, true, now)?;
+        Ok(Recorded { reward, events })
+    }
+
+    /// The part of recording after the join: the learner, the budget (its
+    /// spend committed when `spend`, else its reservation released), the
+    /// floor, the monitor, the counters and the log.
+    pub(crate) fn learn(
+        &self,
+        record: LoggedDecision,
+        outcome: &TaskOutcome,
+        reward: f64,
+        spend: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RolloutEvent>> {
+        let inner = &*self.inner;
+        let decision_id = record.decision_id;
         let (_, task) = self.task(&record.task_type)?;
         let context = Features::new(record.context.clone())?;
         task.learner
@@ -55,7 +72,11 @@ impl Optimizer {
         if let Some(b) = &inner.budget {
             // The reservation may have expired meanwhile; the spend is
             // recorded either way as far as the budget still knows it.
-            let _ = b.commit(decision_id, outcome.total_tokens(), outcome.cost_usd, now);
+            if spend {
+                let _ = b.commit(decision_id, outcome.total_tokens(), outcome.cost_usd, now);
+            } else {
+                let _ = b.release(decision_id, now);
+            }
         }
         if let Some(f) = &inner.floor {
             f.observe(&record.task_type, record.arm_id, outcome.quality)?;
@@ -63,7 +84,7 @@ impl Optimizer {
         let events = self.observe_rollout(task, &record, outcome, now)?;
         add(&inner.counters.outcomes, 1);
         self.log(record);
-        Ok(Recorded { reward, events })
+        Ok(events)
     }
 
     /// Feeds the SLO monitor of `task`'s rollout, if it has one.

@@ -412,3 +412,135 @@ fn an_optimizer_learns_from_a_context_type_of_the_callers_own() -> TestResult {
     assert!(err.contains("recommend_for"), "{err}");
     Ok(())
 }
+
+/// Which step of a two-step episode a decision is: context [1, step].
+struct Step(u8);
+
+impl tuneloop::Context for Step {
+    fn features(&self) -> Result<tuneloop::core::Features, tuneloop::core::Error> {
+        tuneloop::core::Features::new(vec![1.0, f64::from(self.0)])
+    }
+}
+
+/// Arm 0 with probability `p` at step 0 and `q` at step 1.
+#[derive(Debug)]
+struct ByStep {
+    p: f64,
+    q: f64,
+}
+
+impl tuneloop::core::Policy for ByStep {
+    fn kind(&self) -> &'static str {
+        "by-step"
+    }
+    fn version(&self) -> u64 {
+        0
+    }
+    fn context_dim(&self) -> usize {
+        2
+    }
+    fn num_arms(&self) -> usize {
+        2
+    }
+    fn distribution(
+        &self,
+        x: &tuneloop::core::Features,
+        _: &[usize],
+    ) -> tuneloop::core::Result<tuneloop::core::ActionDistribution> {
+        let p = if x.as_slice()[1] == 0.0 {
+            self.p
+        } else {
+            self.q
+        };
+        tuneloop::core::ActionDistribution::new(vec![0, 1], vec![p, 1.0 - p], false)
+    }
+    fn update(
+        &mut self,
+        _: &tuneloop::core::Features,
+        _: usize,
+        _: f64,
+    ) -> tuneloop::core::Result<()> {
+        Ok(())
+    }
+    fn snapshot(&self) -> tuneloop::core::Result<tuneloop::core::PolicySnapshot> {
+        Err(tuneloop::core::Error::InvalidConfig {
+            field: "snapshot",
+            reason: "a test policy".into(),
+        })
+    }
+}
+
+#[test]
+fn episodes_credit_every_decision_and_are_evaluated_whole() -> TestResult {
+    // Two steps, arms 0 and 1 at each; the best first arm depends on the
+    // second: (0, 0) pays 1, (0, 1) 0, (1, 0) 0.4, (1, 1) 0.6.
+    let pay = |a: usize, b: usize| [[1.0, 0.0], [0.4, 0.6]][a][b];
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 1.0])
+        .build()?;
+    let log = Arc::new(MemoryLog::new());
+    let o = Optimizer::builder()
+        .task_type(
+            "step",
+            TaskTypeConfig::new(arms).policy(tuneloop::bandit::PolicyConfig::Uniform),
+        )
+        .context_dim(2)
+        .seed(9)
+        // The reward is the quality alone, so the closed form is in quality.
+        .reward(
+            tuneloop::core::RewardFunction::builder()
+                .quality_weight(1.0)
+                .latency_weight(0.0)
+                .cost_weight(0.0)
+                .build()?,
+        )
+        .decision_log(log.clone())
+        .build()?;
+    const N: usize = 20_000;
+    for _ in 0..N {
+        let mut episode = o.episode();
+        let first = episode.recommend_for("step", &Step(0), &RecommendOptions::default())?;
+        let second = episode.recommend_for("step", &Step(1), &RecommendOptions::default())?;
+        let done = episode.finish(&TaskOutcome::success(pay(first.arm, second.arm), 100.0))?;
+        assert_eq!(done.decisions, 2);
+    }
+    // A dropped episode abandons its decisions.
+    let mut dropped = o.episode();
+    dropped.recommend_for("step", &Step(0), &RecommendOptions::default())?;
+    drop(dropped);
+    assert_eq!(o.pending(), 0);
+    let k = o.counters();
+    assert_eq!((k.outcomes, k.abandoned), (2 * N as u64, 1));
+    o.flush_log();
+    let records = log.records();
+    assert_eq!(records.len(), 2 * N + 1);
+    let by_episode = records[..2 * N].chunks(2);
+    for pair in by_episode {
+        assert!(pair[0].episode_id.is_some() && pair[0].episode_id == pair[1].episode_id);
+        assert_eq!(pair[0].reward, pair[1].reward);
+    }
+    assert_eq!(
+        records[2 * N].abandoned.as_deref(),
+        Some(tuneloop::EPISODE_DROPPED)
+    );
+    // Offline: the candidates' values to their closed form.
+    let value = |p: f64, q: f64| p * q * 1.0 + (1.0 - p) * q * 0.4 + (1.0 - p) * (1.0 - q) * 0.6;
+    let evaluator = tuneloop::counterfactual::OfflineEvaluator::default();
+    for (p, q) in [(1.0, 1.0), (0.0, 0.0), (0.7, 0.2)] {
+        let e = evaluator.evaluate_episodes(&records[..2 * N], &ByStep { p, q })?;
+        assert_eq!(
+            (e.episodes, e.decisions, e.skipped_inconsistent),
+            (N, 2 * N, 0)
+        );
+        let snipw = &e.candidate[1].1;
+        let se = (snipw.normal_high - snipw.normal_low) / (2.0 * 1.96);
+        assert!(
+            (snipw.estimate - value(p, q)).abs() <= 4.0 * se + 1e-9,
+            "({p}, {q}): {} vs {}",
+            snipw.estimate,
+            value(p, q)
+        );
+    }
+    Ok(())
+}

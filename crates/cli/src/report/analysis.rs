@@ -673,6 +673,7 @@ mod tests {
             arms: vec![arm(0, "m", 0.2)],
             tasks: vec!["t".into()],
             warnings: Vec::new(),
+            episodes: std::collections::HashMap::new(),
         };
         let l = &timelines(&data)[0];
         assert_eq!(
@@ -706,6 +707,7 @@ mod tests {
             arms: vec![arm(0, "m", 0.2), arm(0, "m", 0.5), arm(0, "m", 0.9)],
             tasks: vec!["t".into()],
             warnings: Vec::new(),
+            episodes: std::collections::HashMap::new(),
         };
         let (points, tokens) = arms_quality_cost(&data);
         assert!(!tokens);
@@ -748,6 +750,7 @@ mod tests {
             arms,
             tasks: vec!["t".into()],
             warnings: Vec::new(),
+            episodes: std::collections::HashMap::new(),
         };
         let effects = attribution(&data).unwrap();
         let by = |n: &str| effects.iter().find(|e| e.name.starts_with(n)).unwrap();
@@ -772,6 +775,7 @@ mod tests {
             arms: vec![arm(0, "m", 0.2)],
             tasks: vec!["t".into()],
             warnings: Vec::new(),
+            episodes: std::collections::HashMap::new(),
         };
         let s = reward_over_time(&data, 2);
         assert_eq!(s.len(), 1);
@@ -797,4 +801,46 @@ mod tests {
         let (d, p) = ks_two_sample(&mut a.clone(), &mut a);
         assert!(d.abs() < 1e-12 && (p - 1.0).abs() < 1e-12);
     }
+}
+
+/// Episodes at a glance: how many, their decisions, their lengths and
+/// their mean reward (over those with one).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct Episodes {
+    pub(crate) episodes: usize,
+    pub(crate) decisions: u64,
+    pub(crate) mean_decisions: f64,
+    pub(crate) longest: u32,
+    pub(crate) rewarded: usize,
+    pub(crate) mean_reward: Option<f64>,
+    /// Episodes by their number of decisions, up to 10 (10: ten or more).
+    pub(crate) by_length: Vec<(u32, usize)>,
+}
+
+pub(crate) fn episodes(data: &Data) -> Option<Episodes> {
+    if data.episodes.is_empty() {
+        return None;
+    }
+    let n = data.episodes.len();
+    let decisions: u64 = data.episodes.values().map(|e| u64::from(e.0)).sum();
+    let rewards: Vec<f64> = data
+        .episodes
+        .values()
+        .filter(|e| !e.1.is_nan())
+        .map(|e| f64::from(e.1))
+        .collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for e in data.episodes.values() {
+        *counts.entry(e.0.min(10)).or_insert(0usize) += 1;
+    }
+    Some(Episodes {
+        episodes: n,
+        decisions,
+        mean_decisions: decisions as f64 / n as f64,
+        longest: data.episodes.values().map(|e| e.0).max().unwrap_or(0),
+        rewarded: rewards.len(),
+        mean_reward: (!rewards.is_empty())
+            .then(|| rewards.iter().sum::<f64>() / rewards.len() as f64),
+        by_length: counts.into_iter().collect(),
+    })
 }

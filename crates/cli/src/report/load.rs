@@ -65,6 +65,9 @@ pub(crate) struct Data {
     pub(crate) arms: Vec<Arm>,
     pub(crate) tasks: Vec<String>,
     pub(crate) warnings: Vec<String>,
+    /// Per episode id (decisions that carry one): its decisions and its
+    /// reward (NaN while unknown).
+    pub(crate) episodes: HashMap<u128, (u32, f32)>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +89,8 @@ struct Line<'a> {
     outcome: Option<OutcomeLine>,
     #[serde(default)]
     reward: Option<f64>,
+    #[serde(default)]
+    episode_id: Option<tuneloop_core::DecisionId>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +235,13 @@ fn parse(
         }
         None => (f32::NAN, f32::NAN, f32::NAN),
     };
+    if let Some(e) = l.episode_id {
+        let entry = data.episodes.entry(e.as_u128()).or_insert((0, f32::NAN));
+        entry.0 = entry.0.saturating_add(1);
+        if let Some(r) = l.reward {
+            entry.1 = r as f32;
+        }
+    }
     Ok(Row {
         t,
         task,

@@ -80,6 +80,7 @@ pub(crate) fn run(log: &Path, out: &Path, seed: u64) -> CliResult<Value> {
     stage("off-policy estimates");
     let drift = analysis::drift(&data, 8);
     let effects = analysis::attribution(&data);
+    let episodes = analysis::episodes(&data);
     stage("drift and attribution");
 
     let chart = |r: Result<String, String>| {
@@ -294,6 +295,28 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
             esc(title)
         );
     }
+    if let Some(e) = &episodes {
+        let _ = write!(
+            html,
+            "<figure id=\"episodes\"><h2>Episodes</h2><figcaption>{} episodes (agent tasks of several calls with one outcome) hold {} decisions, {:.2} each on average, {} at most; {} have an outcome, of mean reward {}. Each decision of an episode carries the episode's reward; <code>tuneloop evaluate</code> weighs whole episodes (trajectory importance sampling, see docs/offline-evaluation.md).</figcaption><table><tr><th>decisions</th><th>episodes</th></tr>",
+            e.episodes,
+            e.decisions,
+            e.mean_decisions,
+            e.longest,
+            e.rewarded,
+            e.mean_reward
+                .map_or_else(|| "unknown".to_owned(), |r| format!("{r:.3}")),
+        );
+        for (len, count) in &e.by_length {
+            let label = if *len >= 10 {
+                "10 or more".to_owned()
+            } else {
+                len.to_string()
+            };
+            let _ = write!(html, "<tr><td>{label}</td><td>{count}</td></tr>");
+        }
+        html.push_str("</table></figure>\n");
+    }
     if !data.warnings.is_empty() {
         html.push_str("<figure><h2>Warnings</h2><ul>");
         for w in &data.warnings {
@@ -349,6 +372,7 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
         "drift": drift.as_ref().map(|d| json!({"ks_d": d.ks_d, "ks_p": d.ks_p, "shift": d.shift, "anova_p": d.anova_p})),
         "estimators": ope.as_ref().map(|o| o.estimators.iter().map(|(n, [c, b])| json!({"estimator": n, "candidate": [c.0, c.1, c.2], "baseline": [b.0, b.1, b.2]})).collect::<Vec<_>>()),
         "attribution": effects,
+        "episodes": episodes,
         "warnings": data.warnings,
         "seconds": started.elapsed().as_secs_f64(),
         "bytes": html.len(),

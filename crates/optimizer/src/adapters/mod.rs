@@ -37,6 +37,7 @@ pub async fn timed<T>(call: impl Future<Output = T>) -> (T, Duration) {
     (out, start.elapsed())
 }
 
+#[cfg(any(feature = "async-openai", feature = "genai"))]
 /// Milliseconds of `d`, as [`TaskOutcome::latency_ms`](tuneloop_core::TaskOutcome::latency_ms) takes them.
 pub(crate) fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
