@@ -105,7 +105,8 @@ pub(crate) fn run(dims: usize, arms: usize, iterations: usize) -> CliResult<Valu
             tuneloop_bandit::PolicyConfig::LinucbShared(LinUcbParams::default()),
         ),
     ] {
-        let (rec, record, state_bytes, rss) = optimizer_paths(dims, arms, iterations, policy)?;
+        let (rec, record, state_bytes, rss) =
+            optimizer_paths(dims, arms, iterations, policy.clone(), false)?;
         out.insert(
             format!("optimizer_{name}"),
             json!({
@@ -114,6 +115,13 @@ pub(crate) fn run(dims: usize, arms: usize, iterations: usize) -> CliResult<Valu
                 "learned_state_bytes": state_bytes,
                 "resident_kib_after_10pct_and_100pct": rss,
             }),
+        );
+        // The same through a decision handle: `recommend_for` and
+        // `Decision::record`.
+        let (rec, record, _, _) = optimizer_paths(dims, arms, iterations, policy, true)?;
+        out.insert(
+            format!("optimizer_{name}_handle"),
+            json!({ "recommend_for": rec, "decision_record": record }),
         );
     }
     Ok(json!({
@@ -140,6 +148,7 @@ fn optimizer_paths(
     arms: usize,
     iterations: usize,
     policy: tuneloop_bandit::PolicyConfig,
+    handle: bool,
 ) -> CliResult<(Value, Value, u64, Value)> {
     use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
     use tuneloop_core::{RiskTier, TaskOutcome};
@@ -197,24 +206,38 @@ fn optimizer_paths(
     let mut out_ns = Vec::with_capacity(iterations.min(200_000));
     let mut rss = Vec::new();
     for i in 0..iterations {
-        let x = xs[i % xs.len()].clone();
-        let t = Instant::now();
-        let rec = opt
-            .recommend_with_context(
-                "bench",
-                x,
-                RiskTier::Medium,
-                500,
-                &RecommendOptions::default(),
-            )
-            .map_err(|e| CliError::Other(e.into()))?;
-        let a = t.elapsed().as_nanos() as u64;
         let outcome =
             TaskOutcome::success(0.5 + 0.4 * ((i % 10) as f64 / 10.0), 800.0).with_tokens(500, 300);
-        let t = Instant::now();
-        opt.record_outcome(rec.decision_id, &outcome)
-            .map_err(|e| CliError::Other(e.into()))?;
-        let b = t.elapsed().as_nanos() as u64;
+        let (a, b) = if handle {
+            let context = BenchContext(&xs[i % xs.len()]);
+            let t = Instant::now();
+            let decision = opt
+                .recommend_for("bench", &context, &RecommendOptions::default())
+                .map_err(|e| CliError::Other(e.into()))?;
+            let a = t.elapsed().as_nanos() as u64;
+            let t = Instant::now();
+            decision
+                .record(&outcome)
+                .map_err(|e| CliError::Other(e.into()))?;
+            (a, t.elapsed().as_nanos() as u64)
+        } else {
+            let x = xs[i % xs.len()].clone();
+            let t = Instant::now();
+            let rec = opt
+                .recommend_with_context(
+                    "bench",
+                    x,
+                    RiskTier::Medium,
+                    500,
+                    &RecommendOptions::default(),
+                )
+                .map_err(|e| CliError::Other(e.into()))?;
+            let a = t.elapsed().as_nanos() as u64;
+            let t = Instant::now();
+            opt.record_outcome(rec.decision_id, &outcome)
+                .map_err(|e| CliError::Other(e.into()))?;
+            (a, t.elapsed().as_nanos() as u64)
+        };
         if rec_ns.len() < 200_000 {
             rec_ns.push(a);
             out_ns.push(b);
@@ -230,6 +253,22 @@ fn optimizer_paths(
         state.len() as u64,
         json!(rss),
     ))
+}
+
+/// A benchmark context: a vector already featurized, at the same risk
+/// tier and prompt size as the id-based path.
+struct BenchContext<'a>(&'a Features);
+
+impl tuneloop::Context for BenchContext<'_> {
+    fn features(&self) -> tuneloop_core::Result<Features> {
+        Ok(self.0.clone())
+    }
+    fn risk_tier(&self) -> tuneloop_core::RiskTier {
+        tuneloop_core::RiskTier::Medium
+    }
+    fn prompt_tokens(&self) -> u64 {
+        500
+    }
 }
 
 /// A featurizer of a fixed dimension for the benchmark (the contexts are
