@@ -200,6 +200,10 @@ fn label(cell: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
+#[path = "../../../testsupport/proptest_config.rs"]
+mod proptest_config;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -274,12 +278,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        // A fixed seed, so that CI is repeatable.
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 512,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(20261201),
-            ..proptest::prelude::ProptestConfig::default()
-        })]
+        #![proptest_config(super::proptest_config::proptest_config(512))]
 
         /// Arbitrary bytes: an error or rows, never a panic; large enough
         /// inputs take the parallel path too.

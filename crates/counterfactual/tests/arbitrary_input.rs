@@ -29,14 +29,13 @@ fn write(bytes: &[u8], name: &str) -> std::io::Result<(tempfile::TempDir, std::p
     Ok((dir, path))
 }
 
+#[path = "../../../testsupport/proptest_config.rs"]
+mod proptest_config;
+
 proptest! {
     // A fixed seed, so that CI is repeatable; explore with more cases and
     // other seeds locally (the failing ones go to the regressions file).
-    #![proptest_config(ProptestConfig {
-        cases: 512,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(20261201),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(proptest_config::proptest_config(512))]
 
     #[test]
     fn ope_rounds_never_panic(bytes in input()) {

@@ -60,14 +60,13 @@ fn tampered() -> impl Strategy<Value = String> {
         })
 }
 
+#[path = "../../../testsupport/proptest_config.rs"]
+mod proptest_config;
+
 proptest! {
     // A fixed seed, so that CI is repeatable; explore with more cases and
     // other seeds locally (the failing ones go to the regressions file).
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(20261201),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(proptest_config::proptest_config(256))]
 
     #[test]
     fn tampered_snapshots_are_refused_or_work(text in tampered()) {
