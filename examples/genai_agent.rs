@@ -67,14 +67,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     optimizer.shutdown().await;
     // tuneloop: end.
-    let last = &right[right.len().saturating_sub(100)..];
-    let first = &right[..right.len().min(40)];
-    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
-    println!(
-        "right answers: {:.0}% in the first 40 calls, {:.0}% in the last 100 ({} calls)",
-        100.0 * mean(first),
-        100.0 * mean(last),
-        right.len()
-    );
+    println!("{}", stand_in_llm::summary(&right));
     Ok(())
 }

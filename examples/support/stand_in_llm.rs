@@ -68,3 +68,16 @@ pub(crate) async fn start() -> (MockServer, String) {
     let base = format!("{}/v1", server.uri());
     (server, base)
 }
+
+/// How often the answers were right early and late.
+pub(crate) fn summary(right: &[f64]) -> String {
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    let first = &right[..right.len().min(40)];
+    let last = &right[right.len().saturating_sub(100)..];
+    format!(
+        "right answers: {:.0}% in the first 40 calls, {:.0}% in the last 100 ({} calls)",
+        100.0 * mean(first),
+        100.0 * mean(last),
+        right.len()
+    )
+}

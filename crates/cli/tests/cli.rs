@@ -227,54 +227,77 @@ fn scenario_and_bench_print_json() -> TestResult {
     Ok(())
 }
 
-/// Writes a uniformly logged 3-arm decision log (arm means 0.2, 0.8, 0.4).
-fn write_log(path: &Path, n: u64) -> TestResult {
-    use tuneloop_core::{ArmSet, DecisionId};
-    use tuneloop_counterfactual::{DecisionLog, JsonlLog, LoggedDecision};
-    let arms = ArmSet::grid()
+/// Decision `id` of a log over 3 arms logged uniformly: arm `a`, `reward`,
+/// optionally part of `episode`.
+fn uniform_record(
+    arms: &tuneloop_core::ArmSet,
+    id: u128,
+    a: usize,
+    reward: f64,
+    episode: Option<u128>,
+) -> Result<tuneloop_counterfactual::LoggedDecision, tuneloop_core::Error> {
+    use tuneloop_core::{DecisionId, TaskOutcome};
+    let arm = arms.arm(a)?.clone();
+    Ok(tuneloop_counterfactual::LoggedDecision {
+        schema_version: 1,
+        decision_id: DecisionId::from_u128(id),
+        request_id: None,
+        episode_id: episode.map(DecisionId::from_u128),
+        task_type: "t".into(),
+        model: "m".into(),
+        context_fingerprint: "0000000000000000".into(),
+        context: vec![1.0],
+        eligible: vec![0, 1, 2],
+        eligible_ids: arms.iter().map(|a| a.id).collect(),
+        arm: a,
+        arm_id: arm.id,
+        params: arm.params,
+        propensity: 1.0 / 3.0,
+        propensity_estimated: false,
+        policy_kind: "uniform".into(),
+        policy_version: 0,
+        cohort: None,
+        phase: None,
+        timestamp: chrono::Utc::now(),
+        outcome: episode.map(|_| TaskOutcome::success(reward, 100.0)),
+        reward: Some(reward),
+        reward_defaulted: false,
+        abandoned: None,
+    })
+}
+
+fn three_arms() -> Result<tuneloop_core::ArmSet, tuneloop_core::Error> {
+    tuneloop_core::ArmSet::grid()
         .models(["m"])
         .temperatures([0.0, 0.5, 1.0])
-        .build()?;
+        .build()
+}
+
+/// A pseudo-random number in [0, 1) from a splitmix64 stream.
+fn next_unit(state: &mut u64) -> f64 {
+    *state = tuneloop_core::hash::splitmix64(*state);
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A pseudo-random arm in 0..3.
+fn next_arm(state: &mut u64) -> usize {
+    ((next_unit(state) * 3.0) as usize).min(2)
+}
+
+/// Writes a uniformly logged 3-arm decision log (arm means 0.2, 0.8, 0.4).
+fn write_log(path: &Path, n: u64) -> TestResult {
+    use tuneloop_counterfactual::{DecisionLog, JsonlLog};
+    let arms = three_arms()?;
     let log = JsonlLog::open(path, u64::MAX, 0)?;
     let mut state = 12345u64;
-    let mut next = || {
-        state = tuneloop_core::hash::splitmix64(state);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
     for i in 0..n {
-        let a = ((next() * 3.0) as usize).min(2);
-        let r = if next() < [0.2, 0.8, 0.4][a] {
+        let a = next_arm(&mut state);
+        let r = if next_unit(&mut state) < [0.2, 0.8, 0.4][a] {
             1.0
         } else {
             0.0
         };
-        let arm = arms.arm(a)?.clone();
-        log.append(&LoggedDecision {
-            schema_version: 1,
-            decision_id: DecisionId::from_u128(u128::from(i)),
-            request_id: None,
-            episode_id: None,
-            task_type: "t".into(),
-            model: "m".into(),
-            context_fingerprint: "0000000000000000".into(),
-            context: vec![1.0],
-            eligible: vec![0, 1, 2],
-            eligible_ids: arms.iter().map(|a| a.id).collect(),
-            arm: a,
-            arm_id: arm.id,
-            params: arm.params,
-            propensity: 1.0 / 3.0,
-            propensity_estimated: false,
-            policy_kind: "uniform".into(),
-            policy_version: 0,
-            cohort: None,
-            phase: None,
-            timestamp: chrono::Utc::now(),
-            outcome: None,
-            reward: Some(r),
-            reward_defaulted: false,
-            abandoned: None,
-        })?;
+        log.append(&uniform_record(&arms, u128::from(i), a, r, None)?)?;
     }
     Ok(())
 }
@@ -282,49 +305,22 @@ fn write_log(path: &Path, n: u64) -> TestResult {
 /// `n` episodes of two uniformly logged decisions over 3 arms; an episode
 /// that chose arm 1 twice earns 1, any other 0.2.
 fn write_episode_log(path: &Path, n: u64) -> TestResult {
-    use tuneloop_core::{ArmSet, DecisionId, TaskOutcome};
-    use tuneloop_counterfactual::{DecisionLog, JsonlLog, LoggedDecision};
-    let arms = ArmSet::grid()
-        .models(["m"])
-        .temperatures([0.0, 0.5, 1.0])
-        .build()?;
+    use tuneloop_counterfactual::{DecisionLog, JsonlLog};
+    let arms = three_arms()?;
     let log = JsonlLog::open(path, u64::MAX, 0)?;
     let mut state = 777u64;
-    let mut next = || {
-        state = tuneloop_core::hash::splitmix64(state);
-        ((state >> 11) as f64 / (1u64 << 53) as f64 * 3.0) as usize
-    };
     for e in 0..n {
-        let chosen = [next().min(2), next().min(2)];
+        let chosen = [next_arm(&mut state), next_arm(&mut state)];
         let reward = if chosen == [1, 1] { 1.0 } else { 0.2 };
         for (step, &a) in chosen.iter().enumerate() {
-            let arm = arms.arm(a)?.clone();
-            log.append(&LoggedDecision {
-                schema_version: 1,
-                decision_id: DecisionId::from_u128(u128::from(2 * e) + step as u128),
-                request_id: None,
-                episode_id: Some(DecisionId::from_u128(1 << 64 | u128::from(e))),
-                task_type: "t".into(),
-                model: "m".into(),
-                context_fingerprint: "0000000000000000".into(),
-                context: vec![1.0],
-                eligible: vec![0, 1, 2],
-                eligible_ids: arms.iter().map(|a| a.id).collect(),
-                arm: a,
-                arm_id: arm.id,
-                params: arm.params,
-                propensity: 1.0 / 3.0,
-                propensity_estimated: false,
-                policy_kind: "uniform".into(),
-                policy_version: 0,
-                cohort: None,
-                phase: None,
-                timestamp: chrono::Utc::now(),
-                outcome: Some(TaskOutcome::success(reward, 100.0)),
-                reward: Some(reward),
-                reward_defaulted: false,
-                abandoned: None,
-            })?;
+            let id = u128::from(2 * e) + step as u128;
+            log.append(&uniform_record(
+                &arms,
+                id,
+                a,
+                reward,
+                Some(1 << 64 | u128::from(e)),
+            )?)?;
         }
     }
     Ok(())

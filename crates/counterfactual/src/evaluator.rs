@@ -213,7 +213,6 @@ impl OfflineEvaluator {
         candidate: &dyn Policy,
     ) -> Result<EpisodeEvaluation> {
         self.settings.check()?;
-        let k = candidate.num_arms();
         // Episodes in the order of their first decision.
         let mut order: Vec<DecisionId> = Vec::new();
         let mut groups: HashMap<DecisionId, Vec<&LoggedDecision>> = HashMap::new();
@@ -239,23 +238,7 @@ impl OfflineEvaluator {
             let (mut target, mut propensity) = (1.0_f64, 1.0_f64);
             for r in steps {
                 r.validate()?;
-                if let Some(&a) = r.eligible.iter().find(|&&a| a >= k) {
-                    return Err(Error::InvalidRound {
-                        round: i,
-                        field: "eligible",
-                        reason: format!("arm {a} is beyond the candidate's {k} arms"),
-                    });
-                }
-                let x = Features::new(r.context.clone())?;
-                let dist =
-                    candidate
-                        .distribution(&x, &r.eligible)
-                        .map_err(|e| Error::InvalidRound {
-                            round: i,
-                            field: "context",
-                            reason: e.to_string(),
-                        })?;
-                target *= dist.probability_of(r.arm);
+                target *= distribution(candidate, r, i)?.probability_of(r.arm);
                 propensity *= r.propensity;
             }
             decisions += steps.len();
@@ -317,21 +300,7 @@ impl OfflineEvaluator {
                 },
                 other => other,
             })?;
-            if let Some(&a) = r.eligible.iter().find(|&&a| a >= k) {
-                return Err(Error::InvalidRound {
-                    round: i,
-                    field: "eligible",
-                    reason: format!("arm {a} is beyond the candidate's {k} arms"),
-                });
-            }
-            let x = Features::new(r.context.clone())?;
-            let dist = policy
-                .distribution(&x, &r.eligible)
-                .map_err(|e| Error::InvalidRound {
-                    round: i,
-                    field: "context",
-                    reason: e.to_string(),
-                })?;
+            let dist = distribution(policy, r, i)?;
             let mut t = vec![0.0; k];
             for (a, p) in dist.iter() {
                 t[a] = p;
@@ -358,6 +327,31 @@ impl OfflineEvaluator {
         }))?;
         Ok((data, records.len() - used.len()))
     }
+}
+
+/// `policy`'s distribution over the eligible arms of record `r` (round `i`
+/// in errors), on its logged context.
+fn distribution(
+    policy: &dyn Policy,
+    r: &LoggedDecision,
+    i: usize,
+) -> Result<tuneloop_core::ActionDistribution> {
+    let k = policy.num_arms();
+    if let Some(&a) = r.eligible.iter().find(|&&a| a >= k) {
+        return Err(Error::InvalidRound {
+            round: i,
+            field: "eligible",
+            reason: format!("arm {a} is beyond the candidate's {k} arms"),
+        });
+    }
+    let x = Features::new(r.context.clone())?;
+    policy
+        .distribution(&x, &r.eligible)
+        .map_err(|e| Error::InvalidRound {
+            round: i,
+            field: "context",
+            reason: e.to_string(),
+        })
 }
 
 /// The replay estimator (Li et al., 2011) for uniformly logged data: the

@@ -57,6 +57,19 @@ async fn body(server: &MockServer) -> Result<Value, Box<dyn std::error::Error>> 
     Ok(serde_json::from_slice(&request.body)?)
 }
 
+/// The sampling fields of `params()` in a request body; `max_tokens` is
+/// the name the client gives the token limit.
+fn assert_sent(sent: &Value, max_tokens: &str) {
+    assert_eq!(sent["model"], "small-model");
+    assert_close(sent, "temperature", 0.25);
+    assert_close(sent, "top_p", 0.5);
+    assert_close(sent, "frequency_penalty", 0.5);
+    assert_close(sent, "presence_penalty", -0.25);
+    assert_eq!(sent[max_tokens], 64, "{sent}");
+    assert_eq!(sent["seed"], 7);
+    assert_eq!(sent["stop"], json!(["\n\n"]));
+}
+
 fn assert_close(body: &Value, field: &str, expected: f64) {
     let got = body[field].as_f64();
     assert!(
@@ -93,15 +106,7 @@ fn async_openai_requests_carry_every_parameter_and_responses_give_the_outcome() 
         oa::apply(&p, &mut request);
         let (response, latency) = adapters::timed(client.chat().create(request)).await;
         let response = response?;
-        let sent = body(&server).await?;
-        assert_eq!(sent["model"], "small-model");
-        assert_close(&sent, "temperature", 0.25);
-        assert_close(&sent, "top_p", 0.5);
-        assert_close(&sent, "frequency_penalty", 0.5);
-        assert_close(&sent, "presence_penalty", -0.25);
-        assert_eq!(sent["max_completion_tokens"], 64);
-        assert_eq!(sent["seed"], 7);
-        assert_eq!(sent["stop"], json!(["\n\n"]));
+        assert_sent(&body(&server).await?, "max_completion_tokens");
         assert_eq!(oa::answer(&response), Some("Lima is the capital"));
         let o = oa::outcome(&response, latency, 0.75);
         assert_eq!((o.prompt_tokens, o.completion_tokens), (21, 64));
@@ -133,15 +138,7 @@ fn genai_requests_carry_every_parameter_and_responses_give_the_outcome() -> Test
         let (response, latency) =
             adapters::timed(client.exec_chat(target, request, Some(&options))).await;
         let response = response?;
-        let sent = body(&server).await?;
-        assert_eq!(sent["model"], "small-model");
-        assert_close(&sent, "temperature", 0.25);
-        assert_close(&sent, "top_p", 0.5);
-        assert_close(&sent, "frequency_penalty", 0.5);
-        assert_close(&sent, "presence_penalty", -0.25);
-        assert_eq!(sent["max_tokens"], 64);
-        assert_eq!(sent["seed"], 7);
-        assert_eq!(sent["stop"], json!(["\n\n"]));
+        assert_sent(&body(&server).await?, "max_tokens");
         assert_eq!(response.first_text(), Some("Lima is the capital"));
         let o = ga::outcome(&response, latency, 0.75);
         assert_eq!((o.prompt_tokens, o.completion_tokens), (21, 64));
