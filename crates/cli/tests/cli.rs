@@ -332,7 +332,8 @@ fn evaluate_and_report_understand_episodes() -> TestResult {
     let log = dir.path().join("episodes.jsonl");
     write_episode_log(&log, 3000)?;
     let log_s = log.display().to_string();
-    let out = tuneloop(&[
+    let counts = |e: &serde_json::Value| (e["episodes"].as_u64(), e["decisions"].as_u64());
+    let args = [
         "evaluate",
         "--log",
         &log_s,
@@ -340,19 +341,10 @@ fn evaluate_and_report_understand_episodes() -> TestResult {
         "fixed:1",
         "--bootstrap",
         "200",
-    ])?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    ];
+    let v = stdout_json(&tuneloop(&args)?)?;
     let e = &v["episodes"];
-    assert_eq!(
-        (e["episodes"].as_u64(), e["decisions"].as_u64()),
-        (Some(3000), Some(6000)),
-        "{e}"
-    );
+    assert_eq!(counts(e), (Some(3000), Some(6000)), "{e}");
     // "Arm 1 twice" is worth 1 (every episode it weighs earned 1); the
     // uniform logger 1/9 + 8/9 * 0.2; crediting each decision alone would
     // say 1/3 + 2/3 * 0.2.
@@ -373,25 +365,10 @@ fn evaluate_and_report_understand_episodes() -> TestResult {
     );
 
     let html = dir.path().join("report.html");
-    let out = tuneloop(&[
-        "report",
-        "--log",
-        &log_s,
-        "--out",
-        &html.display().to_string(),
-    ])?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let html_s = html.display().to_string();
+    let v = stdout_json(&tuneloop(&["report", "--log", &log_s, "--out", &html_s])?)?;
     let e = &v["episodes"];
-    assert_eq!(
-        (e["episodes"].as_u64(), e["decisions"].as_u64()),
-        (Some(3000), Some(6000)),
-        "{e}"
-    );
+    assert_eq!(counts(e), (Some(3000), Some(6000)), "{e}");
     assert_eq!(e["by_length"], serde_json::json!([[2, 3000]]));
     assert!(std::fs::read_to_string(&html)?.contains("<h2>Episodes</h2>"));
     Ok(())
