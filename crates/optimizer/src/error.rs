@@ -128,6 +128,10 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// `RuntimeConfigStore::update` was called from inside an update's
+    /// closure or a listener (it would wait for itself).
+    #[error("runtime config: update called from inside an update closure or a listener")]
+    ReentrantUpdate,
     /// A background thread could not be started.
     #[error("cannot start the {thread} thread: {source}")]
     Spawn {

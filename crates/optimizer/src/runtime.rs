@@ -168,6 +168,31 @@ impl RuntimeConfig {
 /// A change listener.
 pub type ConfigListener = Box<dyn Fn(&RuntimeConfig) + Send + Sync>;
 
+thread_local! {
+    /// Set while this thread runs an update's closure and listeners: a
+    /// nested `update` would wait for its own lock.
+    static IN_UPDATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as updating until dropped.
+struct Updating;
+
+impl Updating {
+    fn enter() -> Result<Self> {
+        if IN_UPDATE.with(std::cell::Cell::get) {
+            return Err(Error::ReentrantUpdate);
+        }
+        IN_UPDATE.with(|u| u.set(true));
+        Ok(Updating)
+    }
+}
+
+impl Drop for Updating {
+    fn drop(&mut self) {
+        IN_UPDATE.with(|u| u.set(false));
+    }
+}
+
 #[derive(Debug)]
 struct State {
     config: RuntimeConfig,
@@ -179,7 +204,10 @@ struct Shared {
     path: Option<PathBuf>,
     state: Mutex<State>,
     wake: Condvar,
-    listeners: RwLock<Vec<ConfigListener>>,
+    /// Serializes updates (closure, validation, listeners), so listeners
+    /// see the configurations in the order they took effect.
+    updates: Mutex<()>,
+    listeners: RwLock<Vec<Arc<ConfigListener>>>,
     writes: AtomicU64,
     write_errors: AtomicU64,
 }
@@ -275,6 +303,7 @@ impl RuntimeConfigStore {
                 shutdown: false,
             }),
             wake: Condvar::new(),
+            updates: Mutex::new(()),
             listeners: RwLock::new(Vec::new()),
             writes: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -345,29 +374,41 @@ impl RuntimeConfigStore {
     /// [`write_errors`](Self::write_errors) counts the background writer's
     /// failures.
     ///
+    /// Updates take turns: listeners see the configurations in the order
+    /// they took effect. The closure and the listeners may read the store
+    /// ([`get`](Self::get)) and subscribe; an `update` from inside them is
+    /// refused ([`Error::ReentrantUpdate`]) instead of waiting for itself.
+    ///
     /// # Errors
-    /// [`Error::InvalidSetting`] if the result does not validate (nothing changes).
+    /// [`Error::InvalidSetting`] if the result does not validate (nothing
+    /// changes); [`Error::ReentrantUpdate`].
     pub fn update(&self, change: impl FnOnce(&mut RuntimeConfig)) -> Result<RuntimeConfig> {
-        let new = {
+        let _updating = Updating::enter()?;
+        let _turn = self
+            .shared
+            .updates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut next = self.get();
+        change(&mut next);
+        next.validate()?;
+        {
             let mut st = lock(&self.shared.state);
-            let mut next = st.config.clone();
-            change(&mut next);
-            next.validate()?;
             st.config = next.clone();
             st.dirty = true;
-            next
-        };
+        }
         self.shared.wake.notify_all();
-        for l in self
+        // A copy of the list: a listener may subscribe another.
+        let listeners: Vec<Arc<ConfigListener>> = self
             .shared
             .listeners
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            l(&new);
+            .clone();
+        for l in listeners {
+            l(&next);
         }
-        Ok(new)
+        Ok(next)
     }
 
     /// Calls `listener` with every future configuration.
@@ -376,7 +417,7 @@ impl RuntimeConfigStore {
             .listeners
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(listener);
+            .push(Arc::new(listener));
     }
 
     /// Writes made so far (for observability and tests).

@@ -99,3 +99,57 @@ fn a_write_that_fails_is_reported_not_acknowledged_silently()
     assert!((written.exploration_rate - 0.2).abs() < 1e-15);
     Ok(())
 }
+
+#[test]
+fn closures_and_listeners_that_call_back_into_the_store_do_not_deadlock() -> TestResult {
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let run = || -> Result<(bool, f64, usize), Error> {
+            let store = Arc::new(RuntimeConfigStore::in_memory(RuntimeConfig::default())?);
+            // An update closure that reads the store (it held its lock).
+            let inside = store.clone();
+            store.update(|c| c.exploration_rate = inside.get().exploration_rate + 0.1)?;
+            // A listener that updates (refused, not a deadlock) and one that
+            // subscribes another (it held the listeners' lock).
+            let nested = Arc::new(std::sync::Mutex::new(None));
+            let (s, n) = (Arc::downgrade(&store), nested.clone());
+            store.subscribe(Box::new(move |_| {
+                if let Some(s) = s.upgrade() {
+                    let refused = matches!(
+                        s.update(|c| c.exploration_rate = 0.9),
+                        Err(Error::ReentrantUpdate)
+                    );
+                    *n.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refused);
+                    s.subscribe(Box::new(|_| {}));
+                }
+            }));
+            let calls = Arc::new(AtomicUsize::new(0));
+            let counter = calls.clone();
+            store.subscribe(Box::new(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }));
+            store.update(|c| c.exploration_rate = 0.3)?;
+            store.update(|c| c.exploration_rate = 0.4)?;
+            let refused = nested
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or(false);
+            Ok((
+                refused,
+                store.get().exploration_rate,
+                calls.load(Ordering::SeqCst),
+            ))
+        };
+        let _ = done.send(run().map_err(|e| e.to_string()));
+    });
+    let (refused, rate, calls) = wait
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .map_err(|_| "the store deadlocked")??;
+    assert!(refused, "a nested update is refused with ReentrantUpdate");
+    assert!(
+        (rate - 0.4).abs() < 1e-12,
+        "{rate}: the nested update changed nothing"
+    );
+    assert_eq!(calls, 2);
+    Ok(())
+}
