@@ -84,6 +84,11 @@ impl Fixed {
     /// Snapshot kind of this policy.
     pub const KIND: &'static str = "fixed";
 
+    /// Its uniform exploration mass.
+    pub fn exploration_floor(&self) -> f64 {
+        self.exploration_floor
+    }
+
     /// A policy that plays `arm` (of `num_arms`), with uniform exploration
     /// mass `exploration_floor`.
     ///

@@ -196,25 +196,34 @@ impl OptimizerBuilder {
         let dim = self.featurizer.dim();
         let budget = self.budget.map(Budget::new).transpose()?;
         let floor = self.floor.map(QualityFloor::new).transpose()?.map(Arc::new);
-        let exploration = self
-            .runtime
-            .as_ref()
-            .map_or(DEFAULT_EXPLORATION_RATE, |r| r.get().exploration_rate);
+        // What each task type reads of the runtime configuration, kept
+        // current by a listener.
+        let runtime_now = self.runtime.as_ref().map(|r| r.get());
+        let settings = |name: &str| match &runtime_now {
+            Some(c) => c.for_task(name),
+            None => crate::runtime::TaskSettings {
+                exploration_rate: DEFAULT_EXPLORATION_RATE,
+                learning: true,
+                rollout_hold: false,
+            },
+        };
         let mut tasks = HashMap::new();
+        let mut live = Vec::new();
         for (name, config) in self.tasks {
             if tasks.contains_key(name.as_str()) {
                 return Err(Error::DuplicateTaskType { task_type: name });
             }
-            let state = TaskState::new(
-                &name,
-                config,
-                dim,
-                exploration,
-                floor.as_ref(),
-                &self.gates,
-                now,
-            )?;
+            let s = settings(&name);
+            let state = TaskState::new(&name, config, dim, s, floor.as_ref(), &self.gates, now)?;
+            live.push((name.clone(), state.live.clone()));
             tasks.insert(Arc::<str>::from(name), state);
+        }
+        if let Some(store) = &self.runtime {
+            store.subscribe(Box::new(move |c| {
+                for (name, l) in &live {
+                    l.set(c.for_task(name));
+                }
+            }));
         }
         let mut counter = 0;
         if let Some(snapshot) = self.snapshot {

@@ -5,6 +5,7 @@ use std::sync::PoisonError;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tuneloop_bandit::Fixed;
 use tuneloop_core::{
     ArmId, Cohort, DecisionId, Features, ParameterSet, Phase, Policy, RiskTier, Selection,
     SelectionKey, TaskFeatures,
@@ -262,8 +263,20 @@ fn choose(
         });
     }
     drop(learner);
+    // The incumbent with the runtime configuration's exploration floor now.
+    let rate = task.live.exploration_rate();
+    let baseline = if rate.to_bits() == task.baseline.exploration_floor().to_bits() {
+        task.baseline.clone()
+    } else {
+        Fixed::new(
+            task.incumbent,
+            task.arms.len(),
+            task.baseline.context_dim(),
+            rate,
+        )?
+    };
     Ok(Choice {
-        selection: task.baseline.select(x, eligible, key)?,
+        selection: baseline.select(x, eligible, key)?,
         cohort: Cohort::Baseline,
         shadow_arm: assigned.shadow.then_some(learned.arm),
         policy_kind: task.baseline.kind(),

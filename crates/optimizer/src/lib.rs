@@ -77,7 +77,7 @@ pub use optimizer::{Optimizer, SHUTDOWN};
 pub use record::Recorded;
 pub use runtime::{
     ConfigListener, Metadata, ProviderOverride, ProviderWeights, RUNTIME_CONFIG_SCHEMA_VERSION,
-    RuntimeConfig, RuntimeConfigStore, WRITE_INTERVAL,
+    RuntimeConfig, RuntimeConfigStore, TaskOverride, TaskSettings, WRITE_INTERVAL,
 };
 pub use snapshot::{OptimizerSnapshot, SNAPSHOT_SCHEMA_VERSION, TaskSnapshot};
 pub use task::TaskTypeConfig;

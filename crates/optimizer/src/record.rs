@@ -64,11 +64,14 @@ impl Optimizer {
         let inner = &*self.inner;
         let decision_id = record.decision_id;
         let (_, task) = self.task(&record.task_type)?;
-        let context = Features::new(record.context.clone())?;
-        task.learner
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(&context, record.arm, reward)?;
+        // The runtime configuration may have turned learning off.
+        if task.live.learning() {
+            let context = Features::new(record.context.clone())?;
+            task.learner
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .update(&context, record.arm, reward)?;
+        }
         if let Some(b) = &inner.budget {
             // The reservation may have expired meanwhile; the spend is
             // recorded either way as far as the budget still knows it.
@@ -103,7 +106,25 @@ impl Optimizer {
             quality: outcome.quality,
             error: !outcome.success,
         };
-        let events = lock(r).observe(cohort, o, now)?;
+        let mut rollout = lock(r);
+        // The runtime configuration's hold: taken before the observation
+        // can promote, released only if it was the configuration's.
+        let mut events = Vec::new();
+        let live = &task.live;
+        if live.hold() && !rollout.is_held() {
+            events.push(rollout.hold("runtime config: rollout_hold", now));
+            live.held_by_config
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        } else if !live.hold()
+            && live
+                .held_by_config
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            && rollout.is_held()
+        {
+            events.push(rollout.resume(now));
+        }
+        events.extend(rollout.observe(cohort, o, now)?);
+        drop(rollout);
         let task_type = &*record.task_type;
         for e in &events {
             match e {
@@ -216,10 +237,12 @@ impl Optimizer {
         let arm = task.arms.arm(arm_index)?;
         let reward = inner.reward.reward(outcome)?;
         let x = inner.featurizer.featurize(features)?;
-        task.learner
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(&x, arm_index, reward)?;
+        if task.live.learning() {
+            task.learner
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .update(&x, arm_index, reward)?;
+        }
         let (decision_id, _, _) = inner.ids.next();
         let rec = Recommendation {
             decision_id,

@@ -70,6 +70,18 @@ pub struct Metadata {
     pub iterations: u64,
 }
 
+/// One task type's overrides of the runtime configuration's own settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskOverride {
+    /// Its exploration rate, instead of the configuration's.
+    pub exploration_rate: Option<f64>,
+    /// Whether its learner learns, instead of the configuration's.
+    pub learning: Option<bool>,
+    /// Whether its rollout is held, instead of the configuration's.
+    pub rollout_hold: Option<bool>,
+}
+
 /// Settings that change while the system runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -80,9 +92,20 @@ pub struct RuntimeConfig {
     pub provider_weights: ProviderWeights,
     /// The parameters to use when nothing better is known.
     pub default_parameters: Option<ParameterSet>,
-    /// Share of decisions spent exploring, in `[0, 1]` (default 0.02).
+    /// Share of the incumbent's decisions spent exploring the other
+    /// eligible arms, in `[0, 1]` (default 0.02): the baseline cohort's
+    /// exploration floor, read by an optimizer on every decision.
     pub exploration_rate: f64,
-    /// Named on/off switches.
+    /// Whether the learners learn from outcomes (default true; off, the
+    /// outcomes are still logged, budgeted and monitored).
+    pub learning: bool,
+    /// Hold every rollout where it is: no promotion while set (default
+    /// false). Clearing it resumes a rollout this flag held, not one a
+    /// breach or a person held.
+    pub rollout_hold: bool,
+    /// Per task type, overrides of the three settings above.
+    pub task_types: BTreeMap<String, TaskOverride>,
+    /// Named on/off switches of the caller's own.
     pub feature_flags: BTreeMap<String, bool>,
     /// Per provider id.
     pub provider_overrides: BTreeMap<String, ProviderOverride>,
@@ -97,6 +120,9 @@ impl Default for RuntimeConfig {
             provider_weights: ProviderWeights::default(),
             default_parameters: None,
             exploration_rate: 0.02,
+            learning: true,
+            rollout_hold: false,
+            task_types: BTreeMap::new(),
             feature_flags: BTreeMap::new(),
             provider_overrides: BTreeMap::new(),
             metadata: Metadata::default(),
@@ -145,6 +171,17 @@ impl RuntimeConfig {
                 "a value in [0, 1]",
             ));
         }
+        for (task, o) in &self.task_types {
+            if let Some(r) = o.exploration_rate
+                && !(r.is_finite() && (0.0..=1.0).contains(&r))
+            {
+                return Err(Error::invalid(
+                    format!("task_types.{task}.exploration_rate"),
+                    r,
+                    "a value in [0, 1]",
+                ));
+            }
+        }
         for (id, o) in &self.provider_overrides {
             if let Some(v) = o.weight
                 && !(v.is_finite() && v >= 0.0)
@@ -162,6 +199,73 @@ impl RuntimeConfig {
             return Err(Error::invalid("metadata.score", s, "a finite number"));
         }
         Ok(())
+    }
+}
+
+impl RuntimeConfig {
+    /// The settings in effect for `task_type`: its overrides, else the
+    /// configuration's own.
+    pub fn for_task(&self, task_type: &str) -> TaskSettings {
+        let o = self.task_types.get(task_type).copied().unwrap_or_default();
+        TaskSettings {
+            exploration_rate: o.exploration_rate.unwrap_or(self.exploration_rate),
+            learning: o.learning.unwrap_or(self.learning),
+            rollout_hold: o.rollout_hold.unwrap_or(self.rollout_hold),
+        }
+    }
+}
+
+/// The runtime settings of one task type ([`RuntimeConfig::for_task`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskSettings {
+    /// The incumbent's exploration floor.
+    pub exploration_rate: f64,
+    /// Whether the learner learns.
+    pub learning: bool,
+    /// Whether the rollout is held.
+    pub rollout_hold: bool,
+}
+
+/// What an optimizer reads of the runtime configuration on every decision,
+/// kept in atomics by a listener so that the hot path takes no lock.
+#[derive(Debug)]
+pub(crate) struct LiveTask {
+    exploration_bits: AtomicU64,
+    learning: std::sync::atomic::AtomicBool,
+    hold: std::sync::atomic::AtomicBool,
+    /// The rollout is held by the configuration (not by a breach or a person).
+    pub(crate) held_by_config: std::sync::atomic::AtomicBool,
+}
+
+impl LiveTask {
+    pub(crate) fn new(s: TaskSettings) -> Self {
+        let t = LiveTask {
+            exploration_bits: AtomicU64::new(0),
+            learning: std::sync::atomic::AtomicBool::new(true),
+            hold: std::sync::atomic::AtomicBool::new(false),
+            held_by_config: std::sync::atomic::AtomicBool::new(false),
+        };
+        t.set(s);
+        t
+    }
+
+    pub(crate) fn set(&self, s: TaskSettings) {
+        self.exploration_bits
+            .store(s.exploration_rate.to_bits(), Ordering::Relaxed);
+        self.learning.store(s.learning, Ordering::Relaxed);
+        self.hold.store(s.rollout_hold, Ordering::Relaxed);
+    }
+
+    pub(crate) fn exploration_rate(&self) -> f64 {
+        f64::from_bits(self.exploration_bits.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn learning(&self) -> bool {
+        self.learning.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn hold(&self) -> bool {
+        self.hold.load(Ordering::Relaxed)
     }
 }
 

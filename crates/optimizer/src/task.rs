@@ -10,6 +10,7 @@ use tuneloop_gates::{Constraints, Gate, GateChain, QualityFloor, TrustRegion};
 use tuneloop_rollout::{RolloutConfig, RolloutManager};
 
 use crate::error::{Error, Result};
+use crate::runtime::{LiveTask, TaskSettings};
 
 /// How one task type is optimized.
 #[derive(Debug, Clone)]
@@ -93,6 +94,8 @@ pub(crate) struct TaskState {
     /// chain: it is held for each decision (see `decide`).
     pub(crate) gates: GateChain,
     pub(crate) rollout: Option<Mutex<RolloutManager>>,
+    /// The runtime configuration's settings for this task type.
+    pub(crate) live: Arc<LiveTask>,
 }
 
 impl TaskState {
@@ -101,7 +104,7 @@ impl TaskState {
         name: &str,
         config: TaskTypeConfig,
         dim: usize,
-        exploration_floor: f64,
+        settings: TaskSettings,
         floor: Option<&Arc<QualityFloor>>,
         shared_gates: &[Arc<dyn Gate>],
         now: DateTime<Utc>,
@@ -135,7 +138,7 @@ impl TaskState {
             gates = gates.with(g.clone());
         }
         let learner = policy.build_for_arms(&arms, dim)?;
-        let baseline = Fixed::new(incumbent, arms.len(), dim, exploration_floor)?;
+        let baseline = Fixed::new(incumbent, arms.len(), dim, settings.exploration_rate)?;
         let rollout = rollout
             .map(|r| RolloutManager::new(r, now))
             .transpose()?
@@ -147,6 +150,7 @@ impl TaskState {
             baseline,
             gates,
             rollout,
+            live: Arc::new(LiveTask::new(settings)),
         })
     }
 }

@@ -153,3 +153,118 @@ fn closures_and_listeners_that_call_back_into_the_store_do_not_deadlock() -> Tes
     assert_eq!(calls, 2);
     Ok(())
 }
+
+#[test]
+fn the_runtime_configuration_takes_effect_on_the_next_decision() -> TestResult {
+    use tuneloop::core::{ArmSet, ManualClock, TaskFeatures, TaskOutcome};
+    use tuneloop::rollout::{RolloutConfig, RolloutEvent};
+    use tuneloop::{Optimizer, RecommendOptions, TaskOverride, TaskTypeConfig};
+    let store = Arc::new(RuntimeConfigStore::in_memory(RuntimeConfig {
+        exploration_rate: 0.0,
+        ..RuntimeConfig::default()
+    })?);
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0, 1.5])
+        .build()?;
+    let clock = ManualClock::new(chrono::DateTime::UNIX_EPOCH);
+    // In shadow, the incumbent (arm 0) serves with the exploration floor.
+    let o = Optimizer::builder()
+        .task_type(
+            "code",
+            TaskTypeConfig::new(arms).rollout(RolloutConfig::default()),
+        )
+        .runtime_config(store.clone())
+        .clock(Arc::new(clock))
+        .seed(4)
+        .build()?;
+    let ask = || {
+        o.recommend_parameters(
+            "code",
+            &TaskFeatures::default(),
+            &RecommendOptions::default(),
+        )
+    };
+    let propensity_of_incumbent = |rate: f64| (1.0 - rate) + rate / 4.0;
+    let rec = ask()?;
+    assert_eq!(rec.arm, 0);
+    assert!((rec.propensity - propensity_of_incumbent(0.0)).abs() < 1e-12);
+    // The rate, then a task type's own rate, on the very next decision.
+    store.update(|c| c.exploration_rate = 1.0)?;
+    let rec = ask()?;
+    assert!(
+        (rec.propensity - 0.25).abs() < 1e-12,
+        "uniform: {}",
+        rec.propensity
+    );
+    store.update(|c| {
+        c.task_types.insert(
+            "code".into(),
+            TaskOverride {
+                exploration_rate: Some(0.5),
+                ..TaskOverride::default()
+            },
+        );
+    })?;
+    let rec = ask()?;
+    if rec.arm == 0 {
+        assert!((rec.propensity - propensity_of_incumbent(0.5)).abs() < 1e-12);
+    } else {
+        assert!((rec.propensity - 0.5 / 4.0).abs() < 1e-12);
+    }
+    let err = store
+        .update(|c| {
+            c.task_types.insert(
+                "code".into(),
+                TaskOverride {
+                    exploration_rate: Some(2.0),
+                    ..TaskOverride::default()
+                },
+            );
+        })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("task_types.code.exploration_rate"), "{err}");
+    // Learning off: outcomes leave the learner as it was.
+    let learner = |o: &Optimizer| -> Result<String, Box<dyn std::error::Error>> {
+        Ok(serde_json::to_string(
+            &o.snapshot()?.task_types["code"].learner,
+        )?)
+    };
+    store.update(|c| c.learning = false)?;
+    let before = learner(&o)?;
+    for _ in 0..5 {
+        let r = ask()?;
+        o.record_outcome(r.decision_id, &TaskOutcome::success(0.9, 100.0))?;
+    }
+    assert_eq!(
+        learner(&o)?,
+        before,
+        "nothing learned while learning is off"
+    );
+    store.update(|c| c.learning = true)?;
+    let r = ask()?;
+    o.record_outcome(r.decision_id, &TaskOutcome::success(0.9, 100.0))?;
+    assert_ne!(learner(&o)?, before);
+    // A hold, and its release, with the next outcome.
+    store.update(|c| c.rollout_hold = true)?;
+    let r = ask()?;
+    let events = o
+        .record_outcome(r.decision_id, &TaskOutcome::success(0.9, 100.0))?
+        .events;
+    assert!(
+        matches!(events.first(), Some(RolloutEvent::Held { reason, .. }) if reason.contains("rollout_hold")),
+        "{events:?}"
+    );
+    store.update(|c| c.rollout_hold = false)?;
+    let r = ask()?;
+    let events = o
+        .record_outcome(r.decision_id, &TaskOutcome::success(0.9, 100.0))?
+        .events;
+    assert!(
+        matches!(events.first(), Some(RolloutEvent::Resumed { .. })),
+        "{events:?}"
+    );
+    Ok(())
+}
