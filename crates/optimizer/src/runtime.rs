@@ -515,6 +515,26 @@ impl RuntimeConfigStore {
         Ok(next)
     }
 
+    /// Has `router` order its providers by the configuration's
+    /// [`provider_weights`](RuntimeConfig::provider_weights) from now on,
+    /// and follow every change of them on its next call (feature `router`).
+    #[cfg(feature = "router")]
+    pub fn drive_router(&self, router: &Arc<tuneloop_providers::Router>) {
+        let to_weights = |w: &ProviderWeights| tuneloop_providers::ScoreWeights {
+            latency: w.latency,
+            cost: w.cost,
+            reliability: w.reliability,
+        };
+        // The configuration validates the same rules the router checks.
+        let _ = router.set_weights(Some(to_weights(&self.get().provider_weights)));
+        let weak = Arc::downgrade(router);
+        self.subscribe(Box::new(move |c| {
+            if let Some(r) = weak.upgrade() {
+                let _ = r.set_weights(Some(to_weights(&c.provider_weights)));
+            }
+        }));
+    }
+
     /// Calls `listener` with every future configuration.
     pub fn subscribe(&self, listener: ConfigListener) {
         self.shared

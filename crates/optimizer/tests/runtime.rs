@@ -268,3 +268,73 @@ fn the_runtime_configuration_takes_effect_on_the_next_decision() -> TestResult {
     );
     Ok(())
 }
+
+#[cfg(feature = "router")]
+#[test]
+fn provider_weights_reorder_the_router_on_its_next_call() -> TestResult {
+    use std::time::Duration;
+    use tuneloop::core::ParameterSet;
+    use tuneloop::providers::{
+        GenerationRequest, Message, Provider, Router, RouterConfig, Scorecard, ScorecardConfig,
+        SimulatedConfig, SimulatedProvider, Tier,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()?;
+    rt.block_on(async {
+        let scorecard = Arc::new(Scorecard::open(None, ScorecardConfig::default())?);
+        // "fast" answers quickly and fails often; "steady" is slow and sure.
+        for i in 0..20 {
+            scorecard.record("fast", "m", "", i % 2 == 0, Duration::from_millis(100), 0.0);
+            scorecard.record("steady", "m", "", true, Duration::from_millis(3_000), 0.0);
+        }
+        let sim = |id: &str| -> Arc<dyn Provider> {
+            Arc::new(SimulatedProvider::new(SimulatedConfig {
+                id: id.into(),
+                tier: Tier::Online,
+                ..SimulatedConfig::default()
+            }))
+        };
+        let router = Arc::new(
+            Router::new(
+                vec![sim("fast"), sim("steady")],
+                RouterConfig {
+                    exploration: 0.0,
+                    ..RouterConfig::default()
+                },
+            )?
+            .with_scorecard(scorecard),
+        );
+        let store = RuntimeConfigStore::in_memory(RuntimeConfig::default())?;
+        store.update(|c| {
+            c.provider_weights.latency = 1.0;
+            c.provider_weights.cost = 0.0;
+            c.provider_weights.reliability = 0.0;
+        })?;
+        store.drive_router(&router);
+        let params = ParameterSet::builder("m").max_tokens(100).build()?;
+        let request = GenerationRequest::new("r", vec![Message::user("2 + 2?")], &params);
+        let first = |r: &tuneloop::providers::Routed| r.record.order.first().cloned();
+        let routed = router.generate(&request).await?;
+        assert_eq!(
+            first(&routed).as_deref(),
+            Some("fast"),
+            "latency first: {:?}",
+            routed.record
+        );
+        store.update(|c| {
+            c.provider_weights.latency = 0.0;
+            c.provider_weights.reliability = 1.0;
+        })?;
+        let routed = router.generate(&request).await?;
+        assert_eq!(
+            first(&routed).as_deref(),
+            Some("steady"),
+            "reliability first: {:?}",
+            routed.record
+        );
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}

@@ -4,7 +4,7 @@
 //! the scorecard, and an audit trail of every routing decision.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -124,6 +124,9 @@ pub struct Router {
     config: RouterConfig,
     breakers: Mutex<HashMap<String, Breaker>>,
     scorecard: Option<Arc<Scorecard>>,
+    /// The scorecard weighting in effect (the configuration's at first;
+    /// [`set_weights`](Router::set_weights) changes it while it runs).
+    weights: RwLock<Option<ScoreWeights>>,
     audit: Mutex<VecDeque<RoutingRecord>>,
     draws: Mutex<fastrand::Rng>,
 }
@@ -181,6 +184,7 @@ impl Router {
         let seed = config.seed;
         Ok(Router {
             providers,
+            weights: RwLock::new(config.weights),
             config,
             breakers: Mutex::new(breakers),
             scorecard: None,
@@ -196,6 +200,36 @@ impl Router {
     pub fn with_scorecard(mut self, scorecard: Arc<Scorecard>) -> Self {
         self.scorecard = Some(scorecard);
         self
+    }
+
+    /// Changes the scorecard weighting for the calls that start from now
+    /// on (`None`: the configured order only).
+    ///
+    /// # Errors
+    /// A weight that is negative or not finite, or all three zero, is
+    /// refused with a message naming it (nothing changes).
+    pub fn set_weights(&self, weights: Option<ScoreWeights>) -> Result<(), String> {
+        if let Some(w) = &weights {
+            for (name, v) in [
+                ("latency", w.latency),
+                ("cost", w.cost),
+                ("reliability", w.reliability),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!("weights.{name}: {v} is not a finite weight >= 0"));
+                }
+            }
+            if w.latency + w.cost + w.reliability <= 0.0 {
+                return Err("weights: all zero".into());
+            }
+        }
+        *self.weights.write().unwrap_or_else(PoisonError::into_inner) = weights;
+        Ok(())
+    }
+
+    /// The scorecard weighting in effect.
+    pub fn weights(&self) -> Option<ScoreWeights> {
+        *self.weights.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn uniform(&self) -> f64 {
@@ -231,7 +265,7 @@ impl Router {
                 .filter(|p| p.tier() == tier)
                 .cloned()
                 .collect();
-            if let (Some(w), Some(sc)) = (&self.config.weights, &self.scorecard) {
+            if let (Some(w), Some(sc)) = (&self.weights(), &self.scorecard) {
                 let mut scored: Vec<(f64, Arc<dyn Provider>)> = group
                     .into_iter()
                     .map(|p| (sc.score(p.id(), model, domain, w), p))
