@@ -40,6 +40,7 @@ pub mod refine;
 pub mod regression;
 pub mod runner;
 pub mod scorer;
+pub mod service;
 pub mod stats;
 pub mod suite;
 pub mod supervisor;
@@ -57,6 +58,7 @@ pub use regression::{
 };
 pub use runner::{BenchmarkConfig, BenchmarkRun, CallRecord, run_benchmark};
 pub use scorer::{Judge, ScoreError, Scorer};
+pub use service::{BenchmarkService, PassListener, RoundOutcome};
 pub use suite::{Case, Suite};
 pub use supervisor::{
     ConfigKey, ConfigReport, ConfigSummary, Gates, Supervisor, SupervisorConfig, SupervisorReport,
