@@ -314,7 +314,42 @@ pub(crate) struct RunOptions {
     pub(crate) seed: u64,
 }
 
-pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
+/// Options of `eval serve`: those of `eval run` that make a round, and
+/// what the service keeps current.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeOptions {
+    #[command(flatten)]
+    pub(crate) run: RunOptions,
+    /// Time between rounds: `1h`, `30m`, `90s` (on the simulated
+    /// providers' virtual clock, rounds follow each other at once).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) every: std::time::Duration,
+    /// Rounds before exiting (default: until stopped).
+    #[arg(long)]
+    pub(crate) rounds: Option<usize>,
+    /// The runtime configuration to keep current: default parameters and
+    /// provider overrides from each passing round's routing plan (the file
+    /// an optimizer's RuntimeConfigStore reads).
+    #[arg(long)]
+    pub(crate) runtime_config: Option<PathBuf>,
+    /// The scorecard file each passing round's calls feed.
+    #[arg(long)]
+    pub(crate) scorecard: Option<PathBuf>,
+    /// The provenance chain (JSON Lines) of the rounds applied.
+    #[arg(long)]
+    pub(crate) provenance: Option<PathBuf>,
+}
+
+/// Parts of a round shared by `eval run` and `eval serve`.
+struct RoundSetup {
+    suite: Suite,
+    bench: BenchmarkConfig,
+    supervisor: Supervisor,
+    baseline: Option<Baseline>,
+    simulated: bool,
+}
+
+fn round_setup(suite: &str, o: &RunOptions) -> CliResult<RoundSetup> {
     let suite = load_suite(suite)?;
     let providers = match &o.providers {
         Some(p) => load_providers(p)?,
@@ -329,16 +364,13 @@ pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
         None => tuneloop_eval::Gates::default(),
     };
     let baseline = o.baseline.as_deref().map(Baseline::load).transpose()?;
-    let first_round = match &o.history {
-        Some(h) => History::next_round(h)?,
-        None => 0,
-    };
     let judge = judge_for(
         &suite,
         &providers,
         o.judge.as_deref(),
         o.providers.is_none(),
     )?;
+    let simulated = providers.simulated;
     let mut bench = BenchmarkConfig::new(providers.list, parameter_sets);
     bench.repetitions = o.repetitions;
     bench.concurrency = o.concurrency;
@@ -348,9 +380,128 @@ pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
         gates,
         ..SupervisorConfig::default()
     })?;
+    Ok(RoundSetup {
+        suite,
+        bench,
+        supervisor,
+        baseline,
+        simulated,
+    })
+}
+
+/// `eval serve`: a [`tuneloop_eval::BenchmarkService`] on a schedule; one
+/// line per round on stderr, every round's outcome in the output.
+pub(crate) fn serve(suite: &str, o: ServeOptions) -> CliResult<serde_json::Value> {
+    let r = &o.run;
+    for (set, flag) in [
+        (r.save_baseline.is_some(), "--save-baseline"),
+        (r.routing_out.is_some(), "--routing-out"),
+        (r.report.is_some(), "--report"),
+    ] {
+        if set {
+            return Err(CliError::bad(format!(
+                "{flag} is for eval run; eval serve keeps --runtime-config, --scorecard and --provenance current"
+            )));
+        }
+    }
+    let setup = round_setup(suite, r)?;
+    let runs = r.runs;
+    let mut service =
+        tuneloop_eval::BenchmarkService::new(setup.suite, setup.bench, setup.supervisor);
+    if let Some(b) = setup.baseline {
+        service = service.with_baseline(b);
+    }
+    if let Some(h) = &r.history {
+        service = service.with_history(h)?;
+    }
+    if let Some(p) = &o.scorecard {
+        let sc = tuneloop::providers::Scorecard::open(
+            Some(p),
+            tuneloop::providers::ScorecardConfig::default(),
+        )
+        .map_err(|e| CliError::bad(format!("--scorecard {}: {e}", p.display())))?;
+        let sc = Arc::new(sc);
+        let saved = sc.clone();
+        service = service.with_scorecard(sc).on_pass(Box::new(move |_| {
+            if let Err(e) = saved.save() {
+                eprintln!("eval serve: scorecard not saved: {e}");
+            }
+        }));
+    }
+    if let Some(p) = &o.provenance {
+        let chain = tuneloop_gates::Provenance::open(p)
+            .map_err(|e| CliError::bad(format!("--provenance {}: {e}", p.display())))?;
+        service = service.with_provenance(Arc::new(std::sync::Mutex::new(chain)));
+    }
+    let store = o
+        .runtime_config
+        .as_ref()
+        .map(|p| tuneloop::RuntimeConfigStore::open(p).map(Arc::new))
+        .transpose()
+        .map_err(|e| CliError::bad(format!("--runtime-config: {e}")))?;
+    if let Some(store) = &store {
+        let store = store.clone();
+        service = service.on_pass(Box::new(move |report| {
+            let applied =
+                store.update(|c| apply_plan(c, &report.plan, runs, "tuneloop eval serve"));
+            if let Err(e) = applied.and_then(|_| store.flush()) {
+                eprintln!("eval serve: runtime config not updated: {e}");
+            }
+        }));
+    }
+    let rt = runtime(setup.simulated)?;
+    let mut rounds = Vec::new();
+    let mut failed = None;
+    rt.block_on(
+        service.run_every(o.every, o.rounds, |outcome| match outcome {
+            Ok(out) => {
+                eprintln!(
+                    "eval serve: round {} {}{}",
+                    out.round,
+                    if out.passed {
+                        "passed, applied"
+                    } else {
+                        "did not pass, nothing changed"
+                    },
+                    if out.reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", out.reasons.join("; "))
+                    }
+                );
+                rounds.push(json!({
+                    "round": out.round,
+                    "passed": out.passed,
+                    "reasons": out.reasons,
+                    "calls": out.report.calls,
+                    "default_parameters": out.report.plan.default_parameters,
+                    "score": out.report.plan.score,
+                }));
+            }
+            Err(e) => {
+                eprintln!("eval serve: round failed: {e}");
+                failed.get_or_insert(e.to_string());
+            }
+        }),
+    );
+    Ok(json!({ "rounds": rounds, "first_error": failed }))
+}
+
+pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
+    let RoundSetup {
+        suite,
+        bench,
+        supervisor,
+        baseline,
+        simulated,
+    } = round_setup(suite, &o)?;
+    let first_round = match &o.history {
+        Some(h) => History::next_round(h)?,
+        None => 0,
+    };
     let bar = Bar::new("eval run");
     let update = |d: usize, t: usize| bar.update(d, t);
-    let rt = runtime(providers.simulated)?;
+    let rt = runtime(simulated)?;
     let (runs, report) = rt.block_on(supervisor.run(
         &suite,
         &bench,
@@ -492,17 +643,32 @@ fn write_runtime_config(
     runs: u32,
     path: &Path,
 ) -> CliResult<()> {
-    use tuneloop::{Metadata, ProviderOverride, RuntimeConfig};
-    let mut rc = RuntimeConfig {
-        default_parameters: plan.default_parameters.clone(),
-        metadata: Metadata {
-            optimized_by: Some("tuneloop eval run".into()),
-            optimized_at: Some(plan.created_at),
-            score: plan.score,
-            iterations: u64::from(runs),
-        },
-        ..RuntimeConfig::default()
+    let mut rc = tuneloop::RuntimeConfig::default();
+    apply_plan(&mut rc, plan, runs, "tuneloop eval run");
+    rc.validate()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("runtime config: {e}")))?;
+    let json = serde_json::to_vec_pretty(&rc)?;
+    tuneloop_core::fs::write_atomic(path, &json)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", path.display())))
+}
+
+/// Sets `rc` from a routing plan: its default parameters, each provider's
+/// model, its disabled providers, and where the values came from.
+fn apply_plan(
+    rc: &mut tuneloop::RuntimeConfig,
+    plan: &tuneloop_eval::RoutingPlan,
+    runs: u32,
+    by: &str,
+) {
+    use tuneloop::{Metadata, ProviderOverride};
+    rc.default_parameters = plan.default_parameters.clone();
+    rc.metadata = Metadata {
+        optimized_by: Some(by.to_owned()),
+        optimized_at: Some(plan.created_at),
+        score: plan.score,
+        iterations: u64::from(runs),
     };
+    rc.provider_overrides.clear();
     for p in &plan.disabled_providers {
         rc.provider_overrides.insert(
             p.clone(),
@@ -522,11 +688,6 @@ fn write_runtime_config(
             },
         );
     }
-    rc.validate()
-        .map_err(|e| CliError::Other(anyhow::anyhow!("runtime config: {e}")))?;
-    let json = serde_json::to_vec_pretty(&rc)?;
-    tuneloop_core::fs::write_atomic(path, &json)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", path.display())))
 }
 
 /// Options of `eval refine`.

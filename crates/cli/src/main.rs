@@ -146,7 +146,7 @@ enum Command {
     /// Benchmark suites, prompt refinement, the regression test's A/A rate.
     Eval {
         #[command(subcommand)]
-        command: EvalCommand,
+        command: Box<EvalCommand>,
     },
 }
 
@@ -159,6 +159,16 @@ enum EvalCommand {
         suite: String,
         #[command(flatten)]
         options: eval::RunOptions,
+    },
+    /// Runs the suite every `--every` as a benchmark service: each round
+    /// goes to the history and through the gates against the last passing
+    /// round; a passing round updates the runtime configuration, the
+    /// scorecard and the provenance chain, a regressing one changes nothing.
+    Serve {
+        /// `standard` (built in) or a suite JSON file.
+        suite: String,
+        #[command(flatten)]
+        options: eval::ServeOptions,
     },
     /// Refines a case's prompt with an interviewer model, on one or more models.
     Refine {
@@ -237,8 +247,9 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             },
         ),
         Command::Report { log, out, seed } => report::run(&log, &out, seed),
-        Command::Eval { command } => match command {
+        Command::Eval { command } => match *command {
             EvalCommand::Run { suite, options } => eval::run(&suite, options),
+            EvalCommand::Serve { suite, options } => eval::serve(&suite, options),
             EvalCommand::Refine { suite, options } => eval::refine(&suite, options),
             EvalCommand::Aa {
                 suite,

@@ -710,6 +710,72 @@ fn eval_run_counts_and_shows_failed_calls_per_provider() -> TestResult {
 }
 
 #[test]
+fn eval_serve_applies_passing_rounds_and_keeps_the_last_one_on_a_regression() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let (rc, prov, hist, sc) = (
+        at("runtime.json"),
+        at("provenance.jsonl"),
+        at("history.jsonl"),
+        at("scorecard.json"),
+    );
+    let args = [
+        "eval",
+        "serve",
+        "standard",
+        "--every",
+        "1h",
+        "--rounds",
+        "3",
+        "--runs",
+        "1",
+        "--repetitions",
+        "4",
+        "--runtime-config",
+        &rc,
+        "--provenance",
+        &prov,
+        "--history",
+        &hist,
+        "--scorecard",
+        &sc,
+    ];
+    let v = stdout_json(&tuneloop(&args)?)?;
+    let rounds = v["rounds"].as_array().ok_or("no rounds")?;
+    assert_eq!(rounds.len(), 3, "{v}");
+    let passed: Vec<&serde_json::Value> = rounds.iter().filter(|r| r["passed"] == true).collect();
+    assert!(!passed.is_empty(), "{v}");
+    // Every round is in the history; only the passing ones were applied.
+    assert_eq!(std::fs::read_to_string(&hist)?.lines().count(), 3);
+    let chain = tuneloop_gates::provenance::read(std::path::Path::new(&prov))?;
+    assert_eq!(chain.len(), passed.len());
+    tuneloop_gates::provenance::verify(&chain)?;
+    // The runtime configuration holds the last passing round's plan.
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rc)?)?;
+    let last = passed.last().ok_or("none passed")?;
+    assert_eq!(
+        config["default_parameters"], last["default_parameters"],
+        "{config}"
+    );
+    assert_eq!(config["metadata"]["optimized_by"], "tuneloop eval serve");
+    assert!(std::path::Path::new(&sc).exists());
+    // Flags for eval run only are refused by name.
+    let out = tuneloop(&[
+        "eval",
+        "serve",
+        "standard",
+        "--every",
+        "1h",
+        "--report",
+        &at("r.json"),
+    ])?;
+    assert_bad_input(&out, &["--report", "eval run"]);
+    let out = tuneloop(&["eval", "serve", "standard", "--every", "soon"])?;
+    assert_eq!(out.status.code(), Some(2));
+    Ok(())
+}
+
+#[test]
 fn sizes_beyond_the_documented_limits_exit_2_naming_the_flag_or_the_limit() -> TestResult {
     // Each of these aborted (or asked for terabytes) before the limits.
     let dir = tempfile::tempdir()?;

@@ -4,8 +4,8 @@
 //!
 //! | feature | client | module |
 //! |---|---|---|
-//! | `async-openai` | [async-openai](https://docs.rs/async-openai)'s chat completions (its types only: bring its client) | [`async_openai`](mod@self::async_openai) |
-//! | `genai` | [genai](https://docs.rs/genai)'s `ChatOptions` and `ChatResponse` | [`genai`](mod@self::genai) |
+//! | `async-openai` | [async-openai](https://docs.rs/async-openai)'s chat completions (its types only: bring its client) | `tuneloop::adapters::async_openai` |
+//! | `genai` | [genai](https://docs.rs/genai)'s `ChatOptions` and `ChatResponse` | `tuneloop::adapters::genai` |
 //!
 //! Neither adapter touches the prompt: a
 //! [`prompt_variant`](tuneloop_core::ParameterSet::prompt_variant) is the
