@@ -124,7 +124,9 @@ impl BenchmarkService {
         self
     }
 
-    /// Runs one round now.
+    /// Runs one round now. Rounds are meant to run one after another (as
+    /// [`run_every`](Self::run_every) runs them): two at once would share a
+    /// round number.
     ///
     /// # Errors
     /// The benchmark's own errors, the history's I/O errors, a provenance
