@@ -544,3 +544,32 @@ fn episodes_credit_every_decision_and_are_evaluated_whole() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn an_episode_charges_the_budget_once() -> TestResult {
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 1.0])
+        .build()?;
+    let o = Optimizer::builder()
+        .task_type("step", TaskTypeConfig::new(arms))
+        .budget(tuneloop::gates::BudgetConfig {
+            token_limit: Some(1_000_000),
+            ..tuneloop::gates::BudgetConfig::default()
+        })
+        .seed(2)
+        .build()?;
+    let mut episode = o.episode();
+    for _ in 0..3 {
+        episode.recommend(
+            "step",
+            &TaskFeatures::default(),
+            &RecommendOptions::default(),
+        )?;
+    }
+    // One outcome for the whole episode: 300 tokens in all.
+    episode.finish(&TaskOutcome::success(0.8, 900.0).with_tokens(200, 100))?;
+    let spent = o.snapshot()?.budget.ok_or("no budget")?;
+    assert_eq!(spent.spent_tokens, 300, "charged once, not three times");
+    Ok(())
+}
