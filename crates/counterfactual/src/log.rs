@@ -400,6 +400,14 @@ pub enum JoinError {
     Expired(DecisionId),
 }
 
+/// `d` given up on: the default reward, marked, with the reason.
+fn abandoned(mut d: LoggedDecision, default_reward: f64, reason: &str) -> LoggedDecision {
+    d.reward = Some(default_reward);
+    d.reward_defaulted = true;
+    d.abandoned = Some(reason.to_owned());
+    d
+}
+
 impl PendingDecisions {
     /// The longest wait: about 292 million years (chrono's range).
     pub const MAX_WAIT: Duration = Duration::from_millis(i64::MAX as u64);
@@ -492,20 +500,18 @@ impl PendingDecisions {
     /// # Errors
     /// [`JoinError::Unknown`].
     pub fn abandon(&mut self, id: DecisionId, reason: &str) -> Result<LoggedDecision, JoinError> {
-        let mut d = self.pending.remove(&id).ok_or(JoinError::Unknown(id))?;
-        d.reward = Some(self.default_reward);
-        d.reward_defaulted = true;
-        d.abandoned = Some(reason.to_owned());
-        Ok(d)
+        let d = self.pending.remove(&id).ok_or(JoinError::Unknown(id))?;
+        Ok(abandoned(d, self.default_reward, reason))
     }
 
     /// Takes every pending decision as [`abandon`](Self::abandon) does,
     /// oldest first.
     pub fn abandon_all(&mut self, reason: &str) -> Vec<LoggedDecision> {
-        let ids: Vec<DecisionId> = self.pending.keys().copied().collect();
-        let mut out: Vec<LoggedDecision> = ids
-            .into_iter()
-            .filter_map(|id| self.abandon(id, reason).ok())
+        let default_reward = self.default_reward;
+        let mut out: Vec<LoggedDecision> = self
+            .pending
+            .drain()
+            .map(|(_, d)| abandoned(d, default_reward, reason))
             .collect();
         out.sort_by_key(|d| d.timestamp);
         out

@@ -264,16 +264,19 @@ fn choose(
     }
     drop(learner);
     // The incumbent with the runtime configuration's exploration floor now.
+    // A new one only when the rate differs from the built one.
     let rate = task.live.exploration_rate();
+    let changed;
     let baseline = if rate.to_bits() == task.baseline.exploration_floor().to_bits() {
-        task.baseline.clone()
+        &task.baseline
     } else {
-        Fixed::new(
+        changed = Fixed::new(
             task.incumbent,
             task.arms.len(),
             task.baseline.context_dim(),
             rate,
-        )?
+        )?;
+        &changed
     };
     Ok(Choice {
         selection: baseline.select(x, eligible, key)?,

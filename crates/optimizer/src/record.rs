@@ -107,22 +107,11 @@ impl Optimizer {
             error: !outcome.success,
         };
         let mut rollout = lock(r);
-        // The runtime configuration's hold: taken before the observation
-        // can promote, released only if it was the configuration's.
-        let mut events = Vec::new();
-        let live = &task.live;
-        if live.hold() && !rollout.is_held() {
-            events.push(rollout.hold("runtime config: rollout_hold", now));
-            live.held_by_config
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        } else if !live.hold()
-            && live
-                .held_by_config
-                .swap(false, std::sync::atomic::Ordering::Relaxed)
-            && rollout.is_held()
-        {
-            events.push(rollout.resume(now));
-        }
+        let mut events: Vec<RolloutEvent> = task
+            .live
+            .apply_hold(&mut rollout, now)
+            .into_iter()
+            .collect();
         events.extend(rollout.observe(cohort, o, now)?);
         drop(rollout);
         let task_type = &*record.task_type;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -231,19 +231,19 @@ pub struct TaskSettings {
 #[derive(Debug)]
 pub(crate) struct LiveTask {
     exploration_bits: AtomicU64,
-    learning: std::sync::atomic::AtomicBool,
-    hold: std::sync::atomic::AtomicBool,
+    learning: AtomicBool,
+    hold: AtomicBool,
     /// The rollout is held by the configuration (not by a breach or a person).
-    pub(crate) held_by_config: std::sync::atomic::AtomicBool,
+    held_by_config: AtomicBool,
 }
 
 impl LiveTask {
     pub(crate) fn new(s: TaskSettings) -> Self {
         let t = LiveTask {
             exploration_bits: AtomicU64::new(0),
-            learning: std::sync::atomic::AtomicBool::new(true),
-            hold: std::sync::atomic::AtomicBool::new(false),
-            held_by_config: std::sync::atomic::AtomicBool::new(false),
+            learning: AtomicBool::new(true),
+            hold: AtomicBool::new(false),
+            held_by_config: AtomicBool::new(false),
         };
         t.set(s);
         t
@@ -264,8 +264,25 @@ impl LiveTask {
         self.learning.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn hold(&self) -> bool {
-        self.hold.load(Ordering::Relaxed)
+    /// Holds `rollout` if the configuration says so, before an observation
+    /// can promote it, and resumes it when the configuration lets go, if it
+    /// was the configuration that held it (not a breach or a person).
+    pub(crate) fn apply_hold(
+        &self,
+        rollout: &mut tuneloop_rollout::RolloutManager,
+        now: DateTime<Utc>,
+    ) -> Option<tuneloop_rollout::RolloutEvent> {
+        if self.hold.load(Ordering::Relaxed) {
+            if rollout.is_held() {
+                return None;
+            }
+            self.held_by_config.store(true, Ordering::Relaxed);
+            Some(rollout.hold("runtime config: rollout_hold", now))
+        } else if self.held_by_config.swap(false, Ordering::Relaxed) && rollout.is_held() {
+            Some(rollout.resume(now))
+        } else {
+            None
+        }
     }
 }
 
