@@ -57,8 +57,12 @@ pub use cohort::{Cohort, Phase};
 pub use error::{Error, InvalidSetting, Result, check_setting};
 pub use features::{DefaultFeaturizer, Features, Featurizer, RiskTier, TaskFeatures};
 pub use id::DecisionId;
-pub use outcome::{ErrorClass, FinishReason, RewardFunction, RewardFunctionBuilder, TaskOutcome};
-pub use params::{ArmId, ArmIdBuildHasher, ArmIdHasher, ParameterSet, ParameterSetBuilder};
+pub use outcome::{
+    ErrorClass, FinishReason, LatencyMetric, RewardFunction, RewardFunctionBuilder, TaskOutcome,
+};
+pub use params::{
+    ArmId, ArmIdBuildHasher, ArmIdHasher, ParameterSet, ParameterSetBuilder, SamplingExtras,
+};
 pub use policy::{
     ActionDistribution, PROBABILITY_TOLERANCE, Policy, PolicySnapshot, Selection, SelectionKey,
     check_eligible,

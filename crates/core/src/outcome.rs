@@ -75,6 +75,23 @@ pub struct TaskOutcome {
     /// Why generation stopped, when the server said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<FinishReason>,
+    /// Time from sending the request to the first generated token, in
+    /// milliseconds, when the answer was streamed; at most `latency_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_token_ms: Option<f64>,
+}
+
+/// Which latency a [`RewardFunction`] or an SLO watches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyMetric {
+    /// The whole call: [`TaskOutcome::latency_ms`].
+    #[default]
+    Total,
+    /// Time to the first token of a streamed answer
+    /// ([`TaskOutcome::time_to_first_token_ms`]); the whole call's latency
+    /// for an outcome that was not streamed.
+    FirstToken,
 }
 
 impl TaskOutcome {
@@ -89,6 +106,7 @@ impl TaskOutcome {
             success: true,
             error_class: None,
             finish_reason: None,
+            time_to_first_token_ms: None,
         }
     }
 
@@ -103,6 +121,7 @@ impl TaskOutcome {
             success: false,
             error_class: Some(class),
             finish_reason: None,
+            time_to_first_token_ms: None,
         }
     }
 
@@ -117,6 +136,36 @@ impl TaskOutcome {
     pub fn with_finish_reason(mut self, reason: FinishReason) -> Self {
         self.finish_reason = Some(reason);
         self
+    }
+
+    /// Sets the time to the first token of a streamed answer, in ms.
+    pub fn with_time_to_first_token(mut self, ms: f64) -> Self {
+        self.time_to_first_token_ms = Some(ms);
+        self
+    }
+
+    /// The latency `metric` names, in ms.
+    pub fn latency(&self, metric: LatencyMetric) -> f64 {
+        match metric {
+            LatencyMetric::Total => self.latency_ms,
+            LatencyMetric::FirstToken => self.time_to_first_token_ms.unwrap_or(self.latency_ms),
+        }
+    }
+
+    /// Completion tokens per second after the first token, for a streamed
+    /// answer with tokens and time after its first one.
+    ///
+    /// ```
+    /// use tuneloop_core::TaskOutcome;
+    /// let o = TaskOutcome::success(1.0, 1100.0).with_tokens(20, 61).with_time_to_first_token(100.0);
+    /// // 60 tokens after the first, in 1 s.
+    /// assert_eq!(o.tokens_per_second(), Some(60.0));
+    /// ```
+    pub fn tokens_per_second(&self) -> Option<f64> {
+        let first = self.time_to_first_token_ms?;
+        let after = self.latency_ms - first;
+        (self.completion_tokens > 1 && after > 0.0)
+            .then(|| (self.completion_tokens - 1) as f64 / (after / 1000.0))
     }
 
     /// Sets the cost.
@@ -150,6 +199,15 @@ impl TaskOutcome {
         }
         if !(self.cost_usd.is_finite() && self.cost_usd >= 0.0) {
             return bad("cost_usd", self.cost_usd, "a finite cost >= 0");
+        }
+        if let Some(t) = self.time_to_first_token_ms
+            && !(t.is_finite() && t >= 0.0 && t <= self.latency_ms)
+        {
+            return bad(
+                "time_to_first_token_ms",
+                t,
+                "a finite time >= 0 and at most latency_ms",
+            );
         }
         Ok(())
     }
@@ -186,6 +244,7 @@ pub struct RewardFunction {
     latency_scale_ms: f64,
     cost_scale_usd: f64,
     failure_penalty: f64,
+    latency_metric: LatencyMetric,
 }
 
 impl Default for RewardFunction {
@@ -197,6 +256,7 @@ impl Default for RewardFunction {
             latency_scale_ms: 2000.0,
             cost_scale_usd: 0.01,
             failure_penalty: 1.0,
+            latency_metric: LatencyMetric::Total,
         }
     }
 }
@@ -214,7 +274,8 @@ impl RewardFunction {
     pub fn reward(&self, outcome: &TaskOutcome) -> Result<f64> {
         outcome.validate()?;
         let total = self.quality_weight + self.latency_weight + self.cost_weight;
-        let latency = self.latency_scale_ms / (self.latency_scale_ms + outcome.latency_ms);
+        let latency =
+            self.latency_scale_ms / (self.latency_scale_ms + outcome.latency(self.latency_metric));
         let cost = self.cost_scale_usd / (self.cost_scale_usd + outcome.cost_usd);
         let base = (self.quality_weight * outcome.quality
             + self.latency_weight * latency
@@ -240,6 +301,12 @@ pub struct RewardFunctionBuilder {
     latency_scale_ms: f64,
     cost_scale_usd: f64,
     failure_penalty: f64,
+    #[serde(default, skip_serializing_if = "is_total")]
+    latency_metric: LatencyMetric,
+}
+
+fn is_total(m: &LatencyMetric) -> bool {
+    *m == LatencyMetric::Total
 }
 
 impl From<RewardFunction> for RewardFunctionBuilder {
@@ -251,6 +318,7 @@ impl From<RewardFunction> for RewardFunctionBuilder {
             latency_scale_ms: f.latency_scale_ms,
             cost_scale_usd: f.cost_scale_usd,
             failure_penalty: f.failure_penalty,
+            latency_metric: f.latency_metric,
         }
     }
 }
@@ -286,6 +354,13 @@ impl RewardFunctionBuilder {
     /// Cost at which the cost score is 1/2, in USD, `> 0`.
     pub fn cost_scale_usd(mut self, v: f64) -> Self {
         self.cost_scale_usd = v;
+        self
+    }
+    /// Which latency the latency score uses (default the whole call's;
+    /// [`LatencyMetric::FirstToken`] for streamed answers, where the user
+    /// waits for the first token, not the last).
+    pub fn latency_metric(mut self, v: LatencyMetric) -> Self {
+        self.latency_metric = v;
         self
     }
     /// Fraction of the reward a failed call loses, in `[0, 1]`.
@@ -336,6 +411,7 @@ impl RewardFunctionBuilder {
             latency_scale_ms: self.latency_scale_ms,
             cost_scale_usd: self.cost_scale_usd,
             failure_penalty: self.failure_penalty,
+            latency_metric: self.latency_metric,
         })
     }
 }
@@ -343,6 +419,34 @@ impl RewardFunctionBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_token_latency_is_checked_and_can_drive_the_reward() -> Result<()> {
+        let streamed = TaskOutcome::success(1.0, 3000.0).with_time_to_first_token(1000.0);
+        assert!(streamed.validate().is_ok());
+        let late = TaskOutcome::success(1.0, 100.0).with_time_to_first_token(200.0);
+        assert!(matches!(
+            late.validate(),
+            Err(Error::InvalidOutcome {
+                field: "time_to_first_token_ms",
+                ..
+            })
+        ));
+        // Latency only, scale 1000 ms: L / (L + latency).
+        let f = RewardFunction::builder()
+            .quality_weight(0.0)
+            .latency_weight(1.0)
+            .cost_weight(0.0)
+            .latency_scale_ms(1000.0);
+        let total = f.clone().build()?;
+        let first = f.latency_metric(LatencyMetric::FirstToken).build()?;
+        assert!((total.reward(&streamed)? - 0.25).abs() < 1e-12);
+        assert!((first.reward(&streamed)? - 0.5).abs() < 1e-12);
+        // Not streamed: the whole call's latency.
+        let plain = TaskOutcome::success(1.0, 3000.0);
+        assert!((first.reward(&plain)? - 0.25).abs() < 1e-12);
+        Ok(())
+    }
     use proptest::prelude::*;
 
     #[test]

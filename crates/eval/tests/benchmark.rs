@@ -135,6 +135,7 @@ impl Provider for Gauge {
                 completion_tokens: 1,
             },
             latency: Duration::from_millis(100),
+            time_to_first_token: None,
             finish_reason: FinishReason::Stop,
             provider: "gauge".into(),
             model: r.model.clone(),

@@ -194,6 +194,7 @@ impl Provider for Rambler {
                 completion_tokens: 1,
             },
             latency: std::time::Duration::ZERO,
+            time_to_first_token: None,
             finish_reason: FinishReason::Stop,
             provider: "rambler".into(),
             model: r.model.clone(),

@@ -5,9 +5,12 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::time::Instant;
+use tuneloop_core::SamplingExtras;
 
 use crate::error::{ProviderError, RouterError};
 use crate::provider::Provider;
@@ -41,6 +44,14 @@ pub struct OpenAiConfig {
     /// Longest wait for the next bytes of a response (default 60 s), so a
     /// stalled server fails the call even without a router's deadline.
     pub read_timeout: Duration,
+    /// Ask for the answer as a stream of server-sent events (default
+    /// off): the response then carries the time to the first token, and a
+    /// deadline that passes mid-answer drops the stream and closes the
+    /// connection.
+    pub stream: bool,
+    /// Server-specific sampling settings sent with every request, for
+    /// those an arm leaves unset (default none: the server's own).
+    pub extras: SamplingExtras,
 }
 
 impl Default for OpenAiConfig {
@@ -55,6 +66,8 @@ impl Default for OpenAiConfig {
             max_response_bytes: 4 << 20,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            stream: false,
+            extras: SamplingExtras::default(),
         }
     }
 }
@@ -71,11 +84,19 @@ impl fmt::Debug for Secret {
 
 /// A provider speaking the OpenAI chat-completions protocol over HTTP(S).
 ///
+/// Every field of the request's parameters is sent (`model`, `messages`,
+/// `max_tokens`, `temperature`, `top_p`, both penalties, `stop`, `seed`),
+/// and the [`SamplingExtras`] of the arm, or else of the configuration, as
+/// `top_k`, `min_p` and `repeat_penalty`. With
+/// [`OpenAiConfig::stream`] the answer comes as server-sent events and the
+/// response records the time to its first token.
+///
 /// Responses are classified: 429 → rate limited (honouring
 /// `Retry-After` in seconds), 401/403 → authentication, 400 mentioning the
-/// context length → context length, other 4xx → permanent, 5xx and
-/// malformed bodies → transient, bodies over the size limit → permanent,
-/// network timeouts → timeout.
+/// context length → context length, other 4xx → permanent, a 500 whose
+/// body reports a validation error (llama.cpp's server answers invalid
+/// parameters so) → permanent, other 5xx and malformed bodies → transient,
+/// bodies over the size limit → permanent, network timeouts → timeout.
 pub struct OpenAiCompatible {
     config: OpenAiConfig,
     key: Option<Secret>,
@@ -149,7 +170,7 @@ impl OpenAiCompatible {
         out
     }
 
-    fn body(request: &GenerationRequest) -> Value {
+    fn body(&self, request: &GenerationRequest) -> Value {
         let messages: Vec<Value> = request
             .messages
             .iter()
@@ -177,6 +198,20 @@ impl OpenAiCompatible {
         if let Some(seed) = request.seed {
             body["seed"] = json!(seed);
         }
+        let extras = request.extras.or(&self.config.extras);
+        if let Some(k) = extras.top_k {
+            body["top_k"] = json!(k);
+        }
+        if let Some(m) = extras.min_p {
+            body["min_p"] = json!(m);
+        }
+        if let Some(r) = extras.repeat_penalty {
+            body["repeat_penalty"] = json!(r);
+        }
+        if self.config.stream {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({ "include_usage": true });
+        }
         body
     }
 
@@ -202,26 +237,12 @@ impl OpenAiCompatible {
             .and_then(Value::as_str)
             .ok_or_else(|| malformed("no message content"))?
             .to_owned();
-        let finish_reason = match choice.get("finish_reason").and_then(Value::as_str) {
-            Some("stop") => FinishReason::Stop,
-            Some("length") => FinishReason::Length,
-            Some("content_filter") => FinishReason::ContentFilter,
-            _ => FinishReason::Other,
-        };
-        let usage = v.get("usage");
-        let count = |k: &str| {
-            usage
-                .and_then(|u| u.get(k))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        };
+        let finish_reason = finish_reason(choice).unwrap_or(FinishReason::Other);
         Ok(GenerationResponse {
             text,
-            usage: Usage {
-                prompt_tokens: count("prompt_tokens"),
-                completion_tokens: count("completion_tokens"),
-            },
+            usage: usage(&v).unwrap_or_default(),
             latency,
+            time_to_first_token: None,
             finish_reason,
             provider: self.config.id.clone(),
             model: v
@@ -229,6 +250,186 @@ impl OpenAiCompatible {
                 .and_then(Value::as_str)
                 .unwrap_or(&request.model)
                 .to_owned(),
+        })
+    }
+}
+
+/// Why generation stopped, from a choice's `finish_reason`.
+fn finish_reason(choice: &Value) -> Option<FinishReason> {
+    Some(match choice.get("finish_reason")?.as_str()? {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Other,
+    })
+}
+
+/// The `usage` object of a response or of a stream's last chunk.
+fn usage(v: &Value) -> Option<Usage> {
+    let u = v.get("usage").filter(|u| u.is_object())?;
+    let count = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Some(Usage {
+        prompt_tokens: count("prompt_tokens"),
+        completion_tokens: count("completion_tokens"),
+    })
+}
+
+/// Whether a 500's body reports invalid parameters rather than a fault:
+/// llama.cpp's server (llama-cpp-python) answers a request that fails
+/// validation with a 500 naming the validation error; retrying it cannot
+/// help.
+fn is_validation_error(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    b.contains("validation error") || b.contains("validationerror") || b.contains("input should be")
+}
+
+/// Why a stream ended early.
+enum StreamFault {
+    Network(reqwest::Error),
+    TooLarge,
+}
+
+impl OpenAiCompatible {
+    /// A network failure, described without the URL's query or any header.
+    fn network_error(&self, e: reqwest::Error, start: Instant) -> ProviderError {
+        if e.is_timeout() {
+            ProviderError::Timeout {
+                provider: self.config.id.clone(),
+                after: start.elapsed(),
+            }
+        } else {
+            ProviderError::Transient {
+                provider: self.config.id.clone(),
+                message: format!("request failed: {}", e.without_url()),
+            }
+        }
+    }
+
+    fn too_large(&self) -> ProviderError {
+        ProviderError::Permanent {
+            provider: self.config.id.clone(),
+            message: format!(
+                "response larger than {} bytes",
+                self.config.max_response_bytes
+            ),
+        }
+    }
+
+    /// Reads a streamed answer: `data:` events of chat-completion chunks
+    /// up to `[DONE]`. The text is the chunks' `delta.content` in order;
+    /// the time to the first token is when the first non-empty content
+    /// arrived; usage comes from the last chunk when the server sends it
+    /// (`stream_options.include_usage`), else the completion tokens are
+    /// the number of content chunks (one token each on llama.cpp and
+    /// vLLM) and the prompt tokens are unknown (0). Dropping the future (a
+    /// deadline) drops the stream and closes the connection.
+    async fn read_stream(
+        &self,
+        response: reqwest::Response,
+        request: &GenerationRequest,
+        start: Instant,
+    ) -> Result<GenerationResponse, ProviderError> {
+        let provider = || self.config.id.clone();
+        let malformed = |what: String| ProviderError::Transient {
+            provider: provider(),
+            message: format!("malformed stream: {what}"),
+        };
+        let limit = self.config.max_response_bytes;
+        let mut received = 0usize;
+        // The byte count is checked before the event parser buffers a
+        // line, so an endless line cannot outgrow the limit.
+        let mut events = response
+            .bytes_stream()
+            .map(move |chunk| {
+                let chunk = chunk.map_err(StreamFault::Network)?;
+                received = received.saturating_add(chunk.len());
+                if received > limit {
+                    Err(StreamFault::TooLarge)
+                } else {
+                    Ok(chunk)
+                }
+            })
+            .eventsource();
+        let mut text = String::new();
+        let mut first_token = None;
+        let mut finish = None;
+        let mut reported = None;
+        let mut content_chunks = 0u64;
+        let mut model = None;
+        let mut done = false;
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| match e {
+                eventsource_stream::EventStreamError::Transport(StreamFault::Network(e)) => {
+                    self.network_error(e, start)
+                }
+                eventsource_stream::EventStreamError::Transport(StreamFault::TooLarge) => {
+                    self.too_large()
+                }
+                eventsource_stream::EventStreamError::Utf8(e) => malformed(e.to_string()),
+                eventsource_stream::EventStreamError::Parser(e) => malformed(e.to_string()),
+            })?;
+            let data = event.data.trim();
+            if data == "[DONE]" {
+                done = true;
+                break;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(data).map_err(|e| malformed(e.to_string()))?;
+            if let Some(err) = v.get("error") {
+                let message = self.redact(&err.to_string());
+                return Err(if is_validation_error(&message) {
+                    ProviderError::Permanent {
+                        provider: provider(),
+                        message,
+                    }
+                } else {
+                    ProviderError::Transient {
+                        provider: provider(),
+                        message,
+                    }
+                });
+            }
+            if model.is_none() {
+                model = v.get("model").and_then(Value::as_str).map(str::to_owned);
+            }
+            if let Some(u) = usage(&v) {
+                reported = Some(u);
+            }
+            let Some(choice) = v.get("choices").and_then(|c| c.get(0)) else {
+                continue;
+            };
+            if let Some(piece) = choice
+                .get("delta")
+                .and_then(|d| d.get("content"))
+                .and_then(Value::as_str)
+                && !piece.is_empty()
+            {
+                if first_token.is_none() {
+                    first_token = Some(start.elapsed());
+                }
+                content_chunks += 1;
+                text.push_str(piece);
+            }
+            if let Some(f) = finish_reason(choice) {
+                finish = Some(f);
+            }
+        }
+        if !done {
+            return Err(malformed("the stream ended before [DONE]".into()));
+        }
+        Ok(GenerationResponse {
+            text,
+            usage: reported.unwrap_or(Usage {
+                prompt_tokens: 0,
+                completion_tokens: content_chunks,
+            }),
+            latency: start.elapsed(),
+            time_to_first_token: first_token,
+            finish_reason: finish.unwrap_or(FinishReason::Other),
+            provider: provider(),
+            model: model.unwrap_or_else(|| request.model.clone()),
         })
     }
 }
@@ -254,27 +455,19 @@ impl Provider for OpenAiCompatible {
             "{}/chat/completions",
             self.config.base_url.trim_end_matches('/')
         );
-        let mut call = self.client.post(&url).json(&Self::body(request));
+        let mut call = self.client.post(&url).json(&self.body(request));
         if let Some(key) = &self.key {
             call = call.bearer_auth(&key.0);
         }
         let start = Instant::now();
-        // Network errors are described without the URL's query or any header.
-        let net = |e: reqwest::Error| {
-            if e.is_timeout() {
-                ProviderError::Timeout {
-                    provider: provider.clone(),
-                    after: start.elapsed(),
-                }
-            } else {
-                ProviderError::Transient {
-                    provider: provider.clone(),
-                    message: format!("request failed: {}", e.without_url()),
-                }
-            }
-        };
-        let mut response = call.send().await.map_err(net)?;
+        let mut response = call
+            .send()
+            .await
+            .map_err(|e| self.network_error(e, start))?;
         let status = response.status();
+        if status.is_success() && self.config.stream {
+            return self.read_stream(response, request, start).await;
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -282,15 +475,13 @@ impl Provider for OpenAiCompatible {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(net)? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.network_error(e, start))?
+        {
             if body.len() + chunk.len() > self.config.max_response_bytes {
-                return Err(ProviderError::Permanent {
-                    provider,
-                    message: format!(
-                        "response larger than {} bytes",
-                        self.config.max_response_bytes
-                    ),
-                });
+                return Err(self.too_large());
             }
             body.extend_from_slice(&chunk);
         }
@@ -324,6 +515,12 @@ impl Provider for OpenAiCompatible {
                 provider,
                 message: format!("HTTP {status}: {}", snippet()),
             }),
+            500 if is_validation_error(&String::from_utf8_lossy(&body)) => {
+                Err(ProviderError::Permanent {
+                    provider,
+                    message: format!("HTTP {status}, a validation error: {}", snippet()),
+                })
+            }
             _ => Err(ProviderError::Transient {
                 provider,
                 message: format!("HTTP {status}"),

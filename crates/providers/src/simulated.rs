@@ -371,6 +371,7 @@ impl Provider for SimulatedProvider {
                 completion_tokens: used as u64,
             },
             latency,
+            time_to_first_token: None,
             finish_reason: if used as u32 >= request.max_tokens {
                 FinishReason::Length
             } else {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tuneloop_core::ParameterSet;
 use tuneloop_core::hash::StableHasher;
+use tuneloop_core::{ParameterSet, SamplingExtras};
 
 /// Version of the request format.
 pub const REQUEST_SCHEMA_VERSION: u32 = 1;
@@ -70,6 +70,11 @@ pub struct GenerationRequest {
     pub stop: Vec<String>,
     /// Sampling seed, if any.
     pub seed: Option<u64>,
+    /// Server-specific sampling settings (top_k, min_p, repeat_penalty):
+    /// the arm's own; a provider fills the ones unset here from its
+    /// configuration.
+    #[serde(default, skip_serializing_if = "SamplingExtras::is_empty")]
+    pub extras: SamplingExtras,
     /// Stable hash of the messages (16 hex digits), for caches and logs.
     pub prompt_hash: String,
     /// The task type, if known: the scorecard's domain, and what a
@@ -110,6 +115,7 @@ impl GenerationRequest {
             presence_penalty: params.presence_penalty(),
             stop: params.stop().to_vec(),
             seed: params.seed(),
+            extras: *params.extras(),
             task_type: None,
             schema_version: REQUEST_SCHEMA_VERSION,
         }
@@ -160,6 +166,36 @@ pub enum FinishReason {
     Other,
 }
 
+impl GenerationResponse {
+    /// Completion tokens per second after the first token, for a streamed
+    /// answer of more than one token.
+    pub fn tokens_per_second(&self) -> Option<f64> {
+        let first = self.time_to_first_token?;
+        let after = self.latency.checked_sub(first)?.as_secs_f64();
+        (self.usage.completion_tokens > 1 && after > 0.0)
+            .then(|| (self.usage.completion_tokens - 1) as f64 / after)
+    }
+
+    /// The outcome to record for this answer, scored `quality` by the
+    /// caller: latency, tokens, finish reason and, for a streamed answer,
+    /// the time to its first token.
+    pub fn outcome(&self, quality: f64) -> tuneloop_core::TaskOutcome {
+        let mut o = tuneloop_core::TaskOutcome::success(quality, self.latency.as_secs_f64() * 1e3)
+            .with_tokens(self.usage.prompt_tokens, self.usage.completion_tokens)
+            .with_finish_reason(match self.finish_reason {
+                FinishReason::Stop => tuneloop_core::FinishReason::Stop,
+                FinishReason::Length => tuneloop_core::FinishReason::Length,
+                FinishReason::ContentFilter => tuneloop_core::FinishReason::ContentFilter,
+                FinishReason::Other => tuneloop_core::FinishReason::Other,
+            });
+        if let Some(t) = self.time_to_first_token {
+            let ms = (t.as_secs_f64() * 1e3).min(o.latency_ms);
+            o = o.with_time_to_first_token(ms);
+        }
+        o
+    }
+}
+
 /// What a provider answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationResponse {
@@ -169,6 +205,10 @@ pub struct GenerationResponse {
     pub usage: Usage,
     /// Time from sending to the full answer.
     pub latency: Duration,
+    /// Time from sending to the first generated token, for a streamed
+    /// answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_token: Option<Duration>,
     /// Why generation stopped.
     pub finish_reason: FinishReason,
     /// The provider that answered.
