@@ -101,12 +101,12 @@ impl Optimizer {
         let (Some(r), Some(cohort)) = (&task.rollout, record.cohort) else {
             return Ok(Vec::new());
         };
+        let mut rollout = lock(r);
         let o = Observation {
-            latency_ms: outcome.latency_ms,
+            latency_ms: outcome.latency(rollout.monitor().config().latency_metric),
             quality: outcome.quality,
             error: !outcome.success,
         };
-        let mut rollout = lock(r);
         let mut events: Vec<RolloutEvent> = task
             .live
             .apply_hold(&mut rollout, now)

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use tuneloop_core::Cohort;
+use tuneloop_core::{Cohort, LatencyMetric};
 
 use crate::error::{Error, Result, check};
 use crate::sequential::SequentialTest;
@@ -67,6 +67,10 @@ pub struct SloConfig {
     /// Probability of any false alarm over the monitor's whole life, shared
     /// equally by the three metrics (default 0.05).
     pub alpha: f64,
+    /// Which latency of an outcome the facade observes (default the whole
+    /// call's; [`LatencyMetric::FirstToken`] watches streamed answers'
+    /// time to the first token).
+    pub latency_metric: LatencyMetric,
 }
 
 impl Default for SloConfig {
@@ -79,6 +83,7 @@ impl Default for SloConfig {
             min_samples: 200,
             min_baseline_samples: 1_000,
             alpha: 0.05,
+            latency_metric: LatencyMetric::Total,
         }
     }
 }
