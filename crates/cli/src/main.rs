@@ -14,6 +14,7 @@ mod error;
 mod eval;
 mod evaluate;
 mod ope;
+mod replay;
 mod report;
 mod simulate;
 mod traffic;
@@ -99,8 +100,11 @@ enum Command {
         #[arg(long, conflicts_with = "scenario")]
         supervised: Option<PathBuf>,
         /// A built-in scenario: `llm-params`, `rollout-aa`, `rollout-breach`, `traffic` (writes --log).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rewards")]
         scenario: Option<String>,
+        /// Replay of logged evaluations: CSV with a header, `reward_<arm>` columns (each arm's reward on the row, in [0, 1]), other columns numeric features.
+        #[arg(long, conflicts_with = "supervised")]
+        rewards: Option<PathBuf>,
         /// linucb|thompson|epsilon-greedy|uniform.
         #[arg(long, default_value = "linucb")]
         policy: String,
@@ -270,12 +274,16 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
         Command::Simulate {
             supervised,
             scenario,
+            rewards,
             policy,
             seed,
             rounds,
             runs,
             log,
         } => match (supervised, scenario) {
+            _ if rewards.is_some() => {
+                replay::run(rewards.as_deref().unwrap_or(std::path::Path::new("")), &policy, seed)
+            }
             (Some(path), None) => simulate::supervised(&path, &policy, seed),
             (None, Some(name)) => match name.as_str() {
                 "llm-params" => simulate::scenario_llm_params(&policy, rounds, runs, seed),
@@ -292,7 +300,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 ))),
             },
             _ => Err(CliError::bad(
-                "simulate needs --supervised FILE.csv or --scenario NAME",
+                "simulate needs --supervised FILE.csv, --rewards FILE.csv or --scenario NAME",
             )),
         },
         Command::Bench {

@@ -17,7 +17,7 @@ use crate::error::{CliError, CliResult};
 /// The policies `simulate` knows by name.
 pub(crate) const POLICIES: &str = "linucb|thompson|epsilon-greedy|uniform";
 
-fn config(policy: &str, shared: bool) -> CliResult<PolicyConfig> {
+pub(crate) fn config(policy: &str, shared: bool) -> CliResult<PolicyConfig> {
     let lp = LinUcbParams::default();
     Ok(match (policy, shared) {
         ("linucb", false) => PolicyConfig::LinUcb(lp),
