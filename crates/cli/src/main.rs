@@ -281,9 +281,11 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             runs,
             log,
         } => match (supervised, scenario) {
-            _ if rewards.is_some() => {
-                replay::run(rewards.as_deref().unwrap_or(std::path::Path::new("")), &policy, seed)
-            }
+            _ if rewards.is_some() => replay::run(
+                rewards.as_deref().unwrap_or(std::path::Path::new("")),
+                &policy,
+                seed,
+            ),
             (Some(path), None) => simulate::supervised(&path, &policy, seed),
             (None, Some(name)) => match name.as_str() {
                 "llm-params" => simulate::scenario_llm_params(&policy, rounds, runs, seed),

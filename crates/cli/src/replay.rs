@@ -110,7 +110,13 @@ impl Rewards {
                 let value = fast_float2::parse::<f64, _>(cell)
                     .ok()
                     .filter(|v| v.is_finite());
-                let at = || format!("line {line} (row {row}), column {} (`{}`)", c + 1, header[c]);
+                let at = || {
+                    format!(
+                        "line {line} (row {row}), column {} (`{}`)",
+                        c + 1,
+                        header[c]
+                    )
+                };
                 match (role[c], value) {
                     (Some(a), Some(v)) if (0.0..=1.0).contains(&v) => rewards[a] = v,
                     (Some(_), _) => {
@@ -197,7 +203,12 @@ pub(crate) fn run(path: &Path, policy: &str, seed: u64) -> CliResult<Value> {
         .collect();
     let best = (0..k).fold(0, |b, a| if fixed[a] > fixed[b] { a } else { b });
     let oracle = (0..n)
-        .map(|row| data.r[row * k..(row + 1) * k].iter().copied().fold(0.0, f64::max))
+        .map(|row| {
+            data.r[row * k..(row + 1) * k]
+                .iter()
+                .copied()
+                .fold(0.0, f64::max)
+        })
         .sum::<f64>()
         / n as f64;
     let average = total / n as f64;

@@ -906,3 +906,81 @@ fn report_on_thousands_of_models_stays_small_and_groups_the_rare_ones() -> TestR
     );
     Ok(())
 }
+
+#[test]
+fn eval_run_writes_a_replay_file_that_simulate_replays() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("rewards.csv");
+    let f = file.display().to_string();
+    let out = tuneloop(&[
+        "eval",
+        "run",
+        "standard",
+        "--runs",
+        "2",
+        "--repetitions",
+        "4",
+        "--rewards-out",
+        &f,
+    ])?;
+    stdout_json(&out)?;
+    // A row per round, case and repetition: 2 × 11 × 4; a reward column per
+    // configuration (2 providers × 2 parameter sets).
+    let mut reader = csv::Reader::from_path(&file)?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+    let arms: Vec<usize> = (0..header.len())
+        .filter(|&i| header[i].starts_with("reward_"))
+        .collect();
+    assert_eq!(arms.len(), 4, "{header:?}");
+    let mut sums = vec![0.0; header.len()];
+    let mut rows = 0usize;
+    for r in reader.records() {
+        let r = r?;
+        // One task-type indicator is set per row.
+        let set = (0..header.len())
+            .filter(|i| !arms.contains(i) && &r[*i] == "1")
+            .count();
+        assert_eq!(set, 1);
+        for &i in &arms {
+            sums[i] += r[i].parse::<f64>()?;
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, 2 * 11 * 4);
+    let best = arms
+        .iter()
+        .copied()
+        .max_by(|&a, &b| sums[a].total_cmp(&sums[b]))
+        .ok_or("no arm")?;
+
+    let v = stdout_json(&tuneloop(&["simulate", "--rewards", &f, "--seed", "3"])?)?;
+    assert_eq!(v["rounds"], rows);
+    assert_eq!(v["best_fixed_arm"], header[best]["reward_".len()..]);
+    let best_mean = sums[best] / rows as f64;
+    assert!((v["best_fixed_reward"].as_f64().unwrap_or(0.0) - best_mean).abs() < 1e-9);
+    let chosen: u64 = v["chosen"]
+        .as_object()
+        .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
+        .unwrap_or(0);
+    assert_eq!(chosen as usize, rows);
+
+    // A bad cell: exit 2 naming its row and column.
+    let text = std::fs::read_to_string(&file)?;
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let last = header.len() - 1;
+    let mut cells: Vec<String> = lines[3].split(',').map(str::to_owned).collect();
+    cells[last] = "n/a".into();
+    lines[3] = cells.join(",");
+    let broken = write(dir.path(), "broken.csv", &(lines.join("\n") + "\n"))?;
+    let out = tuneloop(&["simulate", "--rewards", &broken])?;
+    assert_bad_input(
+        &out,
+        &[
+            "broken.csv",
+            "line 4 (row 3)",
+            &format!("column {}", last + 1),
+            "`n/a`",
+        ],
+    );
+    Ok(())
+}

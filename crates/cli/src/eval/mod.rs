@@ -299,6 +299,12 @@ pub(crate) struct RunOptions {
     /// Writes routing.json, scorecard.json and runtime-config.json here.
     #[arg(long)]
     pub(crate) routing_out: Option<PathBuf>,
+    /// Writes the per-case results as a replay file for `simulate
+    /// --rewards`: a row per case and repetition, `task_<type>` indicator
+    /// columns, a `reward_<provider>:<model>:<arm>` column each (the
+    /// call's quality, 0 for a failure).
+    #[arg(long)]
+    pub(crate) rewards_out: Option<PathBuf>,
     /// Appends each round's summary to this JSON Lines history.
     #[arg(long)]
     pub(crate) history: Option<PathBuf>,
@@ -394,6 +400,9 @@ pub(crate) fn run(suite: &str, o: RunOptions) -> CliResult<serde_json::Value> {
     if let Some(p) = &o.save_baseline {
         let summaries = tuneloop_eval::summarize(&runs, supervisor.config().alpha);
         Baseline::from_summaries(&suite.name, &summaries).save(p)?;
+    }
+    if let Some(p) = &o.rewards_out {
+        write_rewards(&runs, p)?;
     }
     if let Some(dir) = &o.routing_out {
         report.plan.write(dir)?;
@@ -789,4 +798,63 @@ pub(crate) fn aa(
     let mut v = serde_json::to_value(r)?;
     v["shift"] = json!(shift);
     Ok(v)
+}
+
+/// The calls of `runs` as a replay file (see `RunOptions::rewards_out`):
+/// only the rows every configuration answered or failed are written.
+fn write_rewards(runs: &[tuneloop_eval::BenchmarkRun], path: &std::path::Path) -> CliResult<()> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut arms = BTreeSet::new();
+    let mut types = BTreeSet::new();
+    // (round, case, repetition) → (task type, arm → quality)
+    let mut rows: BTreeMap<(u32, &str, u32), (&str, BTreeMap<String, f64>)> = BTreeMap::new();
+    for run in runs {
+        for c in &run.calls {
+            let arm = format!("{}:{}:{}", c.provider, c.model, c.arm);
+            arms.insert(arm.clone());
+            types.insert(c.task_type.as_str());
+            let quality = if c.success { c.quality } else { 0.0 };
+            rows.entry((c.round, &c.case_id, c.repetition))
+                .or_insert_with(|| (&c.task_type, BTreeMap::new()))
+                .1
+                .insert(arm, quality.clamp(0.0, 1.0));
+        }
+    }
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    let bad = |e: ::csv::Error| CliError::Other(anyhow::anyhow!("{}: {e}", path.display()));
+    let header = types
+        .iter()
+        .map(|t| format!("task_{t}"))
+        .chain(arms.iter().map(|a| format!("reward_{a}")));
+    w.write_record(header).map_err(bad)?;
+    let mut written = 0usize;
+    for (task_type, rewards) in rows.values() {
+        if rewards.len() != arms.len() {
+            continue;
+        }
+        let cells = types
+            .iter()
+            .map(|t| {
+                if t == task_type {
+                    "1".to_owned()
+                } else {
+                    "0".to_owned()
+                }
+            })
+            .chain(rewards.values().map(|r| format!("{r}")));
+        w.write_record(cells).map_err(bad)?;
+        written += 1;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", path.display())))?;
+    tuneloop_core::fs::write_atomic(path, &bytes)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", path.display())))?;
+    if written == 0 {
+        return Err(CliError::bad(format!(
+            "{}: no case was run by every configuration; the file has a header only",
+            path.display()
+        )));
+    }
+    Ok(())
 }
