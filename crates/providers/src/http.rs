@@ -321,7 +321,8 @@ impl OpenAiCompatible {
     /// arrived; usage comes from the last chunk when the server sends it
     /// (`stream_options.include_usage`), else the completion tokens are
     /// the number of content chunks (one token each on llama.cpp and
-    /// vLLM) and the prompt tokens are unknown (0). Dropping the future (a
+    /// vLLM) and the prompt tokens are unknown (0). A stream without a
+    /// finish reason was cut short: a transient error. Dropping the future (a
     /// deadline) drops the stream and closes the connection.
     async fn read_stream(
         &self,
@@ -419,6 +420,16 @@ impl OpenAiCompatible {
         if !done {
             return Err(malformed("the stream ended before [DONE]".into()));
         }
+        // A complete answer says why it ended; llama.cpp's server (with its
+        // default `interrupt_requests`) ends a stream it cuts short for a
+        // newer request with a bare [DONE].
+        let Some(finish) = finish else {
+            return Err(ProviderError::Transient {
+                provider: provider(),
+                message: "the stream ended without a finish reason (interrupted by the server)"
+                    .into(),
+            });
+        };
         Ok(GenerationResponse {
             text,
             usage: reported.unwrap_or(Usage {
@@ -427,7 +438,7 @@ impl OpenAiCompatible {
             }),
             latency: start.elapsed(),
             time_to_first_token: first_token,
-            finish_reason: finish.unwrap_or(FinishReason::Other),
+            finish_reason: finish,
             provider: provider(),
             model: model.unwrap_or_else(|| request.model.clone()),
         })

@@ -140,6 +140,37 @@ async fn top_p_0_01_at_temperature_1_5_is_the_same_across_seeds() -> TestResult 
 }
 
 #[tokio::test]
+async fn top_k_1_an_arms_server_extra_makes_sampling_greedy() -> TestResult {
+    let Some(base) = base_url() else {
+        return Ok(());
+    };
+    let p = provider(&base, false)?;
+    let greedy = |seed| {
+        ParameterSet::builder("smollm2")
+            .temperature(1.5)
+            .top_k(Some(1))
+            .max_tokens(24)
+            .seed(Some(seed))
+            .build()
+    };
+    let a = ask(&p, STORY, &greedy(1)?).await?;
+    for seed in [2, 3] {
+        assert_eq!(
+            ask(&p, STORY, &greedy(seed)?).await?.text,
+            a.text,
+            "seed {seed}"
+        );
+    }
+    // Without it the same seeds sample different stories.
+    let mut free = Vec::new();
+    for seed in [1, 2, 3] {
+        free.push(ask(&p, STORY, &params(1.5, 24, seed)?).await?.text);
+    }
+    assert!(free.iter().any(|t| *t != free[0]), "{free:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn streamed_text_equals_the_unstreamed_text_for_the_same_seed() -> TestResult {
     let Some(base) = base_url() else {
         return Ok(());
@@ -239,10 +270,10 @@ async fn the_servers_validation_error_is_permanent() -> TestResult {
     let Some(base) = base_url() else {
         return Ok(());
     };
-    // Out of the server's range (temperature <= 2); tuneloop's own
-    // parameter sets cannot hold it, a hand-made request can.
+    // Out of the server's range (top_p <= 1); tuneloop's own parameter
+    // sets cannot hold it, a hand-made request can.
     let mut req = request("Say hi.", &params(0.0, 4, 1)?);
-    req.temperature = 5.0;
+    req.top_p = 2.0;
     match provider(&base, false)?.generate(&req).await {
         Err(ProviderError::Permanent { message, .. }) => {
             assert!(message.contains("500"), "{message}");

@@ -118,6 +118,13 @@ async fn a_stream_is_assembled_with_usage_from_its_last_chunk_or_counted() -> Te
 async fn truncated_oversized_and_failing_streams_are_errors() -> TestResult {
     let server = MockServer::start().await;
     mount(&server, "cut", sse(&[chunk(Some("half"), None)])).await;
+    // llama.cpp's server cuts a stream short for a newer request so.
+    mount(
+        &server,
+        "interrupted",
+        sse(&[chunk(Some("half"), None), "data: [DONE]\n\n".to_owned()]),
+    )
+    .await;
     mount(&server, "garbage", sse(&["data: {not json\n\n".to_owned()])).await;
     // One event line of 64 KiB without an end: the limit, not memory, stops it.
     let endless = format!("data: {}", "x".repeat(64 << 10));
@@ -137,6 +144,13 @@ async fn truncated_oversized_and_failing_streams_are_errors() -> TestResult {
     assert!(
         matches!(&cut, Err(ProviderError::Transient { message, .. }) if message.contains("[DONE]")),
         "{cut:?}"
+    );
+    let interrupted = provider(&server.uri(), "interrupted", |_| {})?
+        .generate(&req)
+        .await;
+    assert!(
+        matches!(&interrupted, Err(ProviderError::Transient { message, .. }) if message.contains("finish reason")),
+        "{interrupted:?}"
     );
     let garbage = provider(&server.uri(), "garbage", |_| {})?
         .generate(&req)
