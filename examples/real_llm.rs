@@ -9,17 +9,17 @@
 //! ```
 //!
 //! Options: `--model NAME` (default smollm2), `--calls N` online calls
-//! (default 600, about 3 minutes on SmolLM2 with one thread), `--holdout K`
-//! tasks per arm and task type in the ground-truth pass (default 6),
-//! `--fresh M` tasks per task type in the on-policy check (default 30),
+//! (default 450, about 6 minutes on SmolLM2 with one thread), `--holdout K`
+//! tasks per arm and task type in the ground-truth pass (default 8),
+//! `--fresh M` tasks per task type in the on-policy check (default 25),
 //! `--log PATH` (default a file in the temporary directory), `--seed S`,
 //! `--rewards-out FILE` (the held-out pass as a replay CSV for `tuneloop
 //! simulate --rewards`).
 //!
 //! Three task types, each scored automatically: `capital` (the answer
 //! contains the capital), `arithmetic` (the last number in the answer is
-//! the sum) and `opposite` (the whole answer, lowercased and stripped of
-//! punctuation, is the antonym). Arms: temperature {0, 0.8, 1.2} ×
+//! the sum) and `repeat` (the whole answer, lowercased and stripped of
+//! punctuation, is the word asked for: normalized exact). Arms: temperature {0, 0.8, 1.2} ×
 //! max_tokens {8, 32, 256} × prompt {plain, terse system prompt}; the
 //! incumbent is a common default (0.8, 256, plain).
 //!
@@ -87,40 +87,14 @@ const CAPITALS: &[(&str, &str)] = &[
     ("South Korea", "Seoul"),
 ];
 
-const OPPOSITES: &[(&str, &str)] = &[
-    ("hot", "cold"),
-    ("big", "small"),
-    ("up", "down"),
-    ("day", "night"),
-    ("fast", "slow"),
-    ("happy", "sad"),
-    ("left", "right"),
-    ("black", "white"),
-    ("yes", "no"),
-    ("in", "out"),
-    ("wet", "dry"),
-    ("hard", "soft"),
-    ("early", "late"),
-    ("light", "dark"),
-    ("full", "empty"),
-    ("rich", "poor"),
-    ("win", "lose"),
-    ("push", "pull"),
-    ("true", "false"),
-    ("high", "low"),
-    ("first", "last"),
-    ("good", "bad"),
-    ("love", "hate"),
-    ("buy", "sell"),
-    ("north", "south"),
-    ("east", "west"),
-    ("top", "bottom"),
-    ("open", "closed"),
-    ("strong", "weak"),
-    ("thick", "thin"),
+const WORDS: &[&str] = &[
+    "banana", "river", "window", "garden", "pencil", "rocket", "castle", "guitar", "island",
+    "ladder", "mirror", "forest", "candle", "bridge", "button", "carpet", "dragon", "engine",
+    "feather", "hammer", "jacket", "kitten", "lemon", "magnet", "needle", "orange", "pillow",
+    "rabbit", "saddle", "tunnel",
 ];
 
-const TASK_TYPES: [&str; 3] = ["capital", "arithmetic", "opposite"];
+const TASK_TYPES: [&str; 3] = ["capital", "arithmetic", "repeat"];
 
 /// One checkable question.
 #[derive(Debug, Clone)]
@@ -166,11 +140,11 @@ fn task(kind: &'static str, rng: &mut Rng) -> Task {
             }
         }
         _ => {
-            let (word, opposite) = OPPOSITES[rng.below(OPPOSITES.len())];
+            let word = WORDS[rng.below(WORDS.len())];
             Task {
                 kind,
-                question: format!("What is the opposite of \"{word}\"?"),
-                answer: opposite.to_owned(),
+                question: format!("Repeat this word exactly: {word}"),
+                answer: word.to_owned(),
             }
         }
     }
@@ -239,9 +213,9 @@ fn args() -> Result<Args, String> {
     let mut a = Args {
         base_url: std::env::var("TUNELOOP_LLM_URL").unwrap_or_default(),
         model: "smollm2".into(),
-        calls: 600,
-        holdout: 6,
-        fresh: 30,
+        calls: 450,
+        holdout: 8,
+        fresh: 25,
         log: std::env::temp_dir().join("tuneloop-real-llm.jsonl"),
         seed: 1,
         rewards_out: None,
@@ -516,9 +490,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             gain.push(mine.quality - theirs.quality);
         }
         let measured = mean_ci(&rewards);
-        let covered = measured["mean"]
-            .as_f64()
-            .is_some_and(|m| ope.candidate.ci_low <= m && m <= ope.candidate.ci_high);
+        let on_policy = measured["mean"].as_f64().unwrap_or(f64::NAN);
+        let covered = ope.candidate.ci_low <= on_policy && on_policy <= ope.candidate.ci_high;
+        // Both are estimates: their difference against its standard error
+        // (each interval's half-width over 1.96).
+        let se_ope = (ope.candidate.ci_high - ope.candidate.ci_low) / (2.0 * 1.96);
+        let se_on = measured["ci95"][1].as_f64().unwrap_or(f64::NAN) - on_policy;
+        let se = (se_ope.powi(2) + (se_on / 1.96).powi(2)).sqrt();
+        let z = (ope.candidate.estimate - on_policy) / se;
         per_type.insert(
             t,
             json!({
@@ -529,6 +508,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 "ope_gain_over_incumbent": { "estimate": ope.difference.estimate, "ci95": [ope.difference.ci_low, ope.difference.ci_high] },
                 "on_policy_reward": measured,
                 "ope_interval_covers_on_policy": covered,
+                "ope_minus_on_policy_z": z,
                 "on_policy_accuracy": mean_ci(&acc),
                 "incumbent_accuracy": mean_ci(&inc_acc),
                 "accuracy_gain_over_incumbent": mean_ci(&gain),

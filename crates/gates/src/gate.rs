@@ -119,6 +119,36 @@ pub enum Reason {
     },
 }
 
+impl Reason {
+    /// The kinds of reason, by [`kind_index`](Self::kind_index): the
+    /// labels of per-reason counts (metrics).
+    pub const KINDS: [&'static str; 6] = [
+        "trust_region",
+        "model_switch",
+        "below_quality_floor",
+        "over_budget",
+        "constraint",
+        "custom",
+    ];
+
+    /// This reason's kind, an index into [`KINDS`](Self::KINDS).
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Reason::TrustRegion { .. } => 0,
+            Reason::ModelSwitch => 1,
+            Reason::BelowQualityFloor { .. } => 2,
+            Reason::OverBudget { .. } => 3,
+            Reason::Constraint { .. } => 4,
+            Reason::Custom { .. } => 5,
+        }
+    }
+
+    /// This reason's kind, as its serialized tag names it.
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 /// Counters a user can read or export.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
     /// Recommendations made.
     pub recommendations: u64,
@@ -19,12 +19,20 @@ pub struct Counters {
     pub abandoned: u64,
     /// Arms excluded by gates, summed over decisions.
     pub gate_exclusions: u64,
+    /// The same by reason, in the order of `gates::Reason::KINDS`
+    /// (trust region, model switch, quality floor, budget, constraint,
+    /// custom).
+    #[serde(default)]
+    pub gate_exclusions_by_reason: [u64; 6],
     /// Decisions that fell back to the incumbent.
     pub fallbacks: u64,
     /// Rollout promotions.
     pub promotions: u64,
     /// Rollout rollbacks.
     pub rollbacks: u64,
+    /// Sum of the rewards of the outcomes recorded (to a millionth each).
+    #[serde(default)]
+    pub reward_sum: f64,
     /// Log records dropped because the queue was full.
     pub log_dropped: u64,
     /// Log records the sink failed to write.
@@ -39,9 +47,21 @@ pub(crate) struct AtomicCounters {
     pub(crate) expired: AtomicU64,
     pub(crate) abandoned: AtomicU64,
     pub(crate) gate_exclusions: AtomicU64,
+    pub(crate) gate_exclusions_by_reason: [AtomicU64; 6],
     pub(crate) fallbacks: AtomicU64,
     pub(crate) promotions: AtomicU64,
     pub(crate) rollbacks: AtomicU64,
+    /// Rewards summed in millionths (a reward is in [0, 1]: 2^64
+    /// millionths are 1.8e13 outcomes).
+    pub(crate) reward_micros: AtomicU64,
+}
+
+/// Adds a reward in `[0, 1]` to the sum.
+pub(crate) fn add_reward(counters: &AtomicCounters, reward: f64) {
+    add(
+        &counters.reward_micros,
+        (reward.clamp(0.0, 1.0) * 1e6).round() as u64,
+    );
 }
 
 /// Adds `n` to a counter.
@@ -59,9 +79,11 @@ impl AtomicCounters {
             expired: r(&self.expired),
             abandoned: r(&self.abandoned),
             gate_exclusions: r(&self.gate_exclusions),
+            gate_exclusions_by_reason: self.gate_exclusions_by_reason.each_ref().map(r),
             fallbacks: r(&self.fallbacks),
             promotions: r(&self.promotions),
             rollbacks: r(&self.rollbacks),
+            reward_sum: r(&self.reward_micros) as f64 / 1e6,
             log_dropped,
             log_failed,
         }

@@ -211,6 +211,9 @@ impl Optimizer {
         let c = &self.inner.counters;
         add(&c.recommendations, 1);
         add(&c.gate_exclusions, eligibility.excluded.len() as u64);
+        for e in &eligibility.excluded {
+            add(&c.gate_exclusions_by_reason[e.reason.kind_index()], 1);
+        }
         if eligibility.fell_back_to_incumbent {
             add(&c.fallbacks, 1);
             tracing::debug!(task_type, "every arm gated: incumbent used");

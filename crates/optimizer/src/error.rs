@@ -132,6 +132,14 @@ pub enum Error {
     /// closure or a listener (it would wait for itself).
     #[error("runtime config: update called from inside an update closure or a listener")]
     ReentrantUpdate,
+    /// The admin endpoint cannot listen on its address.
+    #[error("admin endpoint on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A background thread could not be started.
     #[error("cannot start the {thread} thread: {source}")]
     Spawn {

@@ -49,6 +49,8 @@
 //! | `http` | `router` and the OpenAI-compatible HTTP provider |
 
 pub mod adapters;
+#[cfg(feature = "admin")]
+pub mod admin;
 mod builder;
 mod context;
 mod counters;
@@ -73,7 +75,7 @@ pub use decide::{RecommendOptions, Recommendation};
 pub use episode::{EPISODE_DROPPED, Episode, EpisodeRecorded};
 pub use error::{Error, Result};
 pub use handle::{DROPPED, Decision};
-pub use optimizer::{Optimizer, SHUTDOWN};
+pub use optimizer::{Optimizer, RolloutStatus, SHUTDOWN};
 pub use record::Recorded;
 pub use runtime::{
     ConfigListener, Metadata, ProviderOverride, ProviderWeights, RUNTIME_CONFIG_SCHEMA_VERSION,

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tuneloop_core::{Clock, DecisionId, Featurizer, Phase, RewardFunction, SelectionKey};
+use serde::Serialize;
+use tuneloop_core::{Clock, Cohort, DecisionId, Featurizer, Phase, RewardFunction, SelectionKey};
 use tuneloop_gates::{Budget, QualityFloor};
-use tuneloop_rollout::{RolloutEvent, RolloutManager};
+use tuneloop_rollout::{CohortSummary, RolloutEvent, RolloutManager};
 
-use crate::counters::{AtomicCounters, Counters};
+use crate::counters::{AtomicCounters, Counters, add};
 use crate::error::{Error, Result};
 use crate::pending::Pending;
 use crate::runtime::RuntimeConfigStore;
@@ -214,6 +215,80 @@ impl Optimizer {
             .map(|r| lock(r).phase()))
     }
 
+    /// The task types, sorted.
+    pub fn task_types(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.inner.tasks.keys().map(|k| &**k).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The state of a task type's rollout, if it has one: phase, whether it
+    /// is held, the candidate's share of traffic, both cohorts' SLO
+    /// statistics and the last events (at most 50).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTaskType`].
+    pub fn rollout_status(&self, task_type: &str) -> Result<Option<RolloutStatus>> {
+        let Some(r) = &self.task(task_type)?.1.rollout else {
+            return Ok(None);
+        };
+        let r = lock(r);
+        let history = r.history();
+        Ok(Some(RolloutStatus {
+            phase: r.phase(),
+            held: r.is_held(),
+            candidate_fraction: r.candidate_fraction(),
+            baseline: r.monitor().summary(Cohort::Baseline),
+            candidate: r.monitor().summary(Cohort::Candidate),
+            recent_events: history[history.len().saturating_sub(50)..].to_vec(),
+        }))
+    }
+
+    /// Approves leaving the phase a rollout is waiting in; returns the
+    /// events (the approval, and the promotion it allows).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTaskType`], [`Error::NoRollout`], and
+    /// [`Error::Rollout`] when no approval is awaited.
+    pub fn approve_rollout(&self, task_type: &str, approver: &str) -> Result<Vec<RolloutEvent>> {
+        let events = lock(self.rollout(task_type)?).approve(approver, self.inner.clock.now())?;
+        let promoted = events
+            .iter()
+            .filter(|e| matches!(e, RolloutEvent::Promoted { .. }))
+            .count();
+        add(&self.inner.counters.promotions, promoted as u64);
+        Ok(events)
+    }
+
+    /// Holds a rollout where it is: no promotion until resumed.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTaskType`], [`Error::NoRollout`].
+    pub fn hold_rollout(&self, task_type: &str, reason: &str) -> Result<RolloutEvent> {
+        Ok(lock(self.rollout(task_type)?).hold(reason, self.inner.clock.now()))
+    }
+
+    /// Rolls a rollout's candidate back by hand (as a breach would) and
+    /// holds it until resumed.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTaskType`], [`Error::NoRollout`], and
+    /// [`Error::Rollout`] in shadow.
+    pub fn rollback_rollout(&self, task_type: &str, reason: &str) -> Result<RolloutEvent> {
+        let e = lock(self.rollout(task_type)?).rollback(reason, self.inner.clock.now())?;
+        add(&self.inner.counters.rollbacks, 1);
+        Ok(e)
+    }
+
+    /// The budget's spend and what is left of it now, if a budget is
+    /// configured.
+    pub fn budget_usage(&self) -> Option<tuneloop_gates::Usage> {
+        self.inner
+            .budget
+            .as_ref()
+            .map(|b| b.usage(self.inner.clock.now()))
+    }
+
     /// Resumes a held rollout (after a rollback, with a fixed candidate).
     ///
     /// # Errors
@@ -221,4 +296,21 @@ impl Optimizer {
     pub fn resume_rollout(&self, task_type: &str) -> Result<RolloutEvent> {
         Ok(lock(self.rollout(task_type)?).resume(self.inner.clock.now()))
     }
+}
+
+/// A rollout's state, from [`Optimizer::rollout_status`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RolloutStatus {
+    /// The phase.
+    pub phase: Phase,
+    /// Whether promotion is held (by request, or after a rollback).
+    pub held: bool,
+    /// The candidate's share of traffic now.
+    pub candidate_fraction: f64,
+    /// The incumbent cohort's SLO statistics.
+    pub baseline: CohortSummary,
+    /// The candidate cohort's SLO statistics.
+    pub candidate: CohortSummary,
+    /// The last events, oldest first (at most 50).
+    pub recent_events: Vec<RolloutEvent>,
 }

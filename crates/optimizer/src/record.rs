@@ -10,7 +10,7 @@ use tuneloop_core::{ArmId, Cohort, DecisionId, Features, TaskFeatures, TaskOutco
 use tuneloop_counterfactual::LoggedDecision;
 use tuneloop_rollout::{Observation, RolloutEvent};
 
-use crate::counters::add;
+use crate::counters::{add, add_reward};
 use crate::decide::{Recommendation, decision_record};
 use crate::error::{Error, Result};
 use crate::optimizer::{Optimizer, lock};
@@ -86,6 +86,7 @@ impl Optimizer {
         }
         let events = self.observe_rollout(task, &record, outcome, now)?;
         add(&inner.counters.outcomes, 1);
+        add_reward(&inner.counters, reward);
         self.log(record);
         Ok(events)
     }
@@ -259,6 +260,7 @@ impl Optimizer {
         record.outcome = Some(outcome.clone());
         record.reward = Some(reward);
         add(&inner.counters.outcomes, 1);
+        add_reward(&inner.counters, reward);
         self.log(record);
         Ok(Recorded {
             reward,

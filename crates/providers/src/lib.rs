@@ -8,6 +8,14 @@
 //! With the `http` feature, `OpenAiCompatible` speaks the chat-completions
 //! API of OpenAI, vLLM, Ollama and the llama.cpp server (reqwest with
 //! rustls), with API keys that never reach logs, errors or `Debug` output.
+//! It sends every field of the [`ParameterSet`](tuneloop_core::ParameterSet)
+//! and its server-specific extras (`top_k`, `min_p`, `repeat_penalty`, set
+//! per arm or per provider); streamed (`OpenAiConfig::stream`), the answer
+//! carries its time to the first token, which
+//! [`GenerationResponse::outcome`] passes to the
+//! [`TaskOutcome`](tuneloop_core::TaskOutcome) for the reward and the SLO
+//! monitor (`LatencyMetric::FirstToken`). `tests/real_llm.rs` runs it
+//! against a real server (`scripts/local-llm start`).
 //!
 //! ```
 //! use std::sync::Arc;

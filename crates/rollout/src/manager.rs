@@ -174,6 +174,17 @@ pub enum RolloutEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Moved back by an operator; held until resumed.
+    RolledBackByOperator {
+        /// From.
+        from: Phase,
+        /// To.
+        to: Phase,
+        /// Why, in the operator's words.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// A callback receiving every event. Shared: a clone of the manager
@@ -449,6 +460,35 @@ impl RolloutManager {
             reason: reason.to_owned(),
             at: now,
         })
+    }
+
+    /// Rolls the candidate back by hand, as a breach would (to the
+    /// previous phase or to shadow, per [`RolloutConfig::rollback_to`]),
+    /// and holds the rollout until [`resume`](Self::resume)d.
+    ///
+    /// # Errors
+    /// [`Error::NotAllowed`] in shadow: the candidate serves no traffic.
+    pub fn rollback(&mut self, reason: &str, now: DateTime<Utc>) -> Result<RolloutEvent> {
+        if self.phase == Phase::Shadow {
+            return Err(Error::NotAllowed(
+                "the rollout is in shadow: nothing to roll back",
+            ));
+        }
+        let now = self.clock(now);
+        let from = self.phase;
+        let to = match self.config.rollback_to {
+            RollbackTarget::PreviousPhase => from.previous(),
+            RollbackTarget::Shadow => Phase::Shadow,
+        };
+        self.enter(to, now);
+        self.held = true;
+        self.rolled_back = true;
+        Ok(self.emit(RolloutEvent::RolledBackByOperator {
+            from,
+            to,
+            reason: reason.to_owned(),
+            at: now,
+        }))
     }
 
     /// Resumes promotion. After a rollback, the candidate's evidence is

@@ -169,6 +169,80 @@ fn load_providers(path: &Path) -> CliResult<Providers> {
     Ok(Providers { list, simulated })
 }
 
+/// One OpenAI-compatible server named on the command line, instead of a
+/// `--providers` file: `--provider openai-compatible --base-url URL
+/// --model NAME` (feature `http`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Endpoint {
+    /// `openai-compatible` (with --base-url and --model): one server
+    /// instead of a --providers file; its id is `openai-compatible`.
+    #[arg(long, value_parser = ["openai-compatible"], requires_all = ["base_url", "model"], conflicts_with = "providers")]
+    pub(crate) provider: Option<String>,
+    /// The server's base URL, up to the API version
+    /// (`http://127.0.0.1:8080/v1`).
+    #[arg(long, requires = "provider")]
+    pub(crate) base_url: Option<String>,
+    /// The model it serves; the default parameter sets call it.
+    #[arg(long, requires = "provider")]
+    pub(crate) model: Option<String>,
+    /// The environment variable holding its API key (default: no key).
+    #[arg(long, requires = "provider")]
+    pub(crate) api_key_env: Option<String>,
+}
+
+/// The id of the provider an [`Endpoint`] names.
+const ENDPOINT_ID: &str = "openai-compatible";
+
+impl Endpoint {
+    /// The provider and model, when one was named.
+    fn providers(&self) -> CliResult<Option<(Providers, String)>> {
+        let (Some(url), Some(model)) = (&self.base_url, &self.model) else {
+            return Ok(None);
+        };
+        #[cfg(feature = "http")]
+        {
+            let p = tuneloop::providers::OpenAiCompatible::new(tuneloop::providers::OpenAiConfig {
+                id: ENDPOINT_ID.into(),
+                tier: Tier::Local,
+                base_url: url.clone(),
+                api_key_env: self.api_key_env.clone(),
+                models: vec![model.clone()],
+                read_timeout: std::time::Duration::from_secs(300),
+                ..tuneloop::providers::OpenAiConfig::default()
+            })
+            .map_err(|e| CliError::bad(format!("--base-url {url}: {e}")))?;
+            Ok(Some((
+                Providers {
+                    list: vec![Arc::new(p)],
+                    simulated: false,
+                },
+                model.clone(),
+            )))
+        }
+        #[cfg(not(feature = "http"))]
+        {
+            let _ = (url, model, ENDPOINT_ID);
+            Err(CliError::bad(
+                "--provider openai-compatible: this build has no HTTP providers: build with --features http",
+            ))
+        }
+    }
+}
+
+/// The default parameter sets on a named server's model: temperatures 0.2
+/// and 0.7, 256 tokens (the suites' answers are short).
+fn endpoint_parameters(model: &str) -> CliResult<Vec<ParameterSet>> {
+    [0.2, 0.7]
+        .into_iter()
+        .map(|t| {
+            Ok(ParameterSet::builder(model)
+                .temperature(t)
+                .max_tokens(256)
+                .build()?)
+        })
+        .collect()
+}
+
 /// The default simulated pair: a cloud model and a faster, weaker local one,
 /// each with its peak quality lowered by `shift` (0 but for `eval aa --shift`).
 fn default_providers(suite: &Suite, requires: &[String], seed: u64, shift: f64) -> Providers {
@@ -277,6 +351,8 @@ pub(crate) struct RunOptions {
     /// simulated providers on a virtual clock.
     #[arg(long)]
     pub(crate) providers: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) endpoint: Endpoint,
     /// A JSON array of parameter sets (default: models large and small
     /// at temperatures 0.2 and 0.7).
     #[arg(long)]
@@ -334,25 +410,24 @@ struct RoundSetup {
 
 fn round_setup(suite: &str, o: &RunOptions) -> CliResult<RoundSetup> {
     let suite = load_suite(suite)?;
-    let providers = match &o.providers {
-        Some(p) => load_providers(p)?,
-        None => default_providers(&suite, &[], o.seed, 0.0),
+    let endpoint = o.endpoint.providers()?;
+    let parameter_sets: Vec<ParameterSet> = match (&o.parameters, &endpoint) {
+        (Some(p), _) => read_json(p, "parameters")?,
+        (None, Some((_, model))) => endpoint_parameters(model)?,
+        (None, None) => default_parameters()?,
     };
-    let parameter_sets: Vec<ParameterSet> = match &o.parameters {
-        Some(p) => read_json(p, "parameters")?,
-        None => default_parameters()?,
+    let named = o.providers.is_some() || endpoint.is_some();
+    let providers = match (&o.providers, endpoint) {
+        (Some(p), _) => load_providers(p)?,
+        (None, Some((providers, _))) => providers,
+        (None, None) => default_providers(&suite, &[], o.seed, 0.0),
     };
     let gates = match &o.gates {
         Some(p) => read_json(p, "gates")?,
         None => tuneloop_eval::Gates::default(),
     };
     let baseline = o.baseline.as_deref().map(Baseline::load).transpose()?;
-    let judge = judge_for(
-        &suite,
-        &providers,
-        o.judge.as_deref(),
-        o.providers.is_none(),
-    )?;
+    let judge = judge_for(&suite, &providers, o.judge.as_deref(), !named)?;
     let simulated = providers.simulated;
     let mut bench = BenchmarkConfig::new(providers.list, parameter_sets);
     bench.repetitions = o.repetitions;
@@ -587,10 +662,14 @@ pub(crate) struct RefineOptions {
     /// Providers, as for `eval run` (default: simulated).
     #[arg(long)]
     pub(crate) providers: Option<PathBuf>,
-    /// Models to refine on, PROVIDER/MODEL,... (default: the simulated pair).
+    #[command(flatten)]
+    pub(crate) endpoint: Endpoint,
+    /// Models to refine on, PROVIDER/MODEL,... (default: the simulated
+    /// pair, or the named server's model).
     #[arg(long)]
     pub(crate) models: Option<String>,
-    /// The interviewer, PROVIDER/MODEL (needed with --providers).
+    /// The interviewer, PROVIDER/MODEL (needed with --providers; default
+    /// the named server's model).
     #[arg(long)]
     pub(crate) interviewer: Option<String>,
     /// Stop when the score reaches this.
@@ -635,8 +714,22 @@ pub(crate) fn refine(suite: &str, o: RefineOptions) -> CliResult<serde_json::Val
                 .join(", ")
         ))
     })?;
-    let (providers, interviewer) = match &o.providers {
-        Some(p) => {
+    let endpoint = o.endpoint.providers()?;
+    let named = o.providers.is_some() || endpoint.is_some();
+    let endpoint_model = endpoint
+        .as_ref()
+        .map(|(_, model)| format!("{ENDPOINT_ID}/{model}"));
+    let (providers, interviewer) = match (&o.providers, endpoint) {
+        (None, Some((providers, _))) => {
+            let spec = o
+                .interviewer
+                .clone()
+                .or_else(|| endpoint_model.clone())
+                .unwrap_or_default();
+            let interviewer = candidate(&providers.list, &spec, "--interviewer")?;
+            (providers, interviewer)
+        }
+        (Some(p), _) => {
             let providers = load_providers(p)?;
             let spec = o.interviewer.as_deref().ok_or_else(|| {
                 CliError::bad("--interviewer PROVIDER/MODEL is needed with --providers")
@@ -644,7 +737,7 @@ pub(crate) fn refine(suite: &str, o: RefineOptions) -> CliResult<serde_json::Val
             let interviewer = candidate(&providers.list, spec, "--interviewer")?;
             (providers, interviewer)
         }
-        None => {
+        (None, None) => {
             let providers = default_providers(&suite, &[SIM_INSTRUCTION.to_owned()], o.seed, 0.0);
             let interviewer = Candidate {
                 provider: Arc::new(SimulatedProvider::new(SimulatedConfig {
@@ -660,10 +753,11 @@ pub(crate) fn refine(suite: &str, o: RefineOptions) -> CliResult<serde_json::Val
             (providers, interviewer)
         }
     };
-    let models = match (&o.models, &o.providers) {
-        (Some(m), _) => m.clone(),
-        (None, None) => "sim-cloud/large,sim-local/small".into(),
-        (None, Some(_)) => {
+    let models = match (&o.models, &o.providers, &endpoint_model) {
+        (Some(m), _, _) => m.clone(),
+        (None, None, Some(m)) => m.clone(),
+        (None, None, None) => "sim-cloud/large,sim-local/small".into(),
+        (None, Some(_), _) => {
             return Err(CliError::bad(
                 "--models PROVIDER/MODEL,... is needed with --providers",
             ));
@@ -689,12 +783,7 @@ pub(crate) fn refine(suite: &str, o: RefineOptions) -> CliResult<serde_json::Val
         cases: vec![case.clone()],
         ..suite.clone()
     };
-    if let Some(j) = judge_for(
-        &single,
-        &providers,
-        o.judge.as_deref(),
-        o.providers.is_none(),
-    )? {
+    if let Some(j) = judge_for(&single, &providers, o.judge.as_deref(), !named)? {
         refiner = refiner.judge(j);
     }
     let bar = Bar::new("eval refine");

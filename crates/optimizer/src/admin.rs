@@ -1,0 +1,532 @@
+//! An HTTP admin endpoint for a running optimizer (feature `admin`): what
+//! it decided and learned as Prometheus metrics, its runtime
+//! configuration to read and change, and its rollouts to inspect, approve,
+//! hold, resume and roll back.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /health` | `{"status": "ok", ...}` (no token needed) |
+//! | `GET /metrics` | Prometheus text format (prometheus-client) |
+//! | `GET /runtime-config` | the runtime configuration, JSON |
+//! | `POST /runtime-config` | replaces it (fields left out take their defaults); 400 naming the bad field |
+//! | `GET /rollouts` | every task type's rollout status |
+//! | `POST /rollouts/{task}/{approve,hold,resume,rollback}` | body `{"reason": "..."}` or `{"approver": "..."}`, optional |
+//!
+//! The endpoint listens on 127.0.0.1 by default. With a token, every route
+//! but `/health` needs `Authorization: Bearer TOKEN`; an address that is
+//! not loopback is refused without one.
+//!
+//! ```no_run
+//! # async fn run(optimizer: tuneloop::Optimizer) -> Result<(), tuneloop::Error> {
+//! use tuneloop::admin::{AdminConfig, serve};
+//! let admin = serve(optimizer, AdminConfig::default()).await?;
+//! println!("metrics at {}/metrics", admin.url());
+//! // ... later:
+//! admin.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Metrics (prefix `tuneloop_`): `recommendations_total`,
+//! `outcomes_total`, `reward_sum_total` (so `rate(reward_sum) /
+//! rate(outcomes)` is the mean reward), `expired_total`,
+//! `abandoned_total`, `fallbacks_total`, `promotions_total`,
+//! `rollbacks_total`, `log_dropped_total`, `log_failed_total`,
+//! `gate_exclusions_total{reason}`, `pending_decisions`, with a budget
+//! `budget_spent_tokens`, `budget_spent_cost_usd`,
+//! `budget_remaining_tokens`, `budget_remaining_cost_usd`, with a runtime
+//! configuration `exploration_rate`, and per task type with a rollout
+//! `rollout_phase{task_type, phase}` (1 for the current phase),
+//! `rollout_held{task_type}`, and the SLO monitor's
+//! `slo_observations{task_type, cohort}`, `slo_latency_p99_ms`,
+//! `slo_quality_mean`, `slo_error_rate`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tuneloop_core::Phase;
+
+use crate::error::{Error, Result};
+use crate::optimizer::Optimizer;
+use crate::runtime::RuntimeConfig;
+
+/// Largest request body accepted, in bytes.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Where the endpoint listens and who may use it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// The address (default `127.0.0.1:0`: loopback, a free port).
+    pub addr: SocketAddr,
+    /// The bearer token every route but `/health` needs (default none;
+    /// required for an address that is not loopback).
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A running admin endpoint; [`stop`](Self::stop) it (dropping it leaves
+/// it serving until the runtime ends).
+#[derive(Debug)]
+pub struct AdminServer {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl AdminServer {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving (requests in flight finish) and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    optimizer: Optimizer,
+    token: Option<String>,
+}
+
+/// Starts the endpoint on the current tokio runtime.
+///
+/// # Errors
+/// [`Error::InvalidSetting`] for an address that is not loopback without
+/// a token, or an empty token; [`Error::Listen`] when the address cannot be
+/// bound.
+pub async fn serve(optimizer: Optimizer, config: AdminConfig) -> Result<AdminServer> {
+    if config.token.as_deref().is_some_and(str::is_empty) {
+        return Err(Error::invalid(
+            "admin.token",
+            "\"\"",
+            "a non-empty token, or none",
+        ));
+    }
+    if !config.addr.ip().is_loopback() && config.token.is_none() {
+        return Err(Error::invalid(
+            "admin.addr",
+            config.addr,
+            "a loopback address, or a token for any other",
+        ));
+    }
+    let listen = |source| Error::Listen {
+        addr: config.addr.to_string(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
+    let shared = Shared {
+        optimizer,
+        token: config.token,
+    };
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/runtime-config", get(get_config).post(post_config))
+        .route("/rollouts", get(rollouts))
+        .route("/rollouts/{task}/{action}", post(rollout_action))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), auth));
+    let app = Router::new()
+        .route("/health", get(health))
+        .merge(protected)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(shared);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(AdminServer {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn auth(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &s.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return problem(StatusCode::UNAUTHORIZED, "a bearer token is needed");
+        }
+    }
+    next.run(request).await
+}
+
+async fn health(State(s): State<Shared>) -> Json<Value> {
+    let c = s.optimizer.counters();
+    Json(json!({
+        "status": "ok",
+        "task_types": s.optimizer.task_types(),
+        "pending": s.optimizer.pending(),
+        "recommendations": c.recommendations,
+        "outcomes": c.outcomes,
+    }))
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let g = Gauge::<f64, AtomicU64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// The registry of everything the optimizer exposes, filled now.
+fn registry(o: &Optimizer) -> Result<Registry> {
+    let mut r = Registry::with_prefix("tuneloop");
+    let c = o.counters();
+    counter(
+        &mut r,
+        "recommendations",
+        "Recommendations made",
+        c.recommendations,
+    );
+    counter(&mut r, "outcomes", "Outcomes recorded", c.outcomes);
+    let reward = Counter::<f64, AtomicU64>::default();
+    reward.inc_by(c.reward_sum);
+    r.register(
+        "reward_sum",
+        "Sum of the rewards of the outcomes recorded",
+        reward,
+    );
+    counter(
+        &mut r,
+        "expired",
+        "Decisions that expired without an outcome",
+        c.expired,
+    );
+    counter(
+        &mut r,
+        "abandoned",
+        "Decisions given up without an outcome",
+        c.abandoned,
+    );
+    counter(
+        &mut r,
+        "fallbacks",
+        "Decisions that fell back to the incumbent",
+        c.fallbacks,
+    );
+    counter(&mut r, "promotions", "Rollout promotions", c.promotions);
+    counter(&mut r, "rollbacks", "Rollout rollbacks", c.rollbacks);
+    counter(
+        &mut r,
+        "log_dropped",
+        "Log records dropped on a full queue",
+        c.log_dropped,
+    );
+    counter(
+        &mut r,
+        "log_failed",
+        "Log records the sink failed to write",
+        c.log_failed,
+    );
+    let exclusions = Family::<Labels, Counter>::default();
+    for (kind, n) in tuneloop_gates::Reason::KINDS
+        .iter()
+        .zip(c.gate_exclusions_by_reason)
+    {
+        exclusions
+            .get_or_create(&labels(&[("reason", kind)]))
+            .inc_by(n);
+    }
+    r.register(
+        "gate_exclusions",
+        "Arms excluded by gates, by reason",
+        exclusions,
+    );
+    gauge(
+        &mut r,
+        "pending_decisions",
+        "Decisions awaiting an outcome",
+        o.pending() as f64,
+    );
+    if let Some(u) = o.budget_usage() {
+        gauge(
+            &mut r,
+            "budget_spent_tokens",
+            "Tokens spent in the budget's window",
+            u.spent_tokens as f64,
+        );
+        gauge(
+            &mut r,
+            "budget_spent_cost_usd",
+            "Cost spent in the budget's window",
+            u.spent_cost_usd,
+        );
+        if let Some(t) = u.remaining_tokens {
+            gauge(
+                &mut r,
+                "budget_remaining_tokens",
+                "Tokens left in the window",
+                t as f64,
+            );
+        }
+        if let Some(t) = u.remaining_cost_usd {
+            gauge(
+                &mut r,
+                "budget_remaining_cost_usd",
+                "Cost left in the window",
+                t,
+            );
+        }
+    }
+    if let Some(store) = o.runtime_config() {
+        gauge(
+            &mut r,
+            "exploration_rate",
+            "The runtime configuration's exploration rate",
+            store.get().exploration_rate,
+        );
+    }
+    let phase = Family::<Labels, Gauge>::default();
+    let held = Family::<Labels, Gauge>::default();
+    let observations = Family::<Labels, Gauge>::default();
+    let p99 = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let quality = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let errors = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for t in o.task_types() {
+        let Some(s) = o.rollout_status(t)? else {
+            continue;
+        };
+        for p in [Phase::Shadow, Phase::Canary, Phase::Guarded, Phase::General] {
+            let name = phase_name(p);
+            phase
+                .get_or_create(&labels(&[("task_type", t), ("phase", name)]))
+                .set(i64::from(s.phase == p));
+        }
+        held.get_or_create(&labels(&[("task_type", t)]))
+            .set(i64::from(s.held));
+        for (cohort, summary) in [("baseline", &s.baseline), ("candidate", &s.candidate)] {
+            let l = labels(&[("task_type", t), ("cohort", cohort)]);
+            observations
+                .get_or_create(&l)
+                .set(i64::try_from(summary.observations).unwrap_or(i64::MAX));
+            if let Some(v) = summary.p99_ms {
+                p99.get_or_create(&l).set(v);
+            }
+            if let Some(v) = summary.quality_mean {
+                quality.get_or_create(&l).set(v);
+            }
+            if let Some(v) = summary.error_rate {
+                errors.get_or_create(&l).set(v);
+            }
+        }
+    }
+    r.register("rollout_phase", "1 for a rollout's current phase", phase);
+    r.register("rollout_held", "1 while a rollout is held", held);
+    r.register(
+        "slo_observations",
+        "Observations of the SLO monitor, by cohort",
+        observations,
+    );
+    r.register(
+        "slo_latency_p99_ms",
+        "99th percentile latency, by cohort",
+        p99,
+    );
+    r.register("slo_quality_mean", "Mean quality, by cohort", quality);
+    r.register(
+        "slo_error_rate",
+        "Share of failed calls, by cohort",
+        errors,
+    );
+    Ok(r)
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Shadow => "shadow",
+        Phase::Canary => "canary",
+        Phase::Guarded => "guarded",
+        Phase::General => "general",
+    }
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let mut text = String::new();
+    let encoded = registry(&s.optimizer)
+        .map_err(|e| e.to_string())
+        .and_then(|r| encode(&mut text, &r).map_err(|e| e.to_string()));
+    match encoded {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn get_config(State(s): State<Shared>) -> Response {
+    match s.optimizer.runtime_config() {
+        Some(store) => Json(store.get()).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            "the optimizer has no runtime configuration",
+        ),
+    }
+}
+
+async fn post_config(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let Some(store) = s.optimizer.runtime_config() else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "the optimizer has no runtime configuration",
+        );
+    };
+    let new: RuntimeConfig = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "runtime configuration: line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            );
+        }
+    };
+    if let Err(e) = new.validate() {
+        return problem(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    match store.update(|c| *c = new) {
+        Ok(c) => Json(c).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn rollouts(State(s): State<Shared>) -> Response {
+    let mut out = serde_json::Map::new();
+    for t in s.optimizer.task_types() {
+        match s.optimizer.rollout_status(t) {
+            Ok(status) => {
+                out.insert(t.to_owned(), json!(status));
+            }
+            Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+    Json(Value::Object(out)).into_response()
+}
+
+/// The optional body of a rollout action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ActionBody {
+    reason: Option<String>,
+    approver: Option<String>,
+}
+
+async fn rollout_action(
+    State(s): State<Shared>,
+    Path((task, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let b: ActionBody = if body.is_empty() {
+        ActionBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return problem(StatusCode::BAD_REQUEST, format!("body: {e}")),
+        }
+    };
+    let o = &s.optimizer;
+    let reason = b.reason.as_deref().unwrap_or("admin endpoint");
+    let events = match action.as_str() {
+        "approve" => o.approve_rollout(&task, b.approver.as_deref().unwrap_or("admin endpoint")),
+        "hold" => o.hold_rollout(&task, reason).map(|e| vec![e]),
+        "resume" => o.resume_rollout(&task).map(|e| vec![e]),
+        "rollback" => o.rollback_rollout(&task, reason).map(|e| vec![e]),
+        other => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("unknown action `{other}`: approve, hold, resume or rollback"),
+            );
+        }
+    };
+    match events {
+        Ok(events) => Json(json!({ "events": events })).into_response(),
+        Err(e @ (Error::UnknownTaskType(_) | Error::NoRollout { .. })) => {
+            problem(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e @ Error::Rollout(_)) => problem(StatusCode::CONFLICT, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

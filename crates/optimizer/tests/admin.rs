@@ -1,0 +1,283 @@
+//! The admin endpoint over loopback with a real HTTP client (reqwest):
+//! the token, the Prometheus exposition (parsed by a Prometheus text
+//! parser), the runtime configuration changing the next decision, a bad
+//! body's 400 naming the field, and the rollout actions.
+#![cfg(feature = "admin")]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tuneloop::admin::{AdminConfig, serve};
+use tuneloop::core::{ArmSet, ManualClock, Phase, TaskFeatures, TaskOutcome};
+use tuneloop::gates::TrustRegion;
+use tuneloop::rollout::RolloutConfig;
+use tuneloop::{Optimizer, RecommendOptions, RuntimeConfig, RuntimeConfigStore, TaskTypeConfig};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const TOKEN: &str = "admin-test-token";
+
+/// The samples of a scrape, by metric name and labels.
+fn scrape(text: &str) -> Result<HashMap<(String, Vec<(String, String)>), f64>, std::io::Error> {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let s = prometheus_parse::Scrape::parse(lines)?;
+    Ok(s.samples
+        .into_iter()
+        .map(|sample| {
+            let mut labels: Vec<(String, String)> = sample
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            labels.sort();
+            let v = match sample.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            };
+            ((sample.metric, labels), v)
+        })
+        .collect())
+}
+
+fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn the_endpoint_exposes_metrics_changes_the_config_and_drives_rollouts() -> TestResult {
+    let store = Arc::new(RuntimeConfigStore::in_memory(RuntimeConfig {
+        exploration_rate: 0.0,
+        ..RuntimeConfig::default()
+    })?);
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0, 1.5])
+        .build()?;
+    let clock = ManualClock::new(chrono::DateTime::UNIX_EPOCH);
+    // "code": a rollout waiting in shadow; "chat": a trust region that
+    // excludes the two temperatures farthest from the incumbent (0.0).
+    let optimizer = Optimizer::builder()
+        .task_type(
+            "code",
+            TaskTypeConfig::new(arms.clone()).rollout(RolloutConfig::default()),
+        )
+        .task_type(
+            "chat",
+            TaskTypeConfig::new(arms).trust_region(TrustRegion {
+                temperature: 0.5,
+                ..TrustRegion::default()
+            }),
+        )
+        .runtime_config(store.clone())
+        .clock(Arc::new(clock))
+        .seed(4)
+        .build()?;
+    let ask = |task: &str| {
+        optimizer.recommend_parameters(task, &TaskFeatures::default(), &RecommendOptions::default())
+    };
+    for _ in 0..10 {
+        let rec = ask("chat")?;
+        optimizer.record_outcome(rec.decision_id, &TaskOutcome::success(0.5, 100.0))?;
+    }
+    let pending = ask("code")?;
+
+    let admin = serve(
+        optimizer.clone(),
+        AdminConfig {
+            token: Some(TOKEN.into()),
+            ..AdminConfig::default()
+        },
+    )
+    .await?;
+    assert!(admin.addr().ip().is_loopback());
+    let base = admin.url();
+    let http = reqwest::Client::new();
+
+    // The token: /health is open, the rest is not.
+    let health: Value = http
+        .get(format!("{base}/health"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["pending"], 1);
+    let denied = http.get(format!("{base}/metrics")).send().await?;
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    let wrong = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("not-the-token")
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    // The exposition, parsed.
+    let text = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let m = scrape(&text)?;
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        m.get(&(name.to_owned(), l(labels)))
+            .copied()
+            .ok_or(format!("{name}{labels:?} not in the scrape:\n{text}"))
+    };
+    assert_eq!(get("tuneloop_recommendations_total", &[])?, 11.0);
+    assert_eq!(get("tuneloop_outcomes_total", &[])?, 10.0);
+    // Ten rewards of one outcome (quality 0.5, 100 ms, no cost) under the
+    // default reward function: 0.7·0.5 + 0.15·2000/2100 + 0.15·1.
+    let one = 0.7 * 0.5 + 0.15 * 2000.0 / 2100.0 + 0.15;
+    assert!((get("tuneloop_reward_sum_total", &[])? - 10.0 * one).abs() < 1e-4);
+    assert_eq!(get("tuneloop_pending_decisions", &[])?, 1.0);
+    // Two arms of four excluded on each of the ten chat decisions.
+    assert_eq!(
+        get(
+            "tuneloop_gate_exclusions_total",
+            &[("reason", "trust_region")]
+        )?,
+        20.0
+    );
+    assert_eq!(
+        get(
+            "tuneloop_gate_exclusions_total",
+            &[("reason", "over_budget")]
+        )?,
+        0.0
+    );
+    assert_eq!(get("tuneloop_exploration_rate", &[])?, 0.0);
+    assert_eq!(
+        get(
+            "tuneloop_rollout_phase",
+            &[("task_type", "code"), ("phase", "shadow")]
+        )?,
+        1.0
+    );
+    assert_eq!(
+        get(
+            "tuneloop_rollout_phase",
+            &[("task_type", "code"), ("phase", "general")]
+        )?,
+        0.0
+    );
+    assert_eq!(get("tuneloop_rollout_held", &[("task_type", "code")])?, 0.0);
+
+    // POST /runtime-config: the next decision explores uniformly.
+    let mut config = store.get();
+    config.exploration_rate = 1.0;
+    let posted = http
+        .post(format!("{base}/runtime-config"))
+        .bearer_auth(TOKEN)
+        .json(&config)
+        .send()
+        .await?;
+    assert_eq!(posted.status(), StatusCode::OK);
+    let rec = ask("code")?;
+    assert!((rec.propensity - 0.25).abs() < 1e-12, "{}", rec.propensity);
+    let back: RuntimeConfig = http
+        .get(format!("{base}/runtime-config"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(back.exploration_rate, 1.0);
+
+    // A bad value and an unknown field: 400 naming the field; nothing changes.
+    for (body, field) in [
+        (json!({ "exploration_rate": 7.0 }), "exploration_rate"),
+        (json!({ "exploration_rat": 0.5 }), "exploration_rat"),
+    ] {
+        let r = http
+            .post(format!("{base}/runtime-config"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let e: Value = r.json().await?;
+        let msg = e["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(field), "{msg}");
+    }
+    assert_eq!(store.get().exploration_rate, 1.0);
+
+    // Rollouts: status, hold, resume; rollback in shadow is a conflict; an
+    // unknown task type or action is 404.
+    let status: Value = http
+        .get(format!("{base}/rollouts"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(status["code"]["phase"], "shadow");
+    assert_eq!(status["chat"], Value::Null);
+    let act = |task: &str, action: &str| {
+        http.post(format!("{base}/rollouts/{task}/{action}"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "reason": "test" }))
+            .send()
+    };
+    assert_eq!(act("code", "hold").await?.status(), StatusCode::OK);
+    assert_eq!(
+        optimizer.rollout_status("code")?.map(|s| s.held),
+        Some(true)
+    );
+    assert_eq!(act("code", "resume").await?.status(), StatusCode::OK);
+    assert_eq!(
+        optimizer.rollout_status("code")?.map(|s| s.held),
+        Some(false)
+    );
+    assert_eq!(
+        act("code", "rollback").await?.status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(act("code", "approve").await?.status(), StatusCode::CONFLICT);
+    assert_eq!(act("chat", "hold").await?.status(), StatusCode::NOT_FOUND);
+    assert_eq!(act("nope", "hold").await?.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        act("code", "explode").await?.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(optimizer.phase("code")?, Some(Phase::Shadow));
+
+    optimizer.abandon(pending.decision_id, "test over")?;
+    admin.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_non_loopback_address_needs_a_token() {
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let optimizer = Optimizer::builder()
+        .task_type("t", TaskTypeConfig::new(arms))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = serve(
+        optimizer,
+        AdminConfig {
+            addr: "0.0.0.0:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            token: None,
+        },
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(err.contains("admin.addr"), "{err}");
+}
