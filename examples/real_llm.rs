@@ -330,7 +330,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = Rng(args.seed);
     let mut overhead = Duration::ZERO;
     let mut call_time = Duration::ZERO;
-    let mut online: BTreeMap<usize, (u32, f64)> = BTreeMap::new();
+    // Online calls and right answers per (arm, task type).
+    let mut online: BTreeMap<(usize, &str), (u32, f64)> = BTreeMap::new();
     let started = Instant::now();
     for i in 0..args.calls {
         let kind = TASK_TYPES[i % TASK_TYPES.len()];
@@ -348,7 +349,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         optimizer.record_outcome(rec.decision_id, &outcome)?;
         overhead += (chosen - before) + called.elapsed();
         call_time += called - chosen;
-        let e = online.entry(rec.arm).or_default();
+        let e = online.entry((rec.arm, kind)).or_default();
         e.0 += 1;
         e.1 += outcome.quality;
         if (i + 1) % 100 == 0 {
@@ -403,7 +404,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         let n = holdout.len() as f64;
         let per = args.holdout.max(1) as f64;
-        let (online_calls, online_right) = online.get(&i).copied().unwrap_or_default();
+        let online_of_arm: BTreeMap<&str, Value> = TASK_TYPES
+            .iter()
+            .filter_map(|&k| {
+                let (n, right) = online.get(&(i, k)).copied()?;
+                Some((
+                    k,
+                    json!({ "calls": n, "accuracy": round3(right / f64::from(n)) }),
+                ))
+            })
+            .collect();
         table.push(json!({
             "arm": i,
             "label": label(i),
@@ -411,8 +421,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "accuracy_by_task_type": by_type.iter().map(|(k, v)| (k.to_string(), round3(v.0 / per))).collect::<BTreeMap<_, _>>(),
             "reward": round3(by_type.values().map(|v| v.1).sum::<f64>() / n),
             "mean_latency_ms": latency / n,
-            "online_calls": online_calls,
-            "online_accuracy": if online_calls > 0 { Some(round3(online_right / f64::from(online_calls))) } else { None },
+            "online_by_task_type": online_of_arm,
         }));
         eprintln!("held-out: arm {i} ({}) done", label(i));
     }
@@ -432,7 +441,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.rewards_out {
         let mut w = csv::Writer::from_path(path)?;
         let mut header = vec!["arithmetic".to_owned(), "capital".to_owned()];
-        header.extend((0..arms.len()).map(|i| format!("reward_arm{i}")));
+        header.extend(arms.iter().map(|a| {
+            format!(
+                "reward_t{}_max{}_{}",
+                a.params.temperature(),
+                a.params.max_tokens(),
+                a.params.prompt_variant().unwrap_or("plain")
+            )
+        }));
         w.write_record(&header)?;
         for ((t, _), rewards) in holdout.iter().zip(&replay) {
             let mut row = vec![

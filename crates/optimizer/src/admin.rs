@@ -399,11 +399,7 @@ fn registry(o: &Optimizer) -> Result<Registry> {
         p99,
     );
     r.register("slo_quality_mean", "Mean quality, by cohort", quality);
-    r.register(
-        "slo_error_rate",
-        "Share of failed calls, by cohort",
-        errors,
-    );
+    r.register("slo_error_rate", "Share of failed calls, by cohort", errors);
     Ok(r)
 }
 
