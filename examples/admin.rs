@@ -48,7 +48,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let incumbent = arms
         .iter()
-        .position(|a| a.params.temperature() == 0.7 && a.params.max_tokens() == 1024)
+        .position(|a| (a.params.temperature() - 0.7).abs() < 1e-9 && a.params.max_tokens() == 1024)
         .ok_or("incumbent arm")?;
     let store = Arc::new(RuntimeConfigStore::in_memory(RuntimeConfig::default())?);
     let rollout = RolloutConfig {

@@ -283,7 +283,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let incumbent = arms
         .iter()
         .position(|a| {
-            a.params.temperature() == 0.8
+            (a.params.temperature() - 0.8).abs() < 1e-9
                 && a.params.max_tokens() == 256
                 && a.params.prompt_variant().is_none()
         })
@@ -378,7 +378,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // 2. Ground truth: every arm on held-out tasks (a stream of their own).
-    let mut held = Rng(args.seed ^ 0x5eed_0f_4e1d);
+    let mut held = Rng(args.seed ^ 0x005e_ed0f_4e1d);
     let holdout: Vec<(Task, u64)> = TASK_TYPES
         .iter()
         .flat_map(|&k| (0..args.holdout).map(move |_| k))
@@ -474,7 +474,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     // 4. On-policy: the learned choice and the incumbent on the same fresh
     // tasks with the same seeds.
-    let mut fresh = Rng(args.seed ^ 0xf4e5_11);
+    let mut fresh = Rng(args.seed ^ 0x00f4_e511);
     let mut per_type = BTreeMap::new();
     let mut gains = Vec::new();
     let mut learned_acc = Vec::new();

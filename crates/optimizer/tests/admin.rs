@@ -3,6 +3,8 @@
 //! parser), the runtime configuration changing the next decision, a bad
 //! body's 400 naming the field, and the rollout actions.
 #![cfg(feature = "admin")]
+// The samples compared exactly are counts: integers, exact in an f64.
+#![allow(clippy::float_cmp)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,8 +21,11 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const TOKEN: &str = "admin-test-token";
 
+/// A sample's metric name and sorted labels.
+type Series = (String, Vec<(String, String)>);
+
 /// The samples of a scrape, by metric name and labels.
-fn scrape(text: &str) -> Result<HashMap<(String, Vec<(String, String)>), f64>, std::io::Error> {
+fn scrape(text: &str) -> Result<HashMap<Series, f64>, std::io::Error> {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
     let s = prometheus_parse::Scrape::parse(lines)?;
     Ok(s.samples

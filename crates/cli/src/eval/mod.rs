@@ -895,8 +895,10 @@ fn write_rewards(runs: &[tuneloop_eval::BenchmarkRun], path: &std::path::Path) -
     use std::collections::{BTreeMap, BTreeSet};
     let mut arms = BTreeSet::new();
     let mut types = BTreeSet::new();
-    // (round, case, repetition) → (task type, arm → quality)
-    let mut rows: BTreeMap<(u32, &str, u32), (&str, BTreeMap<String, f64>)> = BTreeMap::new();
+    /// A row's task type and each configuration's quality on it.
+    type Row<'a> = (&'a str, BTreeMap<String, f64>);
+    // (round, case, repetition) → row
+    let mut rows: BTreeMap<(u32, &str, u32), Row<'_>> = BTreeMap::new();
     for run in runs {
         for c in &run.calls {
             let arm = format!("{}:{}:{}", c.provider, c.model, c.arm);
