@@ -60,7 +60,7 @@ fn time_policy(
 
 /// Runs the benchmark: LinUCB, Thompson sampling (disjoint) and shared
 /// LinUCB over an arm grid of `arms` arms.
-pub(crate) fn run(dims: usize, arms: usize, iterations: usize) -> CliResult<Value> {
+pub(crate) fn run(dims: usize, arms: usize, iterations: usize, admin: bool) -> CliResult<Value> {
     if dims == 0 || arms < 2 || iterations == 0 {
         return Err(CliError::bad(
             "--dims must be >= 1, --arms >= 2 and --iterations >= 1",
@@ -106,7 +106,7 @@ pub(crate) fn run(dims: usize, arms: usize, iterations: usize) -> CliResult<Valu
         ),
     ] {
         let (rec, record, state_bytes, rss) =
-            optimizer_paths(dims, arms, iterations, policy.clone(), false)?;
+            optimizer_paths(dims, arms, iterations, policy.clone(), false, false)?;
         out.insert(
             format!("optimizer_{name}"),
             json!({
@@ -118,11 +118,20 @@ pub(crate) fn run(dims: usize, arms: usize, iterations: usize) -> CliResult<Valu
         );
         // The same through a decision handle: `recommend_for` and
         // `Decision::record`.
-        let (rec, record, _, _) = optimizer_paths(dims, arms, iterations, policy, true)?;
+        let (rec, record, _, _) =
+            optimizer_paths(dims, arms, iterations, policy.clone(), true, false)?;
         out.insert(
             format!("optimizer_{name}_handle"),
             json!({ "recommend_for": rec, "decision_record": record }),
         );
+        if admin && name == "linucb" {
+            let (rec, record, _, scrapes) =
+                optimizer_paths(dims, arms, iterations, policy, false, true)?;
+            out.insert(
+                format!("optimizer_{name}_admin"),
+                json!({ "recommend_parameters": rec, "record_outcome": record, "scrapes": scrapes }),
+            );
+        }
     }
     Ok(json!({
         "dims": dims,
@@ -149,6 +158,7 @@ fn optimizer_paths(
     iterations: usize,
     policy: tuneloop_bandit::PolicyConfig,
     handle: bool,
+    admin: bool,
 ) -> CliResult<(Value, Value, u64, Value)> {
     use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
     use tuneloop_core::{RiskTier, TaskOutcome};
@@ -200,6 +210,11 @@ fn optimizer_paths(
         .seed(1)
         .build()
         .map_err(|e| CliError::Other(e.into()))?;
+    let load = if admin {
+        Some(AdminLoad::start(&opt)?)
+    } else {
+        None
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let xs = contexts(&mut rng, dims, 256)?;
     let mut rec_ns = Vec::with_capacity(iterations.min(200_000));
@@ -246,6 +261,11 @@ fn optimizer_paths(
             rss.push(resident_kib());
         }
     }
+    if let Some(load) = load {
+        // With the admin endpoint, the last value is the scrape count.
+        let scrapes = load.stop();
+        return Ok((summary(rec_ns), summary(out_ns), 0, json!(scrapes)));
+    }
     let state = serde_json::to_vec(&opt.snapshot().map_err(|e| CliError::Other(e.into()))?)?;
     Ok((
         summary(rec_ns),
@@ -253,6 +273,75 @@ fn optimizer_paths(
         state.len() as u64,
         json!(rss),
     ))
+}
+
+/// The admin endpoint of an optimizer, on a runtime of one worker thread,
+/// with a client scraping `/metrics` and `/rollouts` every 10 ms.
+#[cfg(feature = "admin")]
+struct AdminLoad {
+    runtime: tokio::runtime::Runtime,
+    scrapes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[cfg(feature = "admin")]
+impl AdminLoad {
+    fn start(opt: &tuneloop::Optimizer) -> CliResult<Self> {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Other(e.into()))?;
+        let server = runtime
+            .block_on(tuneloop::admin::serve(
+                opt.clone(),
+                tuneloop::admin::AdminConfig::default(),
+            ))
+            .map_err(|e| CliError::Other(e.into()))?;
+        let base = server.url();
+        let scrapes = Arc::new(AtomicU64::new(0));
+        let count = scrapes.clone();
+        runtime.spawn(async move {
+            let _server = server;
+            let client = reqwest::Client::new();
+            loop {
+                for path in ["metrics", "rollouts"] {
+                    if let Ok(r) = client.get(format!("{base}/{path}")).send().await
+                        && r.bytes().await.is_ok()
+                    {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        });
+        Ok(AdminLoad { runtime, scrapes })
+    }
+
+    /// Stops the load; the number of successful scrapes.
+    fn stop(self) -> u64 {
+        let n = self.scrapes.load(std::sync::atomic::Ordering::Relaxed);
+        self.runtime.shutdown_background();
+        n
+    }
+}
+
+/// Without the `admin` feature, `--admin` is an error.
+#[cfg(not(feature = "admin"))]
+struct AdminLoad;
+
+#[cfg(not(feature = "admin"))]
+impl AdminLoad {
+    fn start(_: &tuneloop::Optimizer) -> CliResult<Self> {
+        Err(CliError::bad(
+            "--admin needs a tuneloop built with --features admin",
+        ))
+    }
+
+    fn stop(self) -> u64 {
+        0
+    }
 }
 
 /// A benchmark context: a vector already featurized, at the same risk

@@ -132,6 +132,11 @@ enum Command {
         /// Timed calls of each kind (at most 100,000,000).
         #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
         iterations: usize,
+        /// Also time the optimizer (LinUCB) with the admin endpoint on and
+        /// scraped (`/metrics` and `/rollouts`) every 10 ms (a tuneloop
+        /// built with --features admin).
+        #[arg(long)]
+        admin: bool,
     },
     /// A self-contained HTML report of a decision log: reward over time,
     /// rollout phases, quality against cost, off-policy estimates, drift,
@@ -309,7 +314,8 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             dims,
             arms,
             iterations,
-        } => bench::run(dims, arms, iterations),
+            admin,
+        } => bench::run(dims, arms, iterations, admin),
     }
 }
 
