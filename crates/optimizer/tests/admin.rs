@@ -286,3 +286,101 @@ async fn a_non_loopback_address_needs_a_token() {
     .unwrap_or_default();
     assert!(err.contains("admin.addr"), "{err}");
 }
+
+#[tokio::test]
+async fn an_approval_promotes_and_an_operator_rollback_holds() -> TestResult {
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 1.0])
+        .build()?;
+    let clock = ManualClock::new(chrono::DateTime::UNIX_EPOCH);
+    let optimizer = Optimizer::builder()
+        .task_type(
+            "code",
+            TaskTypeConfig::new(arms).rollout(RolloutConfig {
+                shadow_min_baseline_samples: 20,
+                min_dwell: [std::time::Duration::ZERO; 3],
+                approval_required: vec![Phase::Shadow],
+                ..RolloutConfig::default()
+            }),
+        )
+        .clock(Arc::new(clock))
+        .build()?;
+    for _ in 0..20 {
+        let rec = optimizer.recommend_parameters(
+            "code",
+            &TaskFeatures::default(),
+            &RecommendOptions::default(),
+        )?;
+        optimizer.record_outcome(rec.decision_id, &TaskOutcome::success(0.5, 100.0))?;
+    }
+    let admin = serve(optimizer.clone(), AdminConfig::default()).await?;
+    let base = admin.url();
+    let http = reqwest::Client::new();
+    // Without a token configured, no header is needed on loopback.
+    let status: Value = http
+        .get(format!("{base}/rollouts"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let events = status["code"]["recent_events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        events.last().map(|e| e["event"].clone()),
+        Some(json!("awaiting_approval")),
+        "{status}"
+    );
+    let approved: Value = http
+        .post(format!("{base}/rollouts/code/approve"))
+        .json(&json!({ "approver": "alice" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let kinds: Vec<&str> = approved["events"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|e| e["event"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(kinds, ["approved", "promoted"]);
+    assert_eq!(approved["events"][0]["approver"], "alice");
+    assert_eq!(optimizer.phase("code")?, Some(Phase::Canary));
+
+    let rolled: Value = http
+        .post(format!("{base}/rollouts/code/rollback"))
+        .json(&json!({ "reason": "p99 alert" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert_eq!(rolled["events"][0]["event"], "rolled_back_by_operator");
+    assert_eq!(rolled["events"][0]["reason"], "p99 alert");
+    let s = optimizer.rollout_status("code")?.ok_or("no rollout")?;
+    assert_eq!((s.phase, s.held), (Phase::Shadow, true));
+    let c = optimizer.counters();
+    assert_eq!((c.promotions, c.rollbacks), (1, 1));
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let m = scrape(&text)?;
+    assert_eq!(
+        m.get(&("tuneloop_rollbacks_total".to_owned(), Vec::new())),
+        Some(&1.0)
+    );
+    assert_eq!(
+        m.get(&(
+            "tuneloop_rollout_held".to_owned(),
+            l(&[("task_type", "code")])
+        )),
+        Some(&1.0)
+    );
+    admin.stop().await;
+    Ok(())
+}
