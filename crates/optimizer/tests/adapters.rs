@@ -138,7 +138,25 @@ fn genai_requests_carry_every_parameter_and_responses_give_the_outcome() -> Test
         let (response, latency) =
             adapters::timed(client.exec_chat(target, request, Some(&options))).await;
         let response = response?;
-        assert_sent(&body(&server).await?, "max_tokens");
+        let sent = body(&server).await?;
+        assert_sent(&sent, "max_tokens");
+        assert!(sent.get("top_k").is_none(), "{sent}");
+        // An arm's server-specific extras go out as extra body fields.
+        let server = self::server().await;
+        let target = ServiceTarget {
+            model: ModelIden::new(AdapterKind::OpenAI, p.model()),
+            endpoint: Endpoint::from_owned(format!("{}/v1/", server.uri())),
+            auth: AuthData::from_single("sk-test"),
+        };
+        let with_extras = p.to_builder().top_k(Some(1)).min_p(Some(0.1)).build()?;
+        let request = ChatRequest::new(vec![ChatMessage::user("Capital of Peru?")]);
+        client
+            .exec_chat(target, request, Some(&ga::chat_options(&with_extras)))
+            .await?;
+        let sent_extras = body(&server).await?;
+        assert_eq!(sent_extras["top_k"], 1, "{sent_extras}");
+        assert_close(&sent_extras, "min_p", 0.1);
+        assert!(sent_extras.get("repeat_penalty").is_none());
         assert_eq!(response.first_text(), Some("Lima is the capital"));
         let o = ga::outcome(&response, latency, 0.75);
         assert_eq!((o.prompt_tokens, o.completion_tokens), (21, 64));

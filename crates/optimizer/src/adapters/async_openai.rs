@@ -42,6 +42,11 @@ use tuneloop_core::{FinishReason, ParameterSet, TaskOutcome};
 /// `presence_penalty`, `seed` (when set) and `stop` (when not empty).
 /// Messages and everything else stay as they are.
 ///
+/// The server-specific [`SamplingExtras`](tuneloop_core::SamplingExtras)
+/// (`top_k`, `min_p`, `repeat_penalty`) have no field in async-openai's
+/// request type: send them with its `create_byot` and a request of your
+/// own, or use the `genai` adapter or tuneloop's provider, which send them.
+///
 /// `max_tokens` (deprecated by OpenAI, still the only field some
 /// compatible servers read) is left as it is: for such a server, copy
 /// `max_completion_tokens` into it after this call.

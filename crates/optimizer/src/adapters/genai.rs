@@ -26,7 +26,8 @@ use tuneloop_core::{FinishReason, ParameterSet, TaskOutcome};
 /// Chat options carrying every sampling field of `params`: temperature,
 /// top_p, max_tokens, seed (when set), stop sequences (when not empty),
 /// usage capture on, and the frequency and presence penalties (when not
-/// 0) as `extra_body` fields, which genai merges into the request of
+/// 0) and the server-specific `top_k`, `min_p` and `repeat_penalty` (when
+/// set) as `extra_body` fields, which genai merges into the request of
 /// OpenAI-compatible adapters (others may ignore them). Call the model
 /// named [`params.model()`](ParameterSet::model).
 pub fn chat_options(params: &ParameterSet) -> ChatOptions {
@@ -49,6 +50,16 @@ pub fn chat_options(params: &ParameterSet) -> ChatOptions {
         if value != 0.0 {
             body.insert(name.into(), value.into());
         }
+    }
+    let extras = params.extras();
+    if let Some(k) = extras.top_k {
+        body.insert("top_k".into(), k.into());
+    }
+    if let Some(m) = extras.min_p {
+        body.insert("min_p".into(), m.into());
+    }
+    if let Some(r) = extras.repeat_penalty {
+        body.insert("repeat_penalty".into(), r.into());
     }
     if !body.is_empty() {
         o = o.with_extra_body(serde_json::Value::Object(body));
