@@ -289,8 +289,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         })
         .ok_or("no incumbent arm")?;
     let label = |i: usize| {
-        let p = &arms.iter().nth(i).map(|a| a.params.clone());
-        p.as_ref().map_or_else(String::new, |p| {
+        arms.get(i).map_or_else(String::new, |a| {
+            let p = &a.params;
             format!(
                 "t={} max={} {}",
                 p.temperature(),
@@ -379,14 +379,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. Ground truth: every arm on held-out tasks (a stream of their own).
     let mut held = Rng(args.seed ^ 0x005e_ed0f_4e1d);
-    let holdout: Vec<(Task, u64)> = TASK_TYPES
+    // Every task drawn first, then every seed (the order of the draws).
+    let tasks: Vec<Task> = TASK_TYPES
         .iter()
         .flat_map(|&k| (0..args.holdout).map(move |_| k))
-        .map(|k| (task(k, &mut held), 0))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|(t, _)| (t, held.next()))
+        .map(|k| task(k, &mut held))
         .collect();
+    let holdout: Vec<(Task, u64)> = tasks.into_iter().map(|t| (t, held.next())).collect();
     let mut table = Vec::new();
     // Per held-out task, every arm's reward: the replay file's rows.
     let mut replay: Vec<Vec<f64>> = vec![Vec::new(); holdout.len()];

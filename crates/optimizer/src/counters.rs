@@ -46,7 +46,7 @@ pub(crate) struct AtomicCounters {
     pub(crate) outcomes: AtomicU64,
     pub(crate) expired: AtomicU64,
     pub(crate) abandoned: AtomicU64,
-    pub(crate) gate_exclusions: AtomicU64,
+    /// By `gates::Reason::kind_index`; their sum is the total.
     pub(crate) gate_exclusions_by_reason: [AtomicU64; 6],
     pub(crate) fallbacks: AtomicU64,
     pub(crate) promotions: AtomicU64,
@@ -78,7 +78,11 @@ impl AtomicCounters {
             outcomes: r(&self.outcomes),
             expired: r(&self.expired),
             abandoned: r(&self.abandoned),
-            gate_exclusions: r(&self.gate_exclusions),
+            gate_exclusions: self
+                .gate_exclusions_by_reason
+                .iter()
+                .map(r)
+                .fold(0, u64::saturating_add),
             gate_exclusions_by_reason: self.gate_exclusions_by_reason.each_ref().map(r),
             fallbacks: r(&self.fallbacks),
             promotions: r(&self.promotions),

@@ -210,7 +210,6 @@ impl Optimizer {
     fn count_decision(&self, task_type: &str, eligibility: &Eligibility) {
         let c = &self.inner.counters;
         add(&c.recommendations, 1);
-        add(&c.gate_exclusions, eligibility.excluded.len() as u64);
         for e in &eligibility.excluded {
             add(&c.gate_exclusions_by_reason[e.reason.kind_index()], 1);
         }

@@ -170,10 +170,7 @@ impl GenerationResponse {
     /// Completion tokens per second after the first token, for a streamed
     /// answer of more than one token.
     pub fn tokens_per_second(&self) -> Option<f64> {
-        let first = self.time_to_first_token?;
-        let after = self.latency.checked_sub(first)?.as_secs_f64();
-        (self.usage.completion_tokens > 1 && after > 0.0)
-            .then(|| (self.usage.completion_tokens - 1) as f64 / after)
+        self.outcome(0.0).tokens_per_second()
     }
 
     /// The outcome to record for this answer, scored `quality` by the

@@ -359,14 +359,7 @@ impl RolloutManager {
         let breach = self.monitor.observe(cohort, o)?;
         let mut events = Vec::new();
         if let (Some(breach), true, false) = (breach, monitored, self.rolled_back) {
-            let from = self.phase;
-            let to = match self.config.rollback_to {
-                RollbackTarget::PreviousPhase => from.previous(),
-                RollbackTarget::Shadow => Phase::Shadow,
-            };
-            self.enter(to, now);
-            self.held = true;
-            self.rolled_back = true;
+            let (from, to) = self.roll_back(now);
             events.push(self.emit(RolloutEvent::RolledBack {
                 from,
                 to,
@@ -475,6 +468,18 @@ impl RolloutManager {
             ));
         }
         let now = self.clock(now);
+        let (from, to) = self.roll_back(now);
+        Ok(self.emit(RolloutEvent::RolledBackByOperator {
+            from,
+            to,
+            reason: reason.to_owned(),
+            at: now,
+        }))
+    }
+
+    /// Moves back per [`RolloutConfig::rollback_to`] and holds; the
+    /// phases left and entered.
+    fn roll_back(&mut self, now: DateTime<Utc>) -> (Phase, Phase) {
         let from = self.phase;
         let to = match self.config.rollback_to {
             RollbackTarget::PreviousPhase => from.previous(),
@@ -483,12 +488,7 @@ impl RolloutManager {
         self.enter(to, now);
         self.held = true;
         self.rolled_back = true;
-        Ok(self.emit(RolloutEvent::RolledBackByOperator {
-            from,
-            to,
-            reason: reason.to_owned(),
-            at: now,
-        }))
+        (from, to)
     }
 
     /// Resumes promotion. After a rollback, the candidate's evidence is

@@ -23,7 +23,12 @@ use tuneloop_eval::{
 
 use crate::error::{CliError, CliResult};
 
+mod endpoint;
+mod rewards_out;
 mod serve;
+
+use endpoint::{ENDPOINT_ID, Endpoint, endpoint_parameters};
+use rewards_out::write_rewards;
 pub(crate) use serve::{ServeOptions, serve};
 
 /// The instruction the default simulated models need for full quality in
@@ -167,80 +172,6 @@ fn load_providers(path: &Path) -> CliResult<Providers> {
         )));
     }
     Ok(Providers { list, simulated })
-}
-
-/// One OpenAI-compatible server named on the command line, instead of a
-/// `--providers` file: `--provider openai-compatible --base-url URL
-/// --model NAME` (feature `http`).
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct Endpoint {
-    /// `openai-compatible` (with --base-url and --model): one server
-    /// instead of a --providers file; its id is `openai-compatible`.
-    #[arg(long, value_parser = ["openai-compatible"], requires_all = ["base_url", "model"], conflicts_with = "providers")]
-    pub(crate) provider: Option<String>,
-    /// The server's base URL, up to the API version
-    /// (`http://127.0.0.1:8080/v1`).
-    #[arg(long, requires = "provider")]
-    pub(crate) base_url: Option<String>,
-    /// The model it serves; the default parameter sets call it.
-    #[arg(long, requires = "provider")]
-    pub(crate) model: Option<String>,
-    /// The environment variable holding its API key (default: no key).
-    #[arg(long, requires = "provider")]
-    pub(crate) api_key_env: Option<String>,
-}
-
-/// The id of the provider an [`Endpoint`] names.
-const ENDPOINT_ID: &str = "openai-compatible";
-
-impl Endpoint {
-    /// The provider and model, when one was named.
-    fn providers(&self) -> CliResult<Option<(Providers, String)>> {
-        let (Some(url), Some(model)) = (&self.base_url, &self.model) else {
-            return Ok(None);
-        };
-        #[cfg(feature = "http")]
-        {
-            let p = tuneloop::providers::OpenAiCompatible::new(tuneloop::providers::OpenAiConfig {
-                id: ENDPOINT_ID.into(),
-                tier: Tier::Local,
-                base_url: url.clone(),
-                api_key_env: self.api_key_env.clone(),
-                models: vec![model.clone()],
-                read_timeout: std::time::Duration::from_secs(300),
-                ..tuneloop::providers::OpenAiConfig::default()
-            })
-            .map_err(|e| CliError::bad(format!("--base-url {url}: {e}")))?;
-            Ok(Some((
-                Providers {
-                    list: vec![Arc::new(p)],
-                    simulated: false,
-                },
-                model.clone(),
-            )))
-        }
-        #[cfg(not(feature = "http"))]
-        {
-            let _ = (url, model, ENDPOINT_ID);
-            Err(CliError::bad(
-                "--provider openai-compatible: this build has no HTTP providers: build with --features http",
-            ))
-        }
-    }
-}
-
-/// The default parameter sets on a named server's model: temperatures 0.2
-/// and 0.7, 256 tokens (the suites' answers are short).
-fn endpoint_parameters(model: &str) -> CliResult<Vec<ParameterSet>> {
-    [0.2, 0.7]
-        .into_iter()
-        .map(|t| {
-            Ok(ParameterSet::builder(model)
-                .temperature(t)
-                .max_tokens(256)
-                .build()?)
-        })
-        .collect()
 }
 
 /// The default simulated pair: a cloud model and a faster, weaker local one,
@@ -887,65 +818,4 @@ pub(crate) fn aa(
     let mut v = serde_json::to_value(r)?;
     v["shift"] = json!(shift);
     Ok(v)
-}
-
-/// The calls of `runs` as a replay file (see `RunOptions::rewards_out`):
-/// only the rows every configuration answered or failed are written.
-fn write_rewards(runs: &[tuneloop_eval::BenchmarkRun], path: &std::path::Path) -> CliResult<()> {
-    use std::collections::{BTreeMap, BTreeSet};
-    let mut arms = BTreeSet::new();
-    let mut types = BTreeSet::new();
-    /// A row's task type and each configuration's quality on it.
-    type Row<'a> = (&'a str, BTreeMap<String, f64>);
-    // (round, case, repetition) → row
-    let mut rows: BTreeMap<(u32, &str, u32), Row<'_>> = BTreeMap::new();
-    for run in runs {
-        for c in &run.calls {
-            let arm = format!("{}:{}:{}", c.provider, c.model, c.arm);
-            arms.insert(arm.clone());
-            types.insert(c.task_type.as_str());
-            let quality = if c.success { c.quality } else { 0.0 };
-            rows.entry((c.round, &c.case_id, c.repetition))
-                .or_insert_with(|| (&c.task_type, BTreeMap::new()))
-                .1
-                .insert(arm, quality.clamp(0.0, 1.0));
-        }
-    }
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    let bad = |e: ::csv::Error| CliError::Other(anyhow::anyhow!("{}: {e}", path.display()));
-    let header = types
-        .iter()
-        .map(|t| format!("task_{t}"))
-        .chain(arms.iter().map(|a| format!("reward_{a}")));
-    w.write_record(header).map_err(bad)?;
-    let mut written = 0usize;
-    for (task_type, rewards) in rows.values() {
-        if rewards.len() != arms.len() {
-            continue;
-        }
-        let cells = types
-            .iter()
-            .map(|t| {
-                if t == task_type {
-                    "1".to_owned()
-                } else {
-                    "0".to_owned()
-                }
-            })
-            .chain(rewards.values().map(|r| format!("{r}")));
-        w.write_record(cells).map_err(bad)?;
-        written += 1;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", path.display())))?;
-    tuneloop_core::fs::write_atomic(path, &bytes)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", path.display())))?;
-    if written == 0 {
-        return Err(CliError::bad(format!(
-            "{}: no case was run by every configuration; the file has a header only",
-            path.display()
-        )));
-    }
-    Ok(())
 }
