@@ -99,7 +99,7 @@ enum Command {
         /// CSV with a header, numeric features, last column an integer label.
         #[arg(long, conflicts_with = "scenario")]
         supervised: Option<PathBuf>,
-        /// A built-in scenario: `llm-params`, `rollout-aa`, `rollout-breach`, `traffic` (writes --log).
+        /// A built-in scenario: `llm-params`, `rollout-aa`, `rollout-breach`, `rollout-proof`, `traffic` (writes --log).
         #[arg(long, conflicts_with = "rewards")]
         scenario: Option<String>,
         /// Replay of logged evaluations: CSV with a header, `reward_<arm>` columns (each arm's reward on the row, in [0, 1]), other columns numeric features.
@@ -296,6 +296,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 "llm-params" => simulate::scenario_llm_params(&policy, rounds, runs, seed),
                 "rollout-aa" => simulate::scenario_rollout(false, runs, seed),
                 "rollout-breach" => simulate::scenario_rollout(true, runs, seed),
+                "rollout-proof" => simulate::scenario_rollout_proof(runs, seed),
                 "traffic" => match log {
                     Some(log) => traffic::run(&log, rounds, seed),
                     None => Err(CliError::bad(
@@ -303,7 +304,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                     )),
                 },
                 other => Err(CliError::bad(format!(
-                    "--scenario: unknown scenario `{other}`; known: llm-params, rollout-aa, rollout-breach, traffic"
+                    "--scenario: unknown scenario `{other}`; known: llm-params, rollout-aa, rollout-breach, rollout-proof, traffic"
                 ))),
             },
             _ => Err(CliError::bad(

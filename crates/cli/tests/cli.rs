@@ -258,6 +258,7 @@ fn uniform_record(
         policy_version: 0,
         cohort: None,
         phase: None,
+        shadow_arm: None,
         timestamp: chrono::Utc::now(),
         outcome: episode.map(|_| TaskOutcome::success(reward, 100.0)),
         reward: Some(reward),

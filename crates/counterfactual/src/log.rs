@@ -72,6 +72,10 @@ pub struct LoggedDecision {
     /// `guarded`, `general`), if a rollout was running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
+    /// In shadow: the arm the candidate would have chosen (the incumbent's
+    /// choice, or on a probe the candidate's, is `arm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_arm: Option<usize>,
     /// When the decision was made.
     pub timestamp: DateTime<Utc>,
     /// What the call produced, once known.

@@ -52,6 +52,7 @@ fn logged(i: u64, rng: &mut ChaCha8Rng, arms: &ArmSet) -> LoggedDecision {
         policy_version: 0,
         cohort: None,
         phase: None,
+        shadow_arm: None,
         timestamp: Utc
             .timestamp_opt(1_700_000_000 + i as i64, 0)
             .single()

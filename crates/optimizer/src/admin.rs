@@ -38,7 +38,10 @@
 //! `rollout_phase{task_type, phase}` (1 for the current phase),
 //! `rollout_held{task_type}`, and the SLO monitor's
 //! `slo_observations{task_type, cohort}`, `slo_latency_p99_ms`,
-//! `slo_quality_mean`, `slo_error_rate`.
+//! `slo_quality_mean`, `slo_error_rate`, and the proof's latest verdict
+//! `proof_estimate{task_type, phase, kind}`, `proof_lower_bound`,
+//! `proof_threshold`, `proof_rounds`, `proof_passed` and
+//! `proof_consecutive` (passing shadow windows in a row).
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -60,6 +63,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tuneloop_core::Phase;
+use tuneloop_rollout::VerdictKind;
 
 use crate::error::{Error, Result};
 use crate::optimizer::Optimizer;
@@ -358,6 +362,12 @@ fn registry(o: &Optimizer) -> Result<Registry> {
     let p99 = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     let quality = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     let errors = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let proof_estimate = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let proof_lower = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let proof_threshold = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let proof_rounds = Family::<Labels, Gauge>::default();
+    let proof_passed = Family::<Labels, Gauge>::default();
+    let proof_consecutive = Family::<Labels, Gauge>::default();
     for t in o.task_types() {
         let Some(s) = o.rollout_status(t)? else {
             continue;
@@ -385,6 +395,27 @@ fn registry(o: &Optimizer) -> Result<Registry> {
                 errors.get_or_create(&l).set(v);
             }
         }
+        if let Some(v) = &s.last_verdict {
+            let kind = match v.kind {
+                VerdictKind::OffPolicy => "off-policy",
+                VerdictKind::OnPolicy => "on-policy",
+            };
+            let l = labels(&[
+                ("task_type", t),
+                ("phase", phase_name(v.phase)),
+                ("kind", kind),
+            ]);
+            proof_estimate.get_or_create(&l).set(v.estimate);
+            proof_lower.get_or_create(&l).set(v.lower_bound);
+            proof_threshold.get_or_create(&l).set(v.threshold);
+            proof_rounds
+                .get_or_create(&l)
+                .set(i64::try_from(v.rounds).unwrap_or(i64::MAX));
+            proof_passed.get_or_create(&l).set(i64::from(v.passed));
+            proof_consecutive
+                .get_or_create(&l)
+                .set(i64::from(v.consecutive));
+        }
     }
     r.register("rollout_phase", "1 for a rollout's current phase", phase);
     r.register("rollout_held", "1 while a rollout is held", held);
@@ -400,6 +431,36 @@ fn registry(o: &Optimizer) -> Result<Registry> {
     );
     r.register("slo_quality_mean", "Mean quality, by cohort", quality);
     r.register("slo_error_rate", "Share of failed calls, by cohort", errors);
+    r.register(
+        "proof_estimate",
+        "The latest verdict's estimated reward gain of the candidate",
+        proof_estimate,
+    );
+    r.register(
+        "proof_lower_bound",
+        "The latest verdict's one-sided lower bound of the gain",
+        proof_lower,
+    );
+    r.register(
+        "proof_threshold",
+        "The bound the latest verdict had to reach",
+        proof_threshold,
+    );
+    r.register(
+        "proof_rounds",
+        "Rounds behind the latest verdict",
+        proof_rounds,
+    );
+    r.register(
+        "proof_passed",
+        "1 when the latest verdict passed",
+        proof_passed,
+    );
+    r.register(
+        "proof_consecutive",
+        "Passing shadow windows in a row",
+        proof_consecutive,
+    );
     Ok(r)
 }
 

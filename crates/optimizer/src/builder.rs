@@ -2,18 +2,22 @@
 //! [`build`](OptimizerBuilder::build).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tuneloop_core::{
     Clock, DecisionId, DefaultFeaturizer, Featurizer, RewardFunction, SystemClock,
 };
 use tuneloop_counterfactual::DecisionLog;
-use tuneloop_gates::{Budget, BudgetConfig, Gate, QualityFloor, QualityFloorConfig};
+use tuneloop_gates::{
+    Approval, Budget, BudgetConfig, Change, ChangeKind, Gate, Provenance, QualityFloor,
+    QualityFloorConfig,
+};
+use tuneloop_rollout::{Listener, RolloutEvent, VerdictKind};
 
 use crate::counters::AtomicCounters;
 use crate::error::{Error, Result};
-use crate::optimizer::{DecisionIds, Inner, Optimizer};
+use crate::optimizer::{DecisionIds, Inner, Optimizer, lock};
 use crate::pending::Pending;
 use crate::runtime::RuntimeConfigStore;
 use crate::snapshot::OptimizerSnapshot;
@@ -40,6 +44,7 @@ pub struct OptimizerBuilder {
     snapshot: Option<OptimizerSnapshot>,
     gates: Vec<Arc<dyn Gate>>,
     runtime: Option<Arc<RuntimeConfigStore>>,
+    provenance: Option<Arc<Mutex<Provenance>>>,
     #[cfg(feature = "router")]
     scorecard: Option<Arc<tuneloop_providers::Scorecard>>,
 }
@@ -64,6 +69,7 @@ impl Optimizer {
             snapshot: None,
             gates: Vec::new(),
             runtime: None,
+            provenance: None,
             #[cfg(feature = "router")]
             scorecard: None,
         }
@@ -154,6 +160,17 @@ impl OptimizerBuilder {
         self.log_queue = capacity;
         self
     }
+    /// Where every rollout change is recorded: promotions, rollbacks
+    /// (breaches and operators'), approvals, holds, resumes, and each
+    /// verdict of the candidate's proof with its estimate, bound and
+    /// sample size ([`ChangeKind::Rollout`], the event as `details`). The
+    /// record is written when the event happens, under the rollout's lock;
+    /// a failure to write it is logged (`tracing`), not returned.
+    #[must_use]
+    pub fn provenance(mut self, chain: Arc<Mutex<Provenance>>) -> Self {
+        self.provenance = Some(chain);
+        self
+    }
     /// The runtime configuration the optimizer (and its caller) read: the
     /// incumbent's exploration floor is its `exploration_rate` at build.
     #[must_use]
@@ -233,6 +250,13 @@ impl OptimizerBuilder {
                 sc.import(saved);
             }
         }
+        if let Some(chain) = &self.provenance {
+            for (name, task) in &tasks {
+                if let Some(r) = &task.rollout {
+                    lock(r).subscribe(provenance_listener(name.clone(), chain.clone()));
+                }
+            }
+        }
         let log = self
             .log
             .map(|sink| LogWriter::spawn(sink, self.log_queue))
@@ -262,4 +286,91 @@ impl OptimizerBuilder {
             }),
         })
     }
+}
+
+/// A rollout listener recording `task_type`'s events in `chain`.
+fn provenance_listener(task_type: Arc<str>, chain: Arc<Mutex<Provenance>>) -> Listener {
+    Arc::new(move |event: &RolloutEvent| {
+        let (actor, reason, at, approval) = match event {
+            RolloutEvent::Promoted { from, to, at } => (
+                "rollout",
+                format!("promoted from {from} to {to}"),
+                *at,
+                None,
+            ),
+            RolloutEvent::RolledBack {
+                from,
+                to,
+                at,
+                breach,
+            } => (
+                "slo monitor",
+                format!(
+                    "rolled back from {from} to {to} on a {:?} breach",
+                    breach.metric
+                ),
+                *at,
+                None,
+            ),
+            RolloutEvent::RolledBackByOperator {
+                from,
+                to,
+                reason,
+                at,
+            } => (
+                "operator",
+                format!("rolled back from {from} to {to}: {reason}"),
+                *at,
+                None,
+            ),
+            RolloutEvent::AwaitingApproval { phase, at } => {
+                ("rollout", format!("{phase} awaits approval"), *at, None)
+            }
+            RolloutEvent::Approved {
+                phase,
+                approver,
+                at,
+            } => (
+                "operator",
+                format!("approved leaving {phase}"),
+                *at,
+                Some(Approval {
+                    approver: approver.clone(),
+                    at: *at,
+                }),
+            ),
+            RolloutEvent::Held { reason, at } => ("operator", format!("held: {reason}"), *at, None),
+            RolloutEvent::Resumed { at } => ("operator", "resumed".to_owned(), *at, None),
+            RolloutEvent::Verdict(v) => (
+                "rollout proof",
+                format!(
+                    "{} verdict {} in {}: {} {:+.4}, lower bound {:+.4} against {:+.4}, {} rounds",
+                    match v.kind {
+                        VerdictKind::OffPolicy => "off-policy",
+                        VerdictKind::OnPolicy => "on-policy",
+                    },
+                    v.window,
+                    v.phase,
+                    v.estimator,
+                    v.estimate,
+                    v.lower_bound,
+                    v.threshold,
+                    v.rounds,
+                ) + if v.passed { ": passed" } else { ": not passed" },
+                v.at,
+                None,
+            ),
+        };
+        let change = Change {
+            actor: actor.to_owned(),
+            kind: ChangeKind::Rollout,
+            reason,
+            version: task_type.to_string(),
+            approval,
+            details: serde_json::json!({ "task_type": &*task_type, "event": event }),
+        };
+        if let Err(e) = lock(&chain).record(change, at) {
+            tracing::error!(task_type = &*task_type, error = %e, "rollout change not recorded in the provenance chain");
+        }
+    })
 }

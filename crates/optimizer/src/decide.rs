@@ -6,9 +6,10 @@ use std::sync::PoisonError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tuneloop_bandit::Fixed;
+use tuneloop_core::hash::StableHasher;
 use tuneloop_core::{
-    ArmId, Cohort, DecisionId, Features, ParameterSet, Phase, Policy, RiskTier, Selection,
-    SelectionKey, TaskFeatures,
+    ActionDistribution, ArmId, Cohort, DecisionId, Features, ParameterSet, Phase, Policy, RiskTier,
+    Selection, SelectionKey, TaskFeatures,
 };
 use tuneloop_counterfactual::LoggedDecision;
 use tuneloop_counterfactual::log::LOG_SCHEMA_VERSION;
@@ -69,6 +70,8 @@ struct Assigned {
     phase: Option<Phase>,
     cohort: Cohort,
     shadow: bool,
+    /// In shadow: the share of requests served the candidate's choice.
+    probe: f64,
 }
 
 /// The applied choice and who made it.
@@ -234,18 +237,27 @@ fn assign(task: &TaskState, key: Option<&str>, selection: &SelectionKey) -> Assi
                 phase: Some(a.phase),
                 cohort: a.cohort,
                 shadow: a.shadow,
+                probe: r.config().proof.shadow_probe,
             }
         }
         None => Assigned {
             phase: None,
             cohort: Cohort::Candidate,
             shadow: false,
+            probe: 0.0,
         },
     }
 }
 
+/// The logging policy of a probed shadow decision.
+pub(crate) const SHADOW_PROBE_KIND: &str = "shadow-probe";
+
 /// The learner chooses; in the baseline cohort (and in shadow) the
-/// incumbent's choice is applied instead.
+/// incumbent's choice is applied instead, except that in shadow a share
+/// `probe` of requests gets the learner's choice: the decision is drawn
+/// from `(1 − probe) · incumbent + probe · candidate`, whose probability of
+/// the drawn arm is logged, so the shadow log supports an off-policy
+/// estimate of the candidate (see [`tuneloop_rollout::proof`]).
 fn choose(
     task: &TaskState,
     x: &Features,
@@ -280,6 +292,28 @@ fn choose(
         )?;
         &changed
     };
+    if assigned.shadow && assigned.probe > 0.0 {
+        let base = baseline.distribution(x, eligible)?;
+        let (arms, probabilities): (Vec<usize>, Vec<f64>) = base
+            .iter()
+            .map(|(a, p)| {
+                let candidate = if a == learned.arm {
+                    assigned.probe
+                } else {
+                    0.0
+                };
+                (a, (1.0 - assigned.probe) * p + candidate)
+            })
+            .unzip();
+        let mixture = ActionDistribution::new(arms, probabilities, false)?;
+        return Ok(Choice {
+            selection: mixture.sample(probe_uniform(key)),
+            cohort: Cohort::Baseline,
+            shadow_arm: Some(learned.arm),
+            policy_kind: SHADOW_PROBE_KIND,
+            policy_version: task.baseline.version(),
+        });
+    }
     Ok(Choice {
         selection: baseline.select(x, eligible, key)?,
         cohort: Cohort::Baseline,
@@ -287,6 +321,15 @@ fn choose(
         policy_kind: task.baseline.kind(),
         policy_version: task.baseline.version(),
     })
+}
+
+/// A uniform draw for the shadow mixture, independent of the draws the
+/// learner made from the same key.
+fn probe_uniform(key: &SelectionKey) -> f64 {
+    let mut h = StableHasher::new();
+    h.write_str("tuneloop.shadow-probe.v1");
+    h.write_bytes(&key.rng_seed());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The log record of a decision, waiting for its outcome.
@@ -323,6 +366,7 @@ pub(crate) fn decision_record(
         policy_version: rec.policy_version,
         cohort: Some(rec.cohort),
         phase: rec.phase,
+        shadow_arm: rec.shadow_arm,
         timestamp: now,
         outcome: None,
         reward: None,

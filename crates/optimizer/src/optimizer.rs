@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tuneloop_core::{Clock, Cohort, DecisionId, Featurizer, Phase, RewardFunction, SelectionKey};
 use tuneloop_gates::{Budget, QualityFloor};
-use tuneloop_rollout::{CohortSummary, RolloutEvent, RolloutManager};
+use tuneloop_rollout::{CohortSummary, RolloutEvent, RolloutManager, Verdict};
 
 use crate::counters::{AtomicCounters, Counters, add};
 use crate::error::{Error, Result};
@@ -224,7 +224,8 @@ impl Optimizer {
 
     /// The state of a task type's rollout, if it has one: phase, whether it
     /// is held, the candidate's share of traffic, both cohorts' SLO
-    /// statistics and the last events (at most 50).
+    /// statistics, the proof's latest verdict and the last events (at most
+    /// 50).
     ///
     /// # Errors
     /// [`Error::UnknownTaskType`].
@@ -240,6 +241,7 @@ impl Optimizer {
             candidate_fraction: r.candidate_fraction(),
             baseline: r.monitor().summary(Cohort::Baseline),
             candidate: r.monitor().summary(Cohort::Candidate),
+            last_verdict: r.last_verdict().cloned(),
             recent_events: history[history.len().saturating_sub(50)..].to_vec(),
         }))
     }
@@ -311,6 +313,8 @@ pub struct RolloutStatus {
     pub baseline: CohortSummary,
     /// The candidate cohort's SLO statistics.
     pub candidate: CohortSummary,
+    /// The latest verdict of the candidate's proof, if any.
+    pub last_verdict: Option<Verdict>,
     /// The last events, oldest first (at most 50).
     pub recent_events: Vec<RolloutEvent>,
 }

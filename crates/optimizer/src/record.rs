@@ -6,9 +6,9 @@ use std::sync::PoisonError;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tuneloop_core::{ArmId, Cohort, DecisionId, Features, TaskFeatures, TaskOutcome};
+use tuneloop_core::{ArmId, Cohort, DecisionId, Features, Phase, TaskFeatures, TaskOutcome};
 use tuneloop_counterfactual::LoggedDecision;
-use tuneloop_rollout::{Observation, RolloutEvent};
+use tuneloop_rollout::{Observation, RolloutEvent, ShadowRound};
 
 use crate::counters::{add, add_reward};
 use crate::decide::{Recommendation, decision_record};
@@ -84,19 +84,21 @@ impl Optimizer {
         if let Some(f) = &inner.floor {
             f.observe(&record.task_type, record.arm_id, outcome.quality)?;
         }
-        let events = self.observe_rollout(task, &record, outcome, now)?;
+        let events = self.observe_rollout(task, &record, outcome, reward, now)?;
         add(&inner.counters.outcomes, 1);
         add_reward(&inner.counters, reward);
         self.log(record);
         Ok(events)
     }
 
-    /// Feeds the SLO monitor of `task`'s rollout, if it has one.
+    /// Feeds `task`'s rollout, if it has one: the SLO monitor, the cohort
+    /// rewards of canary and guarded, and in shadow the off-policy proof.
     fn observe_rollout(
         &self,
         task: &TaskState,
         record: &LoggedDecision,
         outcome: &TaskOutcome,
+        reward: f64,
         now: DateTime<Utc>,
     ) -> Result<Vec<RolloutEvent>> {
         let (Some(r), Some(cohort)) = (&task.rollout, record.cohort) else {
@@ -113,7 +115,21 @@ impl Optimizer {
             .apply_hold(&mut rollout, now)
             .into_iter()
             .collect();
+        rollout.observe_reward(cohort, reward)?;
         events.extend(rollout.observe(cohort, o, now)?);
+        if let (Some(candidate_arm), Some(Phase::Shadow)) = (record.shadow_arm, record.phase) {
+            // The pair is only defined where the incumbent could be served.
+            if record.eligible.contains(&task.incumbent) {
+                let round = ShadowRound {
+                    reward,
+                    arm: record.arm,
+                    propensity: record.propensity,
+                    candidate_arm,
+                    incumbent_arm: task.incumbent,
+                };
+                events.extend(rollout.observe_shadow(round, now)?);
+            }
+        }
         drop(rollout);
         let task_type = &*record.task_type;
         for e in &events {

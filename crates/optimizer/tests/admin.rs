@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tuneloop::admin::{AdminConfig, serve};
 use tuneloop::core::{ArmSet, ManualClock, Phase, TaskFeatures, TaskOutcome};
 use tuneloop::gates::TrustRegion;
-use tuneloop::rollout::RolloutConfig;
+use tuneloop::rollout::{ProofConfig, RolloutConfig};
 use tuneloop::{Optimizer, RecommendOptions, RuntimeConfig, RuntimeConfigStore, TaskTypeConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -189,8 +189,19 @@ async fn the_endpoint_exposes_metrics_changes_the_config_and_drives_rollouts() -
         .send()
         .await?;
     assert_eq!(posted.status(), StatusCode::OK);
+    // In shadow the incumbent's uniform choice is mixed with the
+    // candidate's on a 5% probe.
     let rec = ask("code")?;
-    assert!((rec.propensity - 0.25).abs() < 1e-12, "{}", rec.propensity);
+    let probe = if Some(rec.arm) == rec.shadow_arm {
+        0.05
+    } else {
+        0.0
+    };
+    assert!(
+        (rec.propensity - (0.95 * 0.25 + probe)).abs() < 1e-12,
+        "{}",
+        rec.propensity
+    );
     let back: RuntimeConfig = http
         .get(format!("{base}/runtime-config"))
         .bearer_auth(TOKEN)
@@ -301,6 +312,11 @@ async fn an_approval_promotes_and_an_operator_rollback_holds() -> TestResult {
                 shadow_min_baseline_samples: 20,
                 min_dwell: [std::time::Duration::ZERO; 3],
                 approval_required: vec![Phase::Shadow],
+                // The approval's mechanics, not the candidate's proof.
+                proof: ProofConfig {
+                    required: false,
+                    ..ProofConfig::default()
+                },
                 ..RolloutConfig::default()
             }),
         )

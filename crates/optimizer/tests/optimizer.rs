@@ -393,7 +393,7 @@ fn budgets_and_request_constraints_restrict_the_choice() -> TestResult {
 }
 
 #[test]
-fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
+fn a_better_candidate_proves_itself_and_reaches_general() -> TestResult {
     let c = clock();
     let cfg = RolloutConfig {
         min_dwell: [10, 10, 10].map(std::time::Duration::from_secs),
@@ -402,6 +402,9 @@ fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
         guarded_min_samples: 100,
         ..RolloutConfig::default()
     };
+    let chain = Arc::new(std::sync::Mutex::new(
+        tuneloop::gates::Provenance::in_memory(),
+    ));
     let opt = Optimizer::builder()
         .task_type(
             "code",
@@ -409,6 +412,7 @@ fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
         )
         .seed(4)
         .clock(Arc::new(c.clone()))
+        .provenance(chain.clone())
         .build()?;
     assert_eq!(opt.phase("code")?, Some(Phase::Shadow));
     for i in 0..20_000 {
@@ -426,10 +430,34 @@ fn a_rollout_reaches_general_on_equal_quality() -> TestResult {
                 "shadow: the learner's choice is computed"
             );
         }
-        opt.record_outcome(rec.decision_id, &TaskOutcome::success(0.8, 700.0))?;
+        // The incumbent (arm 4) earns 0.6, every other arm 0.8.
+        let quality = if rec.arm == 4 { 0.6 } else { 0.8 };
+        opt.record_outcome(rec.decision_id, &TaskOutcome::success(quality, 700.0))?;
         c.advance(Duration::seconds(1));
         if opt.phase("code")? == Some(Phase::General) {
             assert_eq!(opt.counters().promotions, 3);
+            // Shadow was left on two passing off-policy windows, canary
+            // and guarded on on-policy verdicts.
+            let status = opt.rollout_status("code")?.ok_or("a rollout")?;
+            let verdict = status.last_verdict.ok_or("a verdict")?;
+            assert!(verdict.passed, "{verdict:?}");
+            // Every verdict and promotion is in the provenance chain, which
+            // verifies.
+            let chain = chain.lock().map_err(|_| "poisoned")?;
+            let records = chain.records();
+            tuneloop::gates::provenance::verify(records)?;
+            let count = |actor: &str| records.iter().filter(|r| r.change.actor == actor).count();
+            assert_eq!(count("rollout"), 3, "three promotions");
+            assert!(
+                count("rollout proof") >= 4,
+                "two shadow windows, two on-policy verdicts"
+            );
+            let first = records
+                .iter()
+                .find(|r| r.change.actor == "rollout proof")
+                .ok_or("a verdict record")?;
+            assert_eq!(first.change.details["event"]["event"], "verdict");
+            assert_eq!(first.change.details["task_type"], "code");
             return Ok(());
         }
     }

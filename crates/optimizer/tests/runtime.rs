@@ -168,7 +168,8 @@ fn the_runtime_configuration_takes_effect_on_the_next_decision() -> TestResult {
         .temperatures([0.0, 0.5, 1.0, 1.5])
         .build()?;
     let clock = ManualClock::new(chrono::DateTime::UNIX_EPOCH);
-    // In shadow, the incumbent (arm 0) serves with the exploration floor.
+    // In shadow, the incumbent (arm 0) serves with the exploration floor,
+    // mixed with the candidate's choice on a 5% probe.
     let o = Optimizer::builder()
         .task_type(
             "code",
@@ -185,15 +186,22 @@ fn the_runtime_configuration_takes_effect_on_the_next_decision() -> TestResult {
             &RecommendOptions::default(),
         )
     };
-    let propensity_of_incumbent = |rate: f64| (1.0 - rate) + rate / 4.0;
+    let propensity = |rate: f64, rec: &tuneloop::Recommendation| {
+        let incumbent = if rec.arm == 0 { 1.0 - rate } else { 0.0 };
+        let probe = if Some(rec.arm) == rec.shadow_arm {
+            0.05
+        } else {
+            0.0
+        };
+        0.95 * (incumbent + rate / 4.0) + probe
+    };
     let rec = ask()?;
-    assert_eq!(rec.arm, 0);
-    assert!((rec.propensity - propensity_of_incumbent(0.0)).abs() < 1e-12);
+    assert!((rec.propensity - propensity(0.0, &rec)).abs() < 1e-12);
     // The rate, then a task type's own rate, on the very next decision.
     store.update(|c| c.exploration_rate = 1.0)?;
     let rec = ask()?;
     assert!(
-        (rec.propensity - 0.25).abs() < 1e-12,
+        (rec.propensity - propensity(1.0, &rec)).abs() < 1e-12,
         "uniform: {}",
         rec.propensity
     );
@@ -207,11 +215,7 @@ fn the_runtime_configuration_takes_effect_on_the_next_decision() -> TestResult {
         );
     })?;
     let rec = ask()?;
-    if rec.arm == 0 {
-        assert!((rec.propensity - propensity_of_incumbent(0.5)).abs() < 1e-12);
-    } else {
-        assert!((rec.propensity - 0.5 / 4.0).abs() < 1e-12);
-    }
+    assert!((rec.propensity - propensity(0.5, &rec)).abs() < 1e-12);
     let err = store
         .update(|c| {
             c.task_types.insert(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tuneloop::core::{ArmSet, Cohort, LatencyMetric, ManualClock, TaskFeatures, TaskOutcome};
-use tuneloop::rollout::{RolloutConfig, SloConfig};
+use tuneloop::rollout::{ProofConfig, RolloutConfig, SloConfig};
 use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -29,6 +29,11 @@ fn rollbacks(metric: LatencyMetric) -> Result<u64, Box<dyn std::error::Error>> {
             min_samples: 50,
             latency_metric: metric,
             ..SloConfig::default()
+        },
+        // The SLO's latency, not the candidate's proof.
+        proof: ProofConfig {
+            required: false,
+            ..ProofConfig::default()
         },
         ..RolloutConfig::default()
     };

@@ -3,8 +3,10 @@
 //! not cry wolf.
 //!
 //! - [`RolloutManager`] — phases, sticky cohort assignment by stable hash,
-//!   promotion after a minimum of samples and dwell time (and optional
-//!   approval), hold and resume, immediate rollback on a breach, events to
+//!   promotion after a minimum of samples and dwell time, the candidate's
+//!   [proof](proof) (an off-policy lower bound ≥ 0 in consecutive shadow
+//!   windows, on-policy non-inferiority in canary and guarded) and an
+//!   optional approval, hold and resume, immediate rollback on a breach, events to
 //!   callbacks and a history; serializable state; time passed in.
 //! - [`SloMonitor`] — per cohort: p50/p99 latency from a [`QuantileSketch`]
 //!   (1% relative error), mean quality, error rate; breach rules (default:
@@ -17,9 +19,14 @@
 //!
 //! ```
 //! use chrono::{Duration, Utc};
-//! use tuneloop_rollout::{Observation, RolloutConfig, RolloutManager};
+//! use tuneloop_rollout::{Observation, ProofConfig, RolloutConfig, RolloutManager};
 //! let t0 = Utc::now();
-//! let mut r = RolloutManager::new(RolloutConfig::default(), t0)?;
+//! // Promotion on samples and dwell time alone (see `proof` for the rest).
+//! let rules = RolloutConfig {
+//!     proof: ProofConfig { required: false, ..ProofConfig::default() },
+//!     ..RolloutConfig::default()
+//! };
+//! let mut r = RolloutManager::new(rules, t0)?;
 //! for i in 0..2_000 {
 //!     let a = r.assign(&format!("user-{i}"));
 //!     let o = Observation { latency_ms: 800.0, quality: 0.8, error: false };
@@ -32,6 +39,7 @@
 mod error;
 mod manager;
 mod monitor;
+pub mod proof;
 pub mod sequential;
 #[cfg(feature = "simulation")]
 pub mod simulation;
@@ -42,6 +50,7 @@ pub use manager::{
     Assignment, Listener, RollbackTarget, RolloutConfig, RolloutEvent, RolloutManager,
 };
 pub use monitor::{Breach, CohortStats, CohortSummary, Metric, Observation, SloConfig, SloMonitor};
+pub use proof::{ProofConfig, ProofEstimator, ShadowRound, Verdict, VerdictKind};
 pub use sketch::{QuantileSketch, RELATIVE_ACCURACY};
 pub use tuneloop_core::{Cohort, Phase};
 

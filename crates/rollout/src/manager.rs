@@ -12,6 +12,7 @@ use crate::error::{Error, Result, check};
 use tuneloop_core::{Cohort, Phase};
 
 use crate::monitor::{Breach, Observation, SloConfig, SloMonitor};
+use crate::proof::{CohortRewards, ProofConfig, ShadowProof, ShadowRound, Verdict};
 
 /// Where a rollback goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +52,9 @@ pub struct RolloutConfig {
     pub rollback_to: RollbackTarget,
     /// Breach rules.
     pub slo: SloConfig,
+    /// What the candidate must prove to leave each phase (see
+    /// [`proof`](crate::proof)).
+    pub proof: ProofConfig,
     /// Salt of the cohort hash (change it to reshuffle users).
     pub salt: String,
 }
@@ -67,6 +71,7 @@ impl Default for RolloutConfig {
             approval_required: Vec::new(),
             rollback_to: RollbackTarget::PreviousPhase,
             slo: SloConfig::default(),
+            proof: ProofConfig::default(),
             salt: "tuneloop".into(),
         }
     }
@@ -98,6 +103,7 @@ impl RolloutConfig {
                 "at most 100 years",
             )?;
         }
+        self.proof.check()?;
         self.slo.check()
     }
 
@@ -174,6 +180,9 @@ pub enum RolloutEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The candidate was evaluated against the incumbent (a shadow window
+    /// closed, or the cohorts of canary or guarded were compared).
+    Verdict(Box<Verdict>),
     /// Moved back by an operator; held until resumed.
     RolledBackByOperator {
         /// From.
@@ -205,7 +214,10 @@ impl fmt::Debug for Listeners {
 /// Requests are assigned to cohorts by a stable hash of their key, so a
 /// user stays in one cohort, and a key in the candidate cohort stays there
 /// as the share grows. Promotion needs the phase's minimum candidate
-/// observations, its minimum dwell time, no breach, and (if configured) an
+/// observations, its minimum dwell time, no breach, the candidate's
+/// [proof](crate::proof) (unless [`ProofConfig::required`] is off: shadow
+/// rounds through [`observe_shadow`](Self::observe_shadow), rewards through
+/// [`observe_reward`](Self::observe_reward)), and (if configured) an
 /// approval. A [`Breach`] from the [`SloMonitor`] rolls back at once and
 /// holds. Time comes from the caller (`now`); a clock that goes backwards
 /// is treated as standing still.
@@ -235,6 +247,15 @@ pub struct RolloutManager {
     approved: bool,
     last_now: DateTime<Utc>,
     monitor: SloMonitor,
+    /// The off-policy proof of shadow.
+    #[serde(default)]
+    shadow_proof: ShadowProof,
+    /// The on-policy comparison of the current phase.
+    #[serde(default)]
+    cohort_rewards: CohortRewards,
+    /// The current phase's on-policy comparison has passed.
+    #[serde(default)]
+    on_policy_passed: bool,
     history: Vec<RolloutEvent>,
     #[serde(skip)]
     listeners: Listeners,
@@ -260,6 +281,9 @@ impl RolloutManager {
             approved: false,
             last_now: now,
             monitor,
+            shadow_proof: ShadowProof::default(),
+            cohort_rewards: CohortRewards::default(),
+            on_policy_passed: false,
             history: Vec::new(),
             listeners: Listeners::default(),
         })
@@ -341,6 +365,68 @@ impl RolloutManager {
         self.baseline_at_entry = self.monitor.summary(Cohort::Baseline).observations;
         self.awaiting_approval = false;
         self.approved = false;
+        self.cohort_rewards = CohortRewards::default();
+        self.on_policy_passed = false;
+        if phase == Phase::Shadow {
+            // Back in shadow, the candidate proves itself again.
+            self.shadow_proof.reset_candidate();
+        }
+    }
+
+    /// The latest verdict, if any.
+    pub fn last_verdict(&self) -> Option<&Verdict> {
+        self.history.iter().rev().find_map(|e| match e {
+            RolloutEvent::Verdict(v) => Some(&**v),
+            _ => None,
+        })
+    }
+
+    /// Records a shadow round for the off-policy proof; when it closes a
+    /// window, returns the verdict (and the promotion it allows). Ignored
+    /// outside shadow (a decision made in shadow whose outcome arrives
+    /// after the promotion).
+    ///
+    /// # Errors
+    /// [`Error::InvalidObservation`] (nothing is recorded).
+    pub fn observe_shadow(
+        &mut self,
+        round: ShadowRound,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RolloutEvent>> {
+        round.validate()?;
+        if self.phase != Phase::Shadow {
+            return Ok(Vec::new());
+        }
+        let now = self.clock(now);
+        let mut events = Vec::new();
+        if let Some(v) = self.shadow_proof.add(&round, &self.config.proof, now) {
+            events.push(self.emit(RolloutEvent::Verdict(Box::new(v))));
+        }
+        events.extend(self.tick(now));
+        Ok(events)
+    }
+
+    /// Records a request's reward for the on-policy comparison of canary
+    /// and guarded (call it before [`observe`](Self::observe) of the same
+    /// request). Ignored in shadow and general.
+    ///
+    /// # Errors
+    /// [`Error::InvalidObservation`] for a reward that is not finite.
+    pub fn observe_reward(&mut self, cohort: Cohort, reward: f64) -> Result<()> {
+        if !reward.is_finite() {
+            return Err(Error::InvalidObservation {
+                field: "reward",
+                value: reward,
+                expected: "a finite reward",
+            });
+        }
+        if matches!(self.phase, Phase::Canary | Phase::Guarded) {
+            match cohort {
+                Cohort::Baseline => self.cohort_rewards.baseline.add(reward),
+                Cohort::Candidate => self.cohort_rewards.candidate.add(reward),
+            }
+        }
+        Ok(())
     }
 
     /// Records a request's observation; may roll back (on a breach) or
@@ -408,21 +494,51 @@ impl RolloutManager {
         if !(dwell_ok && samples_ok) {
             return Vec::new();
         }
+        let mut events = Vec::new();
+        if self.config.proof.required && !self.proved(now, &mut events) {
+            return events;
+        }
         if self.config.approval_required.contains(&self.phase) && !self.approved {
             if self.awaiting_approval {
                 return Vec::new();
             }
             self.awaiting_approval = true;
             let phase = self.phase;
-            return vec![self.emit(RolloutEvent::AwaitingApproval { phase, at: now })];
+            events.push(self.emit(RolloutEvent::AwaitingApproval { phase, at: now }));
+            return events;
         }
         let from = self.phase;
         self.enter(next, now);
-        vec![self.emit(RolloutEvent::Promoted {
+        events.push(self.emit(RolloutEvent::Promoted {
             from,
             to: next,
             at: now,
-        })]
+        }));
+        events
+    }
+
+    /// Whether the candidate has proved it may leave the phase: in shadow,
+    /// enough passing windows in a row; in canary and guarded, an on-policy
+    /// comparison that passed (made when due, its verdict pushed on
+    /// `events`).
+    fn proved(&mut self, now: DateTime<Utc>, events: &mut Vec<RolloutEvent>) -> bool {
+        let proof = &self.config.proof;
+        match self.phase {
+            Phase::Shadow => self.shadow_proof.proved(proof),
+            Phase::Canary | Phase::Guarded => {
+                if self.on_policy_passed {
+                    return true;
+                }
+                if !self.cohort_rewards.due(proof) {
+                    return false;
+                }
+                let v = self.cohort_rewards.evaluate(self.phase, proof, now);
+                self.on_policy_passed = v.passed;
+                events.push(self.emit(RolloutEvent::Verdict(Box::new(v))));
+                self.on_policy_passed
+            }
+            Phase::General => true,
+        }
     }
 
     /// Approves leaving the current phase.
@@ -497,6 +613,7 @@ impl RolloutManager {
         let now = self.clock(now);
         if self.rolled_back {
             self.monitor.reset_candidate();
+            self.shadow_proof.reset_candidate();
             self.enter(self.phase, now);
         }
         self.held = false;

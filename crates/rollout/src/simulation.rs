@@ -1,5 +1,7 @@
 //! Seeded simulations of whole rollouts, to measure the false-rollback rate
-//! (A/A: no true difference) and the detection of an injected breach.
+//! (A/A: no true difference) and the detection of an injected breach
+//! ([`simulate`]), and how often and how fast a candidate proves itself in
+//! shadow ([`simulate_proof`]).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::{RngExt, SeedableRng};
@@ -12,6 +14,7 @@ use tuneloop_core::{Cohort, Phase};
 
 use crate::manager::{RolloutConfig, RolloutEvent, RolloutManager};
 use crate::monitor::Observation;
+use crate::proof::ShadowRound;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +78,9 @@ fn observation(rng: &mut ChaCha8Rng, latency_factor: f64, quality_factor: f64) -
     }
 }
 
-/// Simulates `sim.runs` full rollouts under `config`.
+/// Simulates `sim.runs` full rollouts under `config`. The traffic has no
+/// arms, so the off-policy proof cannot be simulated here: the proof is not
+/// required in these runs (see [`simulate_proof`]).
 ///
 /// # Errors
 /// [`Error::InvalidSetting`](crate::Error::InvalidSetting) from `config`.
@@ -95,6 +100,7 @@ pub fn simulate(config: &RolloutConfig, sim: &SimulationConfig) -> Result<Simula
         rng.set_stream(run as u64);
         let mut cfg = config.clone();
         cfg.salt = format!("{}-{run}", config.salt);
+        cfg.proof.required = false;
         let mut r = RolloutManager::new(cfg, start)?;
         for i in 0..sim.max_requests {
             let now = start + Duration::nanoseconds(step_ns.saturating_mul(i as i64));
@@ -129,5 +135,151 @@ pub fn simulate(config: &RolloutConfig, sim: &SimulationConfig) -> Result<Simula
         rollback_rate: rolled_back as f64 / sim.runs.max(1) as f64,
         median_candidate_observations_to_rollback: to_rollback.get(to_rollback.len() / 2).copied(),
         rollbacks_by_metric: by_metric,
+    })
+}
+
+/// A shadow to simulate: `arms` arms with Bernoulli rewards, the incumbent
+/// arm 0 of mean `incumbent_reward`, a fixed candidate that always chooses
+/// arm 1 of mean `candidate_reward`, the others of mean
+/// `incumbent_reward − 0.1`. The logging policy is the facade's: the
+/// incumbent with a uniform exploration floor `exploration`, mixed with the
+/// candidate's choice on the config's
+/// [`shadow_probe`](crate::ProofConfig::shadow_probe) share of requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProofSimulation {
+    /// Independent shadows.
+    pub runs: usize,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Arms (at least 2).
+    pub arms: usize,
+    /// The incumbent's mean reward.
+    pub incumbent_reward: f64,
+    /// The candidate's mean reward.
+    pub candidate_reward: f64,
+    /// The incumbent's exploration floor.
+    pub exploration: f64,
+    /// Shadow rounds after which a run that has not left stops.
+    pub max_rounds: u64,
+}
+
+impl Default for ProofSimulation {
+    fn default() -> Self {
+        ProofSimulation {
+            runs: 200,
+            seed: 1,
+            arms: 10,
+            incumbent_reward: 0.5,
+            candidate_reward: 0.5,
+            exploration: 0.02,
+            max_rounds: 50_000,
+        }
+    }
+}
+
+/// How the shadows ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofReport {
+    /// Runs simulated.
+    pub runs: usize,
+    /// Runs whose candidate left shadow within `max_rounds`.
+    pub exits: usize,
+    /// Shadow rounds to the exit, over the runs that left: median.
+    pub median_rounds_to_exit: Option<u64>,
+    /// 90th percentile of the same (nearest rank).
+    pub p90_rounds_to_exit: Option<u64>,
+}
+
+/// Simulates `sim.runs` shadows under `config` (its dwell time and sample
+/// minimum of shadow apply; time advances a second per round) and counts
+/// the candidates that prove themselves.
+///
+/// # Errors
+/// [`Error::InvalidSetting`](crate::Error::InvalidSetting) from `config`,
+/// or from `sim` (fewer than 2 arms, a rate outside `[0, 1]`, a mean
+/// outside `[0, 1]`).
+pub fn simulate_proof(config: &RolloutConfig, sim: &ProofSimulation) -> Result<ProofReport> {
+    use crate::error::check;
+    check(
+        "arms",
+        sim.arms as f64,
+        (2..=4096).contains(&sim.arms),
+        "2 to 4096",
+    )?;
+    for (field, v) in [
+        ("exploration", sim.exploration),
+        ("incumbent_reward", sim.incumbent_reward),
+        ("candidate_reward", sim.candidate_reward),
+    ] {
+        check(field, v, (0.0..=1.0).contains(&v), "in [0, 1]")?;
+    }
+    let start: DateTime<Utc> = Utc
+        .timestamp_opt(1_700_000_000, 0)
+        .single()
+        .unwrap_or_default();
+    let k = sim.arms as f64;
+    let probe = config.proof.shadow_probe;
+    let floor = sim.exploration / k;
+    // The logging policy: arm 0 gets the incumbent's mass, arm 1 the
+    // probe's, every arm the floor.
+    let mu = |arm: usize| -> f64 {
+        let base = floor + if arm == 0 { 1.0 - sim.exploration } else { 0.0 };
+        (1.0 - probe) * base + if arm == 1 { probe } else { 0.0 }
+    };
+    let mean = |arm: usize| match arm {
+        0 => sim.incumbent_reward,
+        1 => sim.candidate_reward,
+        _ => (sim.incumbent_reward - 0.1).max(0.0),
+    };
+    let mut exits = Vec::new();
+    for run in 0..sim.runs {
+        let mut rng = ChaCha8Rng::seed_from_u64(sim.seed);
+        rng.set_stream(run as u64);
+        let mut r = RolloutManager::new(config.clone(), start)?;
+        for i in 0..sim.max_rounds {
+            let now = start + Duration::seconds(i as i64);
+            // Draw the logged arm from μ by inverse CDF.
+            let u: f64 = rng.random();
+            let mut arm = sim.arms - 1;
+            let mut cumulative = 0.0;
+            for a in 0..sim.arms {
+                cumulative += mu(a);
+                if u < cumulative {
+                    arm = a;
+                    break;
+                }
+            }
+            let reward = f64::from(u8::from(rng.random::<f64>() < mean(arm)));
+            let o = Observation {
+                latency_ms: 800.0,
+                quality: reward,
+                error: false,
+            };
+            r.observe(Cohort::Baseline, o, now)?;
+            let round = ShadowRound {
+                reward,
+                arm,
+                propensity: mu(arm),
+                candidate_arm: 1,
+                incumbent_arm: 0,
+            };
+            r.observe_shadow(round, now)?;
+            if r.phase() != Phase::Shadow {
+                exits.push(i + 1);
+                break;
+            }
+        }
+    }
+    exits.sort_unstable();
+    let rank = |q: f64| {
+        let n = exits.len();
+        (n > 0).then(|| exits[((q * n as f64).ceil() as usize).clamp(1, n) - 1])
+    };
+    Ok(ProofReport {
+        runs: sim.runs,
+        exits: exits.len(),
+        median_rounds_to_exit: rank(0.5),
+        p90_rounds_to_exit: rank(0.9),
     })
 }

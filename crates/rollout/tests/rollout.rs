@@ -1,14 +1,15 @@
 //! Rollout scenarios: sticky cohorts, the false-alarm rate under A/A,
-//! detection of injected breaches, approvals, holds, bad input.
+//! detection of injected breaches, approvals, holds, bad input, and the
+//! candidate's proof.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use tuneloop_rollout::simulation::{SimulationConfig, simulate};
+use tuneloop_rollout::simulation::{ProofSimulation, SimulationConfig, simulate, simulate_proof};
 use tuneloop_rollout::{
-    Cohort, Error, Metric, Observation, Phase, RollbackTarget, RolloutConfig, RolloutEvent,
-    RolloutManager,
+    Cohort, Error, Metric, Observation, Phase, ProofConfig, ProofEstimator, RollbackTarget,
+    RolloutConfig, RolloutEvent, RolloutManager, ShadowRound, VerdictKind,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -17,6 +18,18 @@ fn t0() -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000, 0)
         .single()
         .unwrap_or_default()
+}
+
+/// The default rules without the proof: these tests are about samples,
+/// dwell times, approvals and breaches (the proof has tests of its own).
+fn sample_rules() -> RolloutConfig {
+    RolloutConfig {
+        proof: ProofConfig {
+            required: false,
+            ..ProofConfig::default()
+        },
+        ..RolloutConfig::default()
+    }
 }
 
 fn ok_obs() -> Observation {
@@ -44,7 +57,7 @@ fn advance_to(r: &mut RolloutManager, phase: Phase, t: &mut DateTime<Utc>) -> Te
 
 #[test]
 fn cohorts_are_sticky_and_split_at_the_fraction() -> TestResult {
-    let mut r = RolloutManager::new(RolloutConfig::default(), t0())?;
+    let mut r = RolloutManager::new(sample_rules(), t0())?;
     let mut t = t0();
     advance_to(&mut r, Phase::Canary, &mut t)?;
     let n = 100_000;
@@ -74,7 +87,7 @@ fn cohorts_are_sticky_and_split_at_the_fraction() -> TestResult {
 #[test]
 fn a_a_rollouts_rarely_roll_back() -> TestResult {
     let report = simulate(
-        &RolloutConfig::default(),
+        &sample_rules(),
         &SimulationConfig {
             runs: 100,
             seed: 11,
@@ -100,7 +113,7 @@ fn injected_breaches_are_detected_quickly() -> TestResult {
         quality_factor: 0.9,
         ..SimulationConfig::default()
     };
-    let report = simulate(&RolloutConfig::default(), &both)?;
+    let report = simulate(&sample_rules(), &both)?;
     assert!(report.rollback_rate >= 0.99, "{report:?}");
     let median = report
         .median_candidate_observations_to_rollback
@@ -114,7 +127,7 @@ fn injected_breaches_are_detected_quickly() -> TestResult {
         runs: 50,
         ..both.clone()
     };
-    let r = simulate(&RolloutConfig::default(), &latency)?;
+    let r = simulate(&sample_rules(), &latency)?;
     assert!(
         r.rollback_rate >= 0.9 && r.rollbacks_by_metric[Metric::Latency as usize] >= 45,
         "{r:?}"
@@ -126,7 +139,7 @@ fn injected_breaches_are_detected_quickly() -> TestResult {
         runs: 50,
         ..both
     };
-    let r = simulate(&RolloutConfig::default(), &quality)?;
+    let r = simulate(&sample_rules(), &quality)?;
     assert!(
         r.rollback_rate >= 0.9 && r.rollbacks_by_metric[Metric::Quality as usize] >= 45,
         "{r:?}"
@@ -138,7 +151,7 @@ fn injected_breaches_are_detected_quickly() -> TestResult {
 fn a_breach_rolls_back_at_once_with_evidence_and_holds() -> TestResult {
     let cfg = RolloutConfig {
         rollback_to: RollbackTarget::Shadow,
-        ..RolloutConfig::default()
+        ..sample_rules()
     };
     let mut r = RolloutManager::new(cfg, t0())?;
     let seen = Arc::new(AtomicUsize::new(0));
@@ -227,7 +240,7 @@ fn a_breach_rolls_back_at_once_with_evidence_and_holds() -> TestResult {
 fn approval_gates_promotion() -> TestResult {
     let cfg = RolloutConfig {
         approval_required: vec![Phase::Shadow],
-        ..RolloutConfig::default()
+        ..sample_rules()
     };
     let mut r = RolloutManager::new(cfg, t0())?;
     assert!(matches!(
@@ -266,7 +279,7 @@ fn approval_gates_promotion() -> TestResult {
 
 #[test]
 fn bad_input_and_a_clock_going_backwards() -> TestResult {
-    let mut r = RolloutManager::new(RolloutConfig::default(), t0())?;
+    let mut r = RolloutManager::new(sample_rules(), t0())?;
     for (o, field) in [
         (
             Observation {
@@ -314,7 +327,7 @@ fn bad_input_and_a_clock_going_backwards() -> TestResult {
         RolloutManager::new(
             RolloutConfig {
                 canary_fraction: 1.5,
-                ..RolloutConfig::default()
+                ..sample_rules()
             },
             t0()
         )
@@ -324,7 +337,7 @@ fn bad_input_and_a_clock_going_backwards() -> TestResult {
         RolloutManager::new(
             RolloutConfig {
                 guarded_fraction: 0.01,
-                ..RolloutConfig::default()
+                ..sample_rules()
             },
             t0()
         )
@@ -335,7 +348,7 @@ fn bad_input_and_a_clock_going_backwards() -> TestResult {
 
 #[test]
 fn state_survives_serialization() -> TestResult {
-    let mut r = RolloutManager::new(RolloutConfig::default(), t0())?;
+    let mut r = RolloutManager::new(sample_rules(), t0())?;
     let mut t = t0();
     advance_to(&mut r, Phase::Canary, &mut t)?;
     let json = serde_json::to_string(&r)?;
@@ -358,7 +371,7 @@ fn with(json: &serde_json::Value, pointer: &str, value: serde_json::Value) -> St
 
 #[test]
 fn tampered_monitor_statistics_are_refused_on_load() -> TestResult {
-    let mut r = RolloutManager::new(RolloutConfig::default(), t0())?;
+    let mut r = RolloutManager::new(sample_rules(), t0())?;
     let mut t = t0();
     advance_to(&mut r, Phase::Canary, &mut t)?;
     let json = serde_json::to_value(&r)?;
@@ -409,5 +422,178 @@ fn tampered_monitor_statistics_are_refused_on_load() -> TestResult {
             .ok_or(format!("{pointer} = {value} was accepted"))?;
         assert!(err.contains(expected), "{pointer} = {value}: {err}");
     }
+    Ok(())
+}
+
+/// A shadow round of a candidate that always chooses arm 1 against the
+/// incumbent's arm 0, logged with propensity `mu`.
+fn shadow_round(arm: usize, reward: f64, mu: f64) -> ShadowRound {
+    ShadowRound {
+        reward,
+        arm,
+        propensity: mu,
+        candidate_arm: 1,
+        incumbent_arm: 0,
+    }
+}
+
+#[test]
+fn shadow_is_left_after_consecutive_passing_windows_only() -> TestResult {
+    let cfg = RolloutConfig {
+        shadow_min_baseline_samples: 0,
+        min_dwell: [std::time::Duration::ZERO; 3],
+        proof: ProofConfig {
+            window: 40,
+            consecutive: 2,
+            estimator: ProofEstimator::Ipw,
+            ..ProofConfig::default()
+        },
+        ..RolloutConfig::default()
+    };
+    let mut r = RolloutManager::new(cfg, t0())?;
+    // A window where the candidate's arm (logged with probability 1/2)
+    // always earns 1 and the incumbent's 0: paired IPW values 2 and 0,
+    // mean 1, lower bound > 0.
+    let good = |r: &mut RolloutManager| -> Result<Vec<RolloutEvent>, Error> {
+        let mut events = Vec::new();
+        for i in 0..40 {
+            let round = if i % 2 == 0 {
+                shadow_round(1, 1.0, 0.5)
+            } else {
+                shadow_round(0, 0.0, 0.5)
+            };
+            events.extend(r.observe_shadow(round, t0())?);
+        }
+        Ok(events)
+    };
+    // The reverse: mean −1, fails.
+    let bad = |r: &mut RolloutManager| -> Result<Vec<RolloutEvent>, Error> {
+        let mut events = Vec::new();
+        for i in 0..40 {
+            let round = if i % 2 == 0 {
+                shadow_round(1, 0.0, 0.5)
+            } else {
+                shadow_round(0, 1.0, 0.5)
+            };
+            events.extend(r.observe_shadow(round, t0())?);
+        }
+        Ok(events)
+    };
+    let verdicts = |events: &[RolloutEvent]| -> Vec<(bool, u32)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                RolloutEvent::Verdict(v) => Some((v.passed, v.consecutive)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(verdicts(&good(&mut r)?), [(true, 1)]);
+    assert_eq!(r.phase(), Phase::Shadow);
+    // A failing window resets the run.
+    assert_eq!(verdicts(&bad(&mut r)?), [(false, 0)]);
+    assert_eq!(verdicts(&good(&mut r)?), [(true, 1)]);
+    assert_eq!(r.phase(), Phase::Shadow);
+    let events = good(&mut r)?;
+    assert_eq!(verdicts(&events), [(true, 2)]);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        RolloutEvent::Promoted {
+            from: Phase::Shadow,
+            to: Phase::Canary,
+            ..
+        }
+    )));
+    let v = r.last_verdict().ok_or("a verdict")?;
+    assert!((v.estimate - 1.0).abs() < 1e-12 && v.rounds == 40 && v.window == 4);
+    // Shadow rounds arriving after the promotion are ignored.
+    assert!(
+        r.observe_shadow(shadow_round(1, 1.0, 0.5), t0())?
+            .is_empty()
+    );
+    Ok(())
+}
+
+#[test]
+fn canary_is_left_only_when_the_candidate_cohort_is_not_inferior() -> TestResult {
+    let cfg = RolloutConfig {
+        shadow_min_baseline_samples: 0,
+        canary_min_samples: 50,
+        min_dwell: [std::time::Duration::ZERO; 3],
+        proof: ProofConfig {
+            window: 30,
+            consecutive: 1,
+            non_inferiority_margin: 0.02,
+            ..ProofConfig::default()
+        },
+        slo: tuneloop_rollout::SloConfig {
+            min_baseline_samples: 1_000_000,
+            ..tuneloop_rollout::SloConfig::default()
+        },
+        ..RolloutConfig::default()
+    };
+    let mut r = RolloutManager::new(cfg, t0())?;
+    for i in 0..30 {
+        r.observe_shadow(shadow_round(i % 2, (i % 2) as f64, 0.5), t0())?;
+    }
+    assert_eq!(r.phase(), Phase::Canary);
+    // The candidate cohort earns 0.5 on average, the baseline 0.8.
+    let mut verdicts = Vec::new();
+    for i in 0..2_000u64 {
+        let a = r.assign(&format!("c{i}"));
+        let reward = match a.cohort {
+            Cohort::Candidate => (i % 2) as f64,
+            Cohort::Baseline => 0.8,
+        };
+        r.observe_reward(a.cohort, reward)?;
+        for e in r.observe(a.cohort, ok_obs(), t0())? {
+            if let RolloutEvent::Verdict(v) = e {
+                verdicts.push(*v);
+            }
+        }
+    }
+    assert_eq!(r.phase(), Phase::Canary, "an inferior candidate stays");
+    let first = verdicts.first().ok_or("a verdict")?;
+    assert_eq!(first.kind, VerdictKind::OnPolicy);
+    assert!(!first.passed && first.estimate < -0.2, "{first:?}");
+    // Re-evaluated once per window of new candidate observations, not on
+    // every request.
+    let candidates = r.monitor().summary(Cohort::Candidate).observations;
+    assert!(
+        verdicts.len() as u64 <= (candidates - 50) / 30 + 1,
+        "{}",
+        verdicts.len()
+    );
+    assert!(r.observe_reward(Cohort::Candidate, f64::NAN).is_err());
+    Ok(())
+}
+
+#[test]
+fn a_worse_candidate_stays_in_shadow_and_a_better_one_leaves() -> TestResult {
+    let cfg = RolloutConfig::default();
+    // Truly worse by 0.05 (0.45 against 0.5): 200 shadows of 50,000 rounds.
+    let worse = simulate_proof(
+        &cfg,
+        &ProofSimulation {
+            runs: 200,
+            seed: 21,
+            candidate_reward: 0.45,
+            ..ProofSimulation::default()
+        },
+    )?;
+    // Target: at most 5% exits (each window passes with probability
+    // below 1%, two in a row are needed).
+    assert!(worse.exits <= 10, "{worse:?}");
+    let better = simulate_proof(
+        &cfg,
+        &ProofSimulation {
+            runs: 200,
+            seed: 22,
+            candidate_reward: 0.6,
+            ..ProofSimulation::default()
+        },
+    )?;
+    assert!(better.exits >= 190, "{better:?}");
+    println!("worse: {worse:?}\nbetter: {better:?}");
     Ok(())
 }
