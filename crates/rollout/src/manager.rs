@@ -422,8 +422,8 @@ impl RolloutManager {
         }
         if matches!(self.phase, Phase::Canary | Phase::Guarded) {
             match cohort {
-                Cohort::Baseline => self.cohort_rewards.baseline.add(reward),
-                Cohort::Candidate => self.cohort_rewards.candidate.add(reward),
+                Cohort::Baseline => self.cohort_rewards.baseline.push(reward),
+                Cohort::Candidate => self.cohort_rewards.candidate.push(reward),
             }
         }
         Ok(())

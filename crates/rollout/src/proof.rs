@@ -34,6 +34,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
+use tuneloop_core::stats::Moments;
 use tuneloop_core::{MAX_ARMS, Phase};
 
 use crate::error::{Error, Result, check};
@@ -236,41 +237,10 @@ pub struct Verdict {
     pub at: DateTime<Utc>,
 }
 
-/// Count, sum and sum of squares: a mean and its standard error.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Moments {
-    n: u64,
-    sum: f64,
-    sum_sq: f64,
-}
-
-impl Moments {
-    pub(crate) fn add(&mut self, v: f64) {
-        self.n = self.n.saturating_add(1);
-        self.sum += v;
-        self.sum_sq += v * v;
-    }
-
-    fn mean(&self) -> f64 {
-        if self.n == 0 {
-            0.0
-        } else {
-            self.sum / self.n as f64
-        }
-    }
-
-    /// Unbiased sample variance (0 below two values).
-    fn variance(&self) -> f64 {
-        if self.n < 2 {
-            return 0.0;
-        }
-        let n = self.n as f64;
-        ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0)).max(0.0)
-    }
-
-    fn is_valid(&self) -> bool {
-        self.sum.is_finite() && self.sum_sq.is_finite() && self.sum_sq >= 0.0
-    }
+/// Whether moments read from a file can be used: finite, a non-negative
+/// sum of squares, and a count that can still grow.
+fn usable(m: &Moments) -> bool {
+    m.mean.is_finite() && m.m2.is_finite() && m.m2 >= 0.0 && m.n < u64::MAX
 }
 
 /// The shadow proof in progress.
@@ -305,7 +275,7 @@ impl TryFrom<ShadowProofState> for ShadowProof {
                 s.arms.len()
             ));
         }
-        if !(s.current.is_valid() && s.arms.iter().all(Moments::is_valid)) {
+        if !(usable(&s.current) && s.arms.iter().all(usable)) {
             return Err("shadow proof sums are not finite".into());
         }
         Ok(ShadowProof {
@@ -322,13 +292,12 @@ impl ShadowProof {
     /// mean over every arm, else 0.
     fn q_hat(&self, arm: usize) -> f64 {
         match self.arms.get(arm) {
-            Some(m) if m.n > 0 => m.mean(),
+            Some(m) if m.n > 0 => m.mean,
             _ => {
-                let (n, s) = self
-                    .arms
-                    .iter()
-                    .fold((0u64, 0.0), |(n, s), m| (n + m.n, s + m.sum));
-                if n > 0 { s / n as f64 } else { 0.0 }
+                let (n, s) = self.arms.iter().fold((0.0, 0.0), |(n, s), m| {
+                    (n + m.n as f64, s + m.mean * m.n as f64)
+                });
+                if n > 0.0 { s / n } else { 0.0 }
             }
         }
     }
@@ -357,17 +326,17 @@ impl ShadowProof {
         now: DateTime<Utc>,
     ) -> Option<Verdict> {
         let d = self.paired_value(r, config.estimator);
-        self.current.add(d);
+        self.current.push(d);
         if self.arms.len() <= r.arm {
             self.arms.resize(r.arm + 1, Moments::default());
         }
-        self.arms[r.arm].add(r.reward);
+        self.arms[r.arm].push(r.reward);
         if self.current.n < config.window {
             return None;
         }
         let window = std::mem::take(&mut self.current);
         self.windows = self.windows.saturating_add(1);
-        let estimate = window.mean();
+        let estimate = window.mean;
         let standard_error = (window.variance() / window.n as f64).sqrt();
         let lower_bound = estimate - config.z() * standard_error;
         let passed = lower_bound >= 0.0;
@@ -430,7 +399,7 @@ impl TryFrom<CohortRewardsState> for CohortRewards {
     type Error = String;
 
     fn try_from(s: CohortRewardsState) -> std::result::Result<Self, String> {
-        if !(s.baseline.is_valid() && s.candidate.is_valid()) {
+        if !(usable(&s.baseline) && usable(&s.candidate)) {
             return Err("cohort reward sums are not finite".into());
         }
         Ok(CohortRewards {
@@ -461,7 +430,7 @@ impl CohortRewards {
         self.evaluations = self.evaluations.saturating_add(1);
         self.last_evaluated = self.candidate.n;
         let (c, b) = (&self.candidate, &self.baseline);
-        let estimate = c.mean() - b.mean();
+        let estimate = c.mean - b.mean;
         let se = |m: &Moments| {
             if m.n == 0 {
                 f64::INFINITY
@@ -565,10 +534,10 @@ mod tests {
         let config = ProofConfig::default();
         let mut c = CohortRewards::default();
         for v in [1.0, 0.0, 1.0, 1.0] {
-            c.candidate.add(v);
+            c.candidate.push(v);
         }
         for v in [0.5, 0.5, 1.0, 0.0, 0.5] {
-            c.baseline.add(v);
+            c.baseline.push(v);
         }
         let v = c.evaluate(Phase::Canary, &config, Utc::now());
         // Means 0.75 and 0.5; variances 0.25 and 0.125.
