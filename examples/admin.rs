@@ -10,6 +10,10 @@
 //! curl -X POST http://127.0.0.1:PORT/rollouts/answer/hold -d '{"reason": "looking"}'
 //! ```
 //!
+//! and open `http://127.0.0.1:PORT/` in a browser: the live dashboard (the
+//! report's charts over the decision log so far, the rollout now, the
+//! candidate's proof and every rollout change), refreshed on reload.
+//!
 //! `TUNELOOP_ADMIN_ADDR` sets the address (default 127.0.0.1 on a free
 //! port) and `TUNELOOP_ADMIN_TOKEN` a bearer token (needed off loopback).
 //! The simulated backend: quality peaks at temperature 0.3, latency grows
@@ -21,6 +25,8 @@ use std::time::Duration;
 use tuneloop::admin::{AdminConfig, serve};
 use tuneloop::core::hash::splitmix64;
 use tuneloop::core::{ArmSet, ParameterSet, TaskFeatures, TaskOutcome};
+use tuneloop::counterfactual::JsonlLog;
+use tuneloop::gates::Provenance;
 use tuneloop::rollout::{RolloutConfig, SloConfig};
 use tuneloop::{Optimizer, RecommendOptions, RuntimeConfig, RuntimeConfigStore, TaskTypeConfig};
 
@@ -51,6 +57,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .position(|a| (a.params.temperature() - 0.7).abs() < 1e-9 && a.params.max_tokens() == 1024)
         .ok_or("incumbent arm")?;
     let store = Arc::new(RuntimeConfigStore::in_memory(RuntimeConfig::default())?);
+    let dir = tempfile::tempdir()?;
+    let log_path = dir.path().join("decisions.jsonl");
     let rollout = RolloutConfig {
         shadow_min_baseline_samples: 500,
         canary_min_samples: 300,
@@ -71,6 +79,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .rollout(rollout),
         )
         .runtime_config(store)
+        .decision_log(Arc::new(JsonlLog::open(&log_path, 256 << 20, 2)?))
+        .provenance(Arc::new(std::sync::Mutex::new(Provenance::in_memory())))
         .seed(1)
         .build()?;
     let addr = match std::env::var("TUNELOOP_ADMIN_ADDR") {
@@ -78,7 +88,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => AdminConfig::default().addr,
     };
     let token = std::env::var("TUNELOOP_ADMIN_TOKEN").ok();
-    let admin = serve(optimizer.clone(), AdminConfig { addr, token }).await?;
+    let admin = serve(
+        optimizer.clone(),
+        AdminConfig {
+            addr,
+            token,
+            dashboard_log: Some(log_path.clone()),
+        },
+    )
+    .await?;
     println!("{}", admin.url());
     let mut seed = 7;
     for i in 0u64.. {

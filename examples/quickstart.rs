@@ -122,7 +122,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &RecommendOptions {
                 key: Some(&user),
                 constraints: fixed.then_some(&cap),
-                ..RecommendOptions::default()
             },
         )?;
         let outcome = call(&rec.params, size, &mut noise);
@@ -130,7 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         calls += 1;
         window.0 += recorded.reward;
         window.1 += 1;
-        if calls % 2_000 == 0 {
+        if calls.is_multiple_of(2_000) {
             println!(
                 "  calls {:>5}-{:>5}: average reward {:.3}",
                 calls - 1_999,
@@ -236,7 +235,10 @@ fn print_event(e: &RolloutEvent) {
             breach.baseline.p99_ms.unwrap_or(f64::NAN),
             breach.e_value
         ),
-        other => println!("  rollout: {}", serde_json::to_string(other).unwrap_or_default()),
+        other => println!(
+            "  rollout: {}",
+            serde_json::to_string(other).unwrap_or_default()
+        ),
     }
 }
 

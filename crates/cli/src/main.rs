@@ -120,6 +120,10 @@ enum Command {
         /// Scenario `traffic`: the decision log to write.
         #[arg(long)]
         log: Option<PathBuf>,
+        /// Scenario `traffic`: also write the rollouts' provenance chain
+        /// (every change and verdict of the proof) to this file.
+        #[arg(long)]
+        provenance: Option<PathBuf>,
     },
     /// Latency of the hot paths (p50/p99/max, nanoseconds).
     Bench {
@@ -151,6 +155,10 @@ enum Command {
         /// Seed of the bootstrap.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// A provenance chain (JSON Lines, from `OptimizerBuilder::provenance`):
+        /// adds the candidate's proof and every rollout change.
+        #[arg(long)]
+        provenance: Option<PathBuf>,
     },
     /// Benchmark suites, prompt refinement, the regression test's A/A rate.
     Eval {
@@ -255,7 +263,12 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 },
             },
         ),
-        Command::Report { log, out, seed } => report::run(&log, &out, seed),
+        Command::Report {
+            log,
+            out,
+            seed,
+            provenance,
+        } => report::run(&log, &out, seed, provenance.as_deref()),
         Command::Eval { command } => match *command {
             EvalCommand::Run { suite, options } => eval::run(&suite, options),
             EvalCommand::Serve { suite, options } => eval::serve(&suite, options),
@@ -285,6 +298,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             rounds,
             runs,
             log,
+            provenance,
         } => match (supervised, scenario) {
             _ if rewards.is_some() => replay::run(
                 rewards.as_deref().unwrap_or(std::path::Path::new("")),
@@ -298,7 +312,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 "rollout-breach" => simulate::scenario_rollout(true, runs, seed),
                 "rollout-proof" => simulate::scenario_rollout_proof(runs, seed),
                 "traffic" => match log {
-                    Some(log) => traffic::run(&log, rounds, seed),
+                    Some(log) => traffic::run(&log, provenance.as_deref(), rounds, seed),
                     None => Err(CliError::bad(
                         "--scenario traffic needs --log FILE (the decision log to write)",
                     )),

@@ -93,7 +93,12 @@ fn call(
         .with_cost((400.0 + 3.0 * used) * price)
 }
 
-pub(crate) fn run(log: &Path, rounds: usize, seed: u64) -> CliResult<Value> {
+pub(crate) fn run(
+    log: &Path,
+    provenance: Option<&Path>,
+    rounds: usize,
+    seed: u64,
+) -> CliResult<Value> {
     if rounds == 0 {
         return Err(CliError::bad("--rounds must be at least 1"));
     }
@@ -140,6 +145,11 @@ pub(crate) fn run(log: &Path, rounds: usize, seed: u64) -> CliResult<Value> {
         .log_queue(1 << 18)
         .clock(clock.clone())
         .seed(seed);
+    if let Some(path) = provenance {
+        let chain = tuneloop::gates::Provenance::open(path)
+            .map_err(|e| CliError::bad(format!("--provenance {}: {e}", path.display())))?;
+        builder = builder.provenance(Arc::new(std::sync::Mutex::new(chain)));
+    }
     for (name, _, _) in TASKS {
         builder = builder.task_type(
             name,

@@ -985,3 +985,79 @@ fn eval_run_writes_a_replay_file_that_simulate_replays() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn report_with_a_provenance_chain_draws_the_proof_and_lists_every_change() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("decisions.jsonl");
+    let chain = dir.path().join("provenance.jsonl");
+    let html = dir.path().join("report.html");
+    let sim = tuneloop(&[
+        "simulate",
+        "--scenario",
+        "traffic",
+        "--rounds",
+        "20000",
+        "--seed",
+        "3",
+        "--log",
+        &log.display().to_string(),
+        "--provenance",
+        &chain.display().to_string(),
+    ])?;
+    let s = stdout_json(&sim)?;
+    let events = s["rollout_events"].as_u64().ok_or("rollout_events")?;
+    assert!(events > 0, "{s}");
+    let out = tuneloop(&[
+        "report",
+        "--log",
+        &log.display().to_string(),
+        "--provenance",
+        &chain.display().to_string(),
+        "--out",
+        &html.display().to_string(),
+    ])?;
+    let v = stdout_json(&out)?;
+    // One record per rollout event of the run.
+    assert_eq!(v["provenance_records"].as_u64(), Some(events));
+    assert_eq!(v["charts"].as_array().map(Vec::len), Some(7));
+    let page = std::fs::read_to_string(&html)?;
+    let at = page.find("data-chart=\"proof\"").ok_or("no proof chart")?;
+    assert!(page[at..].contains("<svg") && page[at..].contains("the chain verifies"));
+    assert!(
+        page.contains("promoted from shadow to canary"),
+        "a promotion listed"
+    );
+    // A chain edited by hand is reported as such, not trusted silently.
+    let text = std::fs::read_to_string(&chain)?;
+    std::fs::write(&chain, text.replacen("promoted from", "moved from", 1))?;
+    let out = tuneloop(&[
+        "report",
+        "--log",
+        &log.display().to_string(),
+        "--provenance",
+        &chain.display().to_string(),
+        "--out",
+        &html.display().to_string(),
+    ])?;
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(&html)?;
+    assert!(
+        page.contains("the chain does not verify"),
+        "tampering shown"
+    );
+    // A file that is not a chain: exit 2 naming it.
+    std::fs::write(&chain, "not json\n")?;
+    let out = tuneloop(&[
+        "report",
+        "--log",
+        &log.display().to_string(),
+        "--provenance",
+        &chain.display().to_string(),
+        "--out",
+        &html.display().to_string(),
+    ])?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--provenance"));
+    Ok(())
+}

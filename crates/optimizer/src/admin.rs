@@ -5,6 +5,7 @@
 //!
 //! | route | what |
 //! |---|---|
+//! | `GET /` | the live dashboard: the report's charts drawn from the decision log ([`AdminConfig::dashboard_log`]) and the optimizer's state now, refreshed on reload |
 //! | `GET /health` | `{"status": "ok", ...}` (no token needed) |
 //! | `GET /metrics` | Prometheus text format (prometheus-client) |
 //! | `GET /runtime-config` | the runtime configuration, JSON |
@@ -14,7 +15,9 @@
 //!
 //! The endpoint listens on 127.0.0.1 by default. With a token, every route
 //! but `/health` needs `Authorization: Bearer TOKEN`; an address that is
-//! not loopback is refused without one.
+//! not loopback is refused without one. The dashboard also takes the
+//! token as `GET /?token=TOKEN`, for a browser (the address then holds
+//! the token: prefer a loopback address, or a proxy that adds the header).
 //!
 //! ```no_run
 //! # async fn run(optimizer: tuneloop::Optimizer) -> Result<(), tuneloop::Error> {
@@ -44,6 +47,8 @@
 //! `proof_consecutive` (passing shadow windows in a row).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use axum::Json;
@@ -51,7 +56,7 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -80,6 +85,13 @@ pub struct AdminConfig {
     /// The bearer token every route but `/health` needs (default none;
     /// required for an address that is not loopback).
     pub token: Option<String>,
+    /// The decision log file the dashboard draws its charts from (the
+    /// optimizer's [`JsonlLog`](crate::counterfactual::JsonlLog) path;
+    /// default none: the dashboard shows the rollouts and the provenance
+    /// chain only). Read whole on every load of the page, after the
+    /// optimizer's queued records are written: a page over a log of a
+    /// million decisions takes seconds.
+    pub dashboard_log: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -87,6 +99,7 @@ impl Default for AdminConfig {
         AdminConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            dashboard_log: None,
         }
     }
 }
@@ -96,6 +109,7 @@ impl std::fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("addr", &self.addr)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("dashboard_log", &self.dashboard_log)
             .finish()
     }
 }
@@ -133,6 +147,7 @@ impl AdminServer {
 struct Shared {
     optimizer: Optimizer,
     token: Option<String>,
+    dashboard_log: Option<Arc<PathBuf>>,
 }
 
 /// Starts the endpoint on the current tokio runtime.
@@ -167,8 +182,10 @@ pub async fn serve(optimizer: Optimizer, config: AdminConfig) -> Result<AdminSer
     let shared = Shared {
         optimizer,
         token: config.token,
+        dashboard_log: config.dashboard_log.map(Arc::new),
     };
     let protected = Router::new()
+        .route("/", get(dashboard))
         .route("/metrics", get(metrics))
         .route("/runtime-config", get(get_config).post(post_config))
         .route("/rollouts", get(rollouts))
@@ -209,11 +226,79 @@ async fn auth(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        // The dashboard, opened in a browser, may carry it in the query.
+        let in_query = request.uri().path() == "/"
+            && request.uri().query().is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| kv.strip_prefix("token=") == Some(token))
+            });
+        if given != Some(token.as_str()) && !in_query {
             return problem(StatusCode::UNAUTHORIZED, "a bearer token is needed");
         }
     }
     next.run(request).await
+}
+
+async fn dashboard(State(s): State<Shared>) -> Response {
+    let page = tokio::task::spawn_blocking(move || dashboard_page(&s)).await;
+    match page {
+        Ok(Ok(html)) => Html(html).into_response(),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The dashboard's page: the report over the log, with the rollouts now
+/// and the provenance chain (blocking: it reads the log).
+fn dashboard_page(s: &Shared) -> std::result::Result<String, String> {
+    use tuneloop_report::{LiveRollout, Options};
+    let o = &s.optimizer;
+    let mut live = Vec::new();
+    for t in o.task_types() {
+        if let Some(r) = o.rollout_status(t).map_err(|e| e.to_string())? {
+            live.push(LiveRollout {
+                task_type: t.to_owned(),
+                phase: r.phase,
+                held: r.held,
+                candidate_fraction: r.candidate_fraction,
+                baseline_observations: r.baseline.observations,
+                candidate_observations: r.candidate.observations,
+                last_verdict: r.last_verdict,
+            });
+        }
+    }
+    let chain = o.provenance_records();
+    let title = s
+        .dashboard_log
+        .as_ref()
+        .map_or_else(|| "no decision log".to_owned(), |p| p.display().to_string());
+    let options = Options {
+        title,
+        seed: 0,
+        provenance: &chain,
+        live: Some(live),
+    };
+    let Some(path) = &s.dashboard_log else {
+        return tuneloop_report::render_status(
+            &options,
+            "No decision log is configured (AdminConfig::dashboard_log): the charts need one.",
+        )
+        .map_err(|e| e.to_string());
+    };
+    // Every decision recorded so far is in the file before it is read.
+    o.flush_log();
+    match tuneloop_report::read_log(path, &|_| {}) {
+        Ok(log) => tuneloop_report::render(&log, &options, &|_| {})
+            .map(|r| r.html)
+            .map_err(|e| e.to_string()),
+        Err(tuneloop_report::Error::BadInput(why))
+            if !path.exists() || why.ends_with("no decision in the log") =>
+        {
+            tuneloop_report::render_status(&options, &format!("No decision yet: {why}."))
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn health(State(s): State<Shared>) -> Json<Value> {

@@ -281,6 +281,7 @@ impl OptimizerBuilder {
                 log,
                 counters: AtomicCounters::default(),
                 runtime: self.runtime,
+                provenance: self.provenance,
                 #[cfg(feature = "router")]
                 scorecard: self.scorecard,
             }),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tuneloop_core::{Clock, Cohort, DecisionId, Featurizer, Phase, RewardFunction, SelectionKey};
-use tuneloop_gates::{Budget, QualityFloor};
+use tuneloop_gates::{Budget, Provenance, ProvenanceRecord, QualityFloor};
 use tuneloop_rollout::{CohortSummary, RolloutEvent, RolloutManager, Verdict};
 
 use crate::counters::{AtomicCounters, Counters, add};
@@ -53,6 +53,7 @@ pub(crate) struct Inner {
     pub(crate) log: Option<LogWriter>,
     pub(crate) counters: AtomicCounters,
     pub(crate) runtime: Option<Arc<RuntimeConfigStore>>,
+    pub(crate) provenance: Option<Arc<Mutex<Provenance>>>,
     #[cfg(feature = "router")]
     pub(crate) scorecard: Option<Arc<tuneloop_providers::Scorecard>>,
 }
@@ -119,6 +120,17 @@ impl Optimizer {
     pub fn counters(&self) -> Counters {
         let log = self.inner.log.as_ref().map_or((0, 0), LogWriter::counts);
         self.inner.counters.read(log)
+    }
+
+    /// The records of the provenance chain the optimizer writes its
+    /// rollout changes to ([`OptimizerBuilder::provenance`](crate::OptimizerBuilder::provenance)),
+    /// oldest first; empty without one.
+    pub fn provenance_records(&self) -> Vec<ProvenanceRecord> {
+        self.inner
+            .provenance
+            .as_ref()
+            .map(|p| lock(p).records().to_vec())
+            .unwrap_or_default()
     }
 
     /// Waits until every decision recorded (or expired) before the call is

@@ -289,6 +289,7 @@ async fn a_non_loopback_address_needs_a_token() {
         AdminConfig {
             addr: "0.0.0.0:0".parse().unwrap_or_else(|e| panic!("{e}")),
             token: None,
+            ..AdminConfig::default()
         },
     )
     .await
@@ -399,4 +400,107 @@ async fn an_approval_promotes_and_an_operator_rollback_holds() -> TestResult {
     );
     admin.stop().await;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_draws_the_live_log_and_state() -> TestResult {
+    use tuneloop::counterfactual::JsonlLog;
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("decisions.jsonl");
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0, 1.5])
+        .build()?;
+    let chain = Arc::new(std::sync::Mutex::new(
+        tuneloop::gates::Provenance::in_memory(),
+    ));
+    let optimizer = Optimizer::builder()
+        .task_type(
+            "code",
+            TaskTypeConfig::new(arms).rollout(RolloutConfig::default()),
+        )
+        .decision_log(Arc::new(JsonlLog::open(&log, 1 << 20, 1)?))
+        .provenance(chain.clone())
+        .seed(3)
+        .build()?;
+    let admin = serve(
+        optimizer.clone(),
+        AdminConfig {
+            token: Some(TOKEN.into()),
+            dashboard_log: Some(log.clone()),
+            ..AdminConfig::default()
+        },
+    )
+    .await?;
+    let base = admin.url();
+    let http = reqwest::Client::new();
+    // Before any decision: the state, and why there are no charts.
+    let page = http
+        .get(format!("{base}/"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    assert_eq!(page.status(), StatusCode::OK);
+    let body = page.text().await?;
+    assert!(
+        body.contains("No decision yet") && body.contains("Rollouts now"),
+        "{body}"
+    );
+    for i in 0..60 {
+        let rec = optimizer.recommend_parameters(
+            "code",
+            &TaskFeatures::default(),
+            &RecommendOptions::default(),
+        )?;
+        optimizer.record_outcome(
+            rec.decision_id,
+            &TaskOutcome::success(0.5 + 0.005 * f64::from(i), 100.0),
+        )?;
+    }
+    optimizer.hold_rollout("code", "looking")?;
+    // The token in the query opens the page for a browser; a wrong one
+    // does not.
+    let wrong = http.get(format!("{base}/?token=nope")).send().await?;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let page = http.get(format!("{base}/?token={TOKEN}")).send().await?;
+    assert_eq!(page.status(), StatusCode::OK);
+    let content_type = page
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let body = page.text().await?;
+    // Every chart of the report, the proof's (the chain has a record), the
+    // rollout now, and the 60 decisions written before the page was made.
+    for chart in tuneloop_report_charts() {
+        assert!(
+            body.contains(&format!("data-chart=\"{chart}\"")),
+            "no {chart}"
+        );
+    }
+    assert!(
+        body.contains("<b>60</b><span>decisions</span>"),
+        "decisions card"
+    );
+    assert!(
+        body.contains("Rollouts now") && body.contains("held: looking"),
+        "state"
+    );
+    admin.stop().await;
+    Ok(())
+}
+
+/// The charts the dashboard draws: the report's six and the proof's.
+fn tuneloop_report_charts() -> [&'static str; 7] {
+    [
+        "reward-over-time",
+        "phase-timeline",
+        "quality-cost",
+        "estimators",
+        "drift",
+        "attribution",
+        "proof",
+    ]
 }

@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::analysis::{ArmPoint, Drift, Effect, Ope, Series, Timeline};
+use crate::analysis::{ArmPoint, Drift, Effect, Ope, Series, Timeline};
 
 const W: u32 = 960;
 const BLUE_: RGBColor = RGBColor(31, 119, 180);
@@ -493,4 +493,57 @@ pub(crate) fn attribution(effects: &[Effect]) -> Res<String> {
         "change in mean reward (95% robust interval)",
         true,
     )
+}
+
+/// The proof's verdicts in order: estimate, lower bound, threshold.
+pub(crate) fn proof(verdicts: &[(String, tuneloop_rollout::Verdict)]) -> Res<String> {
+    let n = verdicts.len().max(1) as f64;
+    let (lo, hi) = verdicts.iter().fold((0.0f64, 0.0f64), |(lo, hi), (_, v)| {
+        (
+            lo.min(v.lower_bound).min(v.threshold),
+            hi.max(v.estimate).max(v.threshold),
+        )
+    });
+    let (lo, hi) = padded(lo, hi);
+    svg(340, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..n + 1.0, lo..hi)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("verdict (in order)")
+            .y_desc("reward gain, candidate − incumbent")
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(vec![(0.0, 0.0), (n + 1.0, 0.0)], GRAY_))
+            .map_err(err)?;
+        for (i, (_, v)) in verdicts.iter().enumerate() {
+            let x = i as f64 + 1.0;
+            let colour = if v.passed { GREEN_ } else { RED_ };
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x, v.lower_bound), (x, v.estimate)],
+                    colour.stroke_width(3),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (x, v.estimate),
+                    4,
+                    colour.filled(),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x - 0.3, v.threshold), (x + 0.3, v.threshold)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
 }

@@ -1,21 +1,18 @@
-//! `tuneloop report --log DECISIONS.jsonl --out report.html`: one
-//! self-contained HTML page (inline SVG charts, inline CSS, a few lines of
-//! script that check the page) about a decision log.
-
-mod analysis;
-mod charts;
-mod load;
+//! The page: sections of charts and captions, the cards above them, and a
+//! self-check script.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::error::{CliError, CliResult};
+use crate::Log;
+use crate::analysis;
+use crate::charts;
+use crate::{Error, Options, Result};
 
 /// The charts every report has, in page order (`data-chart` names).
-pub(crate) const CHARTS: [&str; 6] = [
+pub const CHARTS: [&str; 6] = [
     "reward-over-time",
     "phase-timeline",
     "quality-cost",
@@ -24,7 +21,7 @@ pub(crate) const CHARTS: [&str; 6] = [
     "attribution",
 ];
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -39,53 +36,43 @@ fn fmt_p(p: f64) -> String {
     }
 }
 
-/// The output must be a file, and not the log it is made from (writing it
-/// would replace the log with the page).
-fn check_output(log: &Path, out: &Path) -> CliResult<()> {
-    if out.is_dir() {
-        return Err(CliError::bad(format!(
-            "--out {}: is a directory; name the HTML file to write",
-            out.display()
-        )));
-    }
-    let same = match (std::fs::canonicalize(log), std::fs::canonicalize(out)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
-        return Err(CliError::bad(format!(
-            "--out {} is the log itself: it would be replaced by the report",
-            out.display()
-        )));
-    }
-    Ok(())
+/// A rendered page and a summary of what it shows.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The HTML page, self-contained.
+    pub html: String,
+    /// What the page shows, as JSON (the CLI prints it).
+    pub summary: Value,
 }
 
-pub(crate) fn run(log: &Path, out: &Path, seed: u64) -> CliResult<Value> {
+/// Renders the page about `data`, telling `progress` about each stage.
+///
+/// # Errors
+/// [`Error::Internal`] when a chart cannot be drawn, and the off-policy
+/// estimators' errors.
+pub fn render(data: &Log, options: &Options<'_>, progress: &dyn Fn(&str)) -> Result<Report> {
     let started = Instant::now();
-    let stage = |what: &str| eprintln!("report: {what} ({:.1} s)", started.elapsed().as_secs_f64());
-    check_output(log, out)?;
-    let data = load::load(log, &|n| eprintln!("report: read {n} lines"))?;
-    for w in &data.warnings {
-        eprintln!("report: warning: {w}");
-    }
-    stage(&format!("read {} decisions", data.rows.len()));
-    let (t0, t1) = analysis::span(&data);
+    let stage = |what: &str| {
+        progress(&format!(
+            "{what} ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ))
+    };
+    let (t0, t1) = analysis::span(data);
     let hours = (t1 - t0) / 3600.0;
-    let series = analysis::reward_over_time(&data, 48);
-    let lines = analysis::timelines(&data);
-    let (arms, cost_is_tokens) = analysis::arms_quality_cost(&data);
+    let series = analysis::reward_over_time(data, 48);
+    let lines = analysis::timelines(data);
+    let (arms, cost_is_tokens) = analysis::arms_quality_cost(data);
     stage("aggregated");
-    let ope = analysis::off_policy(&data, seed)?;
+    let ope = analysis::off_policy(data, options.seed)?;
     stage("off-policy estimates");
-    let drift = analysis::drift(&data, 8);
-    let effects = analysis::attribution(&data);
-    let episodes = analysis::episodes(&data);
+    let drift = analysis::drift(data, 8);
+    let effects = analysis::attribution(data);
+    let episodes = analysis::episodes(data);
     stage("drift and attribution");
 
-    let chart = |r: Result<String, String>| {
-        r.map_err(|e| CliError::Other(anyhow::anyhow!("drawing a chart: {e}")))
-    };
+    let chart =
+        |r: Result<String, String>| r.map_err(|e| Error::Internal(format!("drawing a chart: {e}")));
     let mut sections: Vec<(&str, &str, String, String)> = Vec::new();
     // 1. Reward over time.
     sections.push((
@@ -243,12 +230,18 @@ pub(crate) fn run(log: &Path, out: &Path, seed: u64) -> CliResult<Value> {
         chrono::DateTime::from_timestamp(t0 as i64, 0).map_or_else(String::new, |d| d.to_rfc3339());
     let end =
         chrono::DateTime::from_timestamp(t1 as i64, 0).map_or_else(String::new, |d| d.to_rfc3339());
+    // The charts the self-check expects: the six, and the proof's when
+    // there is a provenance chain.
+    let mut expected: Vec<&str> = CHARTS.to_vec();
+    if !options.provenance.is_empty() {
+        expected.push("proof");
+    }
     let mut html = String::with_capacity(1 << 20);
     let _ = write!(
         html,
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>tuneloop report — {title}</title>
+<title>tuneloop {kind} — {title}</title>
 <style>
 body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f6f7f9; color: #1d2433; }}
 header {{ background: #1d2433; color: #fff; padding: 20px 32px; }}
@@ -268,7 +261,7 @@ td, th {{ border-bottom: 1px solid #e3e6ec; padding: 3px 10px 3px 0; text-align:
 nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 13px; }}
 </style></head>
 <body data-check="pending">
-<header><h1>tuneloop report</h1><p>{title} · {start} → {end}</p></header>
+<header><h1>tuneloop {kind}</h1><p>{title} · {start} → {end}</p></header>
 <main>
 <div class="cards">
 <div class="card"><b>{n}</b><span>decisions</span></div>
@@ -279,7 +272,12 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
 <div class="card"><b>{hours:.1} h</b><span>time span</span></div>
 </div>
 <nav>"#,
-        title = esc(&log.display().to_string()),
+        title = esc(&options.title),
+        kind = if options.live.is_some() {
+            "dashboard"
+        } else {
+            "report"
+        },
         n = data.rows.len(),
         tasks = data.tasks.len(),
         narms = arms.len(),
@@ -288,6 +286,9 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
         let _ = write!(html, r##"<a href="#{id}">{}</a>"##, esc(title));
     }
     html.push_str("</nav>\n");
+    if let Some(live) = &options.live {
+        crate::live::section(&mut html, live);
+    }
     for (id, title, svg, caption) in &sections {
         let _ = write!(
             html,
@@ -316,6 +317,10 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
             let _ = write!(html, "<tr><td>{label}</td><td>{count}</td></tr>");
         }
         html.push_str("</table></figure>\n");
+    }
+    if !options.provenance.is_empty() {
+        crate::live::provenance(&mut html, options.provenance)
+            .map_err(|e| Error::Internal(format!("drawing the proof chart: {e}")))?;
     }
     if !data.warnings.is_empty() {
         html.push_str("<figure><h2>Warnings</h2><ul>");
@@ -355,18 +360,14 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
 "#,
         version = env!("CARGO_PKG_VERSION"),
         secs = started.elapsed().as_secs_f64(),
-        expected = serde_json::to_string(&CHARTS)?,
+        expected = serde_json::to_string(&expected)?,
     );
-    tuneloop_core::fs::write_atomic(out, html.as_bytes())
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{}: {e}", out.display())))?;
-    stage(&format!("wrote {}", out.display()));
-    Ok(json!({
-        "out": out.display().to_string(),
+    let summary = json!({
         "decisions": data.rows.len(),
         "rewarded": rewarded,
         "task_types": data.tasks,
         "arms": arms.len(),
-        "charts": CHARTS,
+        "charts": expected,
         "rollbacks": lines.iter().map(|l| l.events.iter().filter(|e| e.3).count()).sum::<usize>(),
         "promotions": lines.iter().map(|l| l.events.iter().filter(|e| !e.3).count()).sum::<usize>(),
         "drift": drift.as_ref().map(|d| json!({"ks_d": d.ks_d, "ks_p": d.ks_p, "shift": d.shift, "anova_p": d.anova_p})),
@@ -374,9 +375,11 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
         "attribution": effects,
         "episodes": episodes,
         "warnings": data.warnings,
+        "provenance_records": options.provenance.len(),
         "seconds": started.elapsed().as_secs_f64(),
         "bytes": html.len(),
-    }))
+    });
+    Ok(Report { html, summary })
 }
 
 fn analysis_placeholder() -> analysis::Ope {
@@ -386,4 +389,31 @@ fn analysis_placeholder() -> analysis::Ope {
         on_policy: [None, None],
         estimators: Vec::new(),
     }
+}
+
+/// A page without a log (none configured, or no decision in it yet): the
+/// live rollouts and the provenance chain, and `why` there are no charts.
+///
+/// # Errors
+/// [`Error::Internal`] when the proof chart cannot be drawn.
+pub fn render_status(options: &Options<'_>, why: &str) -> Result<String> {
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tuneloop dashboard — {title}</title>\
+         <style>body {{ font-family: system-ui, sans-serif; margin: 24px; color: #1d2433; }} \
+         td, th {{ border-bottom: 1px solid #e3e6ec; padding: 3px 10px 3px 0; text-align: left; }} \
+         figure {{ margin: 0 0 18px; }} svg {{ width: 100%; height: auto; }}</style></head>\
+         <body data-check=\"no charts: {why_attr}\"><h1>tuneloop dashboard</h1><p>{why}</p>\n",
+        title = esc(&options.title),
+        why = esc(why),
+        why_attr = esc(why),
+    );
+    if let Some(live) = &options.live {
+        crate::live::section(&mut html, live);
+    }
+    if !options.provenance.is_empty() {
+        crate::live::provenance(&mut html, options.provenance)
+            .map_err(|e| Error::Internal(format!("drawing the proof chart: {e}")))?;
+    }
+    html.push_str("</body></html>\n");
+    Ok(html)
 }

@@ -10,8 +10,8 @@ use tuneloop_eval::stats::Moments;
 
 use tuneloop_core::{Cohort, Phase};
 
-use super::load::{Data, Row};
-use crate::error::CliResult;
+use crate::Result;
+use crate::load::{Data, Row};
 
 /// A mean with a normal 95% interval.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -210,7 +210,7 @@ pub(crate) const OPE_MAX_ROUNDS: usize = 50_000;
 /// values, 64 MiB): with many arms, the sample is smaller.
 pub(crate) const OPE_MAX_CELLS: usize = 1 << 23;
 
-pub(crate) fn off_policy(data: &Data, seed: u64) -> CliResult<Option<Ope>> {
+pub(crate) fn off_policy(data: &Data, seed: u64) -> Result<Option<Ope>> {
     let has = |c| data.rows.iter().any(|r| r.cohort == Some(c));
     let has_cohorts = has(Cohort::Candidate) && has(Cohort::Baseline);
     let (t0, t1) = span(data);
@@ -615,8 +615,8 @@ pub(crate) fn attribution(data: &Data) -> Option<Vec<Effect>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::load::Arm;
     use super::*;
+    use crate::load::Arm;
     use tuneloop_core::ParameterSet;
 
     fn arm(task: u16, model: &str, t: f64) -> Arm {

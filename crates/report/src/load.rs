@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tuneloop_core::{Cohort, ParameterSet, Phase};
 
-use crate::error::{CliError, CliResult};
+use crate::{Error, Result};
 
 /// Most distinct arms a report reads, over all task types: 16 task types at
 /// the library's bound of arms each. Past it, the log is refused.
@@ -58,9 +58,10 @@ impl Arm {
     }
 }
 
-/// The log, compactly.
+/// A decision log read for a report: one compact row per decision, each
+/// arm's parameters parsed once. Read it with [`read_log`](crate::read_log).
 #[derive(Debug, Default)]
-pub(crate) struct Data {
+pub struct Data {
     pub(crate) rows: Vec<Row>,
     pub(crate) arms: Vec<Arm>,
     pub(crate) tasks: Vec<String>,
@@ -68,6 +69,23 @@ pub(crate) struct Data {
     /// Per episode id (decisions that carry one): its decisions and its
     /// reward (NaN while unknown).
     pub(crate) episodes: HashMap<u128, (u32, f32)>,
+}
+
+impl Data {
+    /// Decisions read.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether it has no decision (never true for a log that was read).
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// What was skipped while reading (torn lines), one message each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
 }
 
 #[derive(Deserialize)]
@@ -106,7 +124,7 @@ struct OutcomeLine {
 
 /// Reads `path` (gzip if it ends in `.gz`), reporting progress every
 /// million lines to `progress`.
-pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
+pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> Result<Data> {
     let name = path.display().to_string();
     let inner = tuneloop_counterfactual::input::open(path).map_err(|e| {
         if matches!(
@@ -115,9 +133,9 @@ pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
                 | std::io::ErrorKind::IsADirectory
                 | std::io::ErrorKind::Unsupported
         ) {
-            CliError::bad(format!("{name}: {e}"))
+            Error::BadInput(format!("{name}: {e}"))
         } else {
-            CliError::Other(anyhow::anyhow!("{name}: {e}"))
+            Error::Io(format!("{name}: {e}"))
         }
     })?;
     let mut reader = BufReader::with_capacity(1 << 20, inner);
@@ -129,9 +147,9 @@ pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
     loop {
         let n = tuneloop_counterfactual::input::read_line(&mut reader, &mut buf).map_err(|e| {
             if e.kind() == std::io::ErrorKind::InvalidData {
-                CliError::bad(format!("{name}: line {}: {e}", line_no + 1))
+                Error::BadInput(format!("{name}: line {}: {e}", line_no + 1))
             } else {
-                CliError::Other(anyhow::anyhow!("{name}: {e}"))
+                Error::Io(format!("{name}: {e}"))
             }
         })?;
         if n == 0 {
@@ -154,12 +172,12 @@ pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> CliResult<Data> {
                 ));
             }
             Err(reason) => {
-                return Err(CliError::bad(format!("{name}: line {line_no}: {reason}")));
+                return Err(Error::BadInput(format!("{name}: line {line_no}: {reason}")));
             }
         }
     }
     if data.rows.is_empty() {
-        return Err(CliError::bad(format!("{name}: no decision in the log")));
+        return Err(Error::BadInput(format!("{name}: no decision in the log")));
     }
     // Decisions are logged when their outcome arrives: order by decision time.
     data.rows.sort_by(|a, b| a.t.total_cmp(&b.t));
