@@ -4,7 +4,7 @@
 //!
 //! - [`RolloutManager`] — phases, sticky cohort assignment by stable hash,
 //!   promotion after a minimum of samples and dwell time, the candidate's
-//!   [proof](proof) (an off-policy lower bound ≥ 0 in consecutive shadow
+//!   [proof] (an off-policy lower bound ≥ 0 in consecutive shadow
 //!   windows, on-policy non-inferiority in canary and guarded) and an
 //!   optional approval, hold and resume, immediate rollback on a breach, events to
 //!   callbacks and a history; serializable state; time passed in.
