@@ -184,6 +184,12 @@ fn optimizer_paths(
         },
     ]);
     let featurizer = BenchFeaturizer { dim: dims };
+    // A runtime configuration the benchmark service writes to (with
+    // --admin), read on every decision either way.
+    let store = std::sync::Arc::new(
+        tuneloop::RuntimeConfigStore::in_memory(tuneloop::RuntimeConfig::default())
+            .map_err(|e| CliError::Other(e.into()))?,
+    );
     let opt = Optimizer::builder()
         .task_type(
             "bench",
@@ -207,11 +213,12 @@ fn optimizer_paths(
             default_floor: 0.1,
             ..QualityFloorConfig::default()
         })
+        .runtime_config(store.clone())
         .seed(1)
         .build()
         .map_err(|e| CliError::Other(e.into()))?;
     let load = if admin {
-        Some(AdminLoad::start(&opt)?)
+        Some(AdminLoad::start(&opt, store)?)
     } else {
         None
     };
@@ -262,9 +269,14 @@ fn optimizer_paths(
         }
     }
     if let Some(load) = load {
-        // With the admin endpoint, the last value is the scrape count.
-        let scrapes = load.stop();
-        return Ok((summary(rec_ns), summary(out_ns), 0, json!(scrapes)));
+        // With the admin endpoint, the last value is the load's counts.
+        let (scrapes, rounds) = load.stop();
+        return Ok((
+            summary(rec_ns),
+            summary(out_ns),
+            0,
+            json!({ "scrapes": scrapes, "service_rounds": rounds }),
+        ));
     }
     let state = serde_json::to_vec(&opt.snapshot().map_err(|e| CliError::Other(e.into()))?)?;
     Ok((
@@ -276,18 +288,42 @@ fn optimizer_paths(
 }
 
 /// The admin endpoint of an optimizer, on a runtime of one worker thread,
-/// with a client scraping `/metrics` and `/rollouts` every 10 ms.
+/// with a client scraping `/metrics` and `/rollouts` every 10 ms; and the
+/// benchmark service on its own thread, a round of the standard suite on
+/// simulated providers every 250 ms, each passing round written into the
+/// optimizer's runtime configuration.
 #[cfg(feature = "admin")]
 struct AdminLoad {
     runtime: tokio::runtime::Runtime,
     scrapes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    service: std::thread::JoinHandle<u64>,
 }
 
 #[cfg(feature = "admin")]
 impl AdminLoad {
-    fn start(opt: &tuneloop::Optimizer) -> CliResult<Self> {
+    fn start(
+        opt: &tuneloop::Optimizer,
+        store: std::sync::Arc<tuneloop::RuntimeConfigStore>,
+    ) -> CliResult<Self> {
         use std::sync::Arc;
-        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let (service, service_rt) = crate::eval::simulated_service(store)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let service = std::thread::Builder::new()
+            .name("benchmark service".into())
+            .spawn(move || {
+                let mut rounds = 0;
+                while !stopped.load(Ordering::Relaxed) {
+                    if service_rt.block_on(service.run_round()).is_ok() {
+                        rounds += 1;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                rounds
+            })
+            .map_err(|e| CliError::Other(e.into()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -316,14 +352,20 @@ impl AdminLoad {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         });
-        Ok(AdminLoad { runtime, scrapes })
+        Ok(AdminLoad {
+            runtime,
+            scrapes,
+            stop,
+            service,
+        })
     }
 
-    /// Stops the load; the number of successful scrapes.
-    fn stop(self) -> u64 {
+    /// Stops the load; the numbers of successful scrapes and service rounds.
+    fn stop(self) -> (u64, u64) {
         let n = self.scrapes.load(std::sync::atomic::Ordering::Relaxed);
         self.runtime.shutdown_background();
-        n
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (n, self.service.join().unwrap_or(0))
     }
 }
 
@@ -333,14 +375,17 @@ struct AdminLoad;
 
 #[cfg(not(feature = "admin"))]
 impl AdminLoad {
-    fn start(_: &tuneloop::Optimizer) -> CliResult<Self> {
+    fn start(
+        _: &tuneloop::Optimizer,
+        _: std::sync::Arc<tuneloop::RuntimeConfigStore>,
+    ) -> CliResult<Self> {
         Err(CliError::bad(
             "--admin needs a tuneloop built with --features admin",
         ))
     }
 
-    fn stop(self) -> u64 {
-        0
+    fn stop(self) -> (u64, u64) {
+        (0, 0)
     }
 }
 

@@ -137,8 +137,9 @@ enum Command {
         #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
         iterations: usize,
         /// Also time the optimizer (LinUCB) with the admin endpoint on and
-        /// scraped (`/metrics` and `/rollouts`) every 10 ms (a tuneloop
-        /// built with --features admin).
+        /// scraped (`/metrics` and `/rollouts`) every 10 ms, and the
+        /// benchmark service running a round every 250 ms into its runtime
+        /// configuration (a tuneloop built with --features admin).
         #[arg(long)]
         admin: bool,
     },

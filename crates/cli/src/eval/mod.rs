@@ -29,6 +29,8 @@ mod serve;
 
 use endpoint::{ENDPOINT_ID, Endpoint, endpoint_parameters};
 use rewards_out::write_rewards;
+#[cfg(feature = "admin")]
+pub(crate) use serve::simulated_service;
 pub(crate) use serve::{ServeOptions, serve};
 
 /// The instruction the default simulated models need for full quality in

@@ -131,3 +131,32 @@ pub(crate) fn serve(suite: &str, o: ServeOptions) -> CliResult<serde_json::Value
     );
     Ok(json!({ "rounds": rounds, "first_error": failed }))
 }
+
+/// The command line's defaults of a round, as `eval run` parses them.
+#[cfg(feature = "admin")]
+#[derive(clap::Parser)]
+struct Defaults {
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+/// A benchmark service on the standard suite and the default simulated
+/// providers, writing each passing round's plan into `store`, and the
+/// (paused-clock) runtime its rounds run on: the load `bench --admin`
+/// puts next to the optimizer.
+#[cfg(feature = "admin")]
+pub(crate) fn simulated_service(
+    store: Arc<tuneloop::RuntimeConfigStore>,
+) -> CliResult<(tuneloop_eval::BenchmarkService, tokio::runtime::Runtime)> {
+    use clap::Parser as _;
+    let o = Defaults::try_parse_from(["tuneloop"])
+        .map_err(|e| CliError::Other(e.into()))?
+        .run;
+    let setup = round_setup("standard", &o)?;
+    let runs = o.runs;
+    let service = tuneloop_eval::BenchmarkService::new(setup.suite, setup.bench, setup.supervisor)
+        .on_pass(Box::new(move |report| {
+            let _ = store.update(|c| apply_plan(c, &report.plan, runs, "bench"));
+        }));
+    Ok((service, runtime(setup.simulated)?))
+}
