@@ -294,20 +294,8 @@ fn choose(
     };
     if assigned.shadow && assigned.probe > 0.0 {
         let base = baseline.distribution(x, eligible)?;
-        let (arms, probabilities): (Vec<usize>, Vec<f64>) = base
-            .iter()
-            .map(|(a, p)| {
-                let candidate = if a == learned.arm {
-                    assigned.probe
-                } else {
-                    0.0
-                };
-                (a, (1.0 - assigned.probe) * p + candidate)
-            })
-            .unzip();
-        let mixture = ActionDistribution::new(arms, probabilities, false)?;
         return Ok(Choice {
-            selection: mixture.sample(probe_uniform(key)),
+            selection: sample_mixture(&base, learned.arm, assigned.probe, probe_uniform(key)),
             cohort: Cohort::Baseline,
             shadow_arm: Some(learned.arm),
             policy_kind: SHADOW_PROBE_KIND,
@@ -321,6 +309,39 @@ fn choose(
         policy_kind: task.baseline.kind(),
         policy_version: task.baseline.version(),
     })
+}
+
+/// The arm at quantile `u` of `(1 − probe) · base + probe · 1[candidate]`
+/// (inverse CDF in `base`'s arm order, as [`ActionDistribution::sample`])
+/// and its probability under the mixture, without building the mixture.
+/// `candidate` is one of `base`'s arms (the learner chose among the same
+/// eligible arms).
+fn sample_mixture(base: &ActionDistribution, candidate: usize, probe: f64, u: f64) -> Selection {
+    let mass = |(a, p): (usize, f64)| {
+        (
+            a,
+            (1.0 - probe) * p + if a == candidate { probe } else { 0.0 },
+        )
+    };
+    let mut cumulative = 0.0;
+    let mut last = (
+        candidate,
+        probe + (1.0 - probe) * base.probability_of(candidate),
+    );
+    for (a, m) in base.iter().map(mass) {
+        if m > 0.0 {
+            last = (a, m);
+            cumulative += m;
+            if u < cumulative {
+                break;
+            }
+        }
+    }
+    Selection {
+        arm: last.0,
+        propensity: last.1,
+        propensity_estimated: false,
+    }
 }
 
 /// A uniform draw for the shadow mixture, independent of the draws the
@@ -372,5 +393,27 @@ pub(crate) fn decision_record(
         reward: None,
         reward_defaulted: false,
         abandoned: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shadow_mixture_is_sampled_with_its_own_probabilities() -> tuneloop_core::Result<()> {
+        // Base: the incumbent (arm 0) with a floor of 0.3 over three arms:
+        // 0.8, 0.1, 0.1. A probe of 0.2 toward arm 2: 0.64, 0.08, 0.28.
+        let base = ActionDistribution::point(0, &[0, 1, 2])?.with_floor(0.3)?;
+        let cases = [(0.0, 0, 0.64), (0.63, 0, 0.64), (0.65, 1, 0.08), (0.75, 2, 0.28)];
+        for (u, arm, p) in cases {
+            let s = sample_mixture(&base, 2, 0.2, u);
+            assert_eq!(s.arm, arm, "u = {u}");
+            assert!((s.propensity - p).abs() < 1e-12, "u = {u}: {}", s.propensity);
+        }
+        // Through rounding at the top end: the last arm of positive mass.
+        let s = sample_mixture(&base, 2, 0.2, 1.0);
+        assert!(s.arm == 2 && (s.propensity - 0.28).abs() < 1e-12);
+        Ok(())
     }
 }

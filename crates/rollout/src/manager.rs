@@ -361,8 +361,8 @@ impl RolloutManager {
     fn enter(&mut self, phase: Phase, now: DateTime<Utc>) {
         self.phase = phase;
         self.entered_at = now;
-        self.candidate_at_entry = self.monitor.summary(Cohort::Candidate).observations;
-        self.baseline_at_entry = self.monitor.summary(Cohort::Baseline).observations;
+        self.candidate_at_entry = self.monitor.observations(Cohort::Candidate);
+        self.baseline_at_entry = self.monitor.observations(Cohort::Baseline);
         self.awaiting_approval = false;
         self.approved = false;
         self.cohort_rewards = CohortRewards::default();
@@ -399,10 +399,12 @@ impl RolloutManager {
         }
         let now = self.clock(now);
         let mut events = Vec::new();
+        // Only a verdict changes what promotion waits for here; samples and
+        // dwell time are [`observe`](Self::observe)'s and `tick`'s.
         if let Some(v) = self.shadow_proof.add(&round, &self.config.proof, now) {
             events.push(self.emit(RolloutEvent::Verdict(Box::new(v))));
+            events.extend(self.tick(now));
         }
-        events.extend(self.tick(now));
         Ok(events)
     }
 
@@ -478,13 +480,11 @@ impl RolloutManager {
         // Saturating: counts from a snapshot file may not add up.
         let cand = self
             .monitor
-            .summary(Cohort::Candidate)
-            .observations
+            .observations(Cohort::Candidate)
             .saturating_sub(self.candidate_at_entry);
         let base = self
             .monitor
-            .summary(Cohort::Baseline)
-            .observations
+            .observations(Cohort::Baseline)
             .saturating_sub(self.baseline_at_entry);
         let samples_ok = match self.phase {
             Phase::Shadow => base >= self.config.shadow_min_baseline_samples,

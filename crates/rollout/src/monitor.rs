@@ -298,6 +298,15 @@ impl SloMonitor {
         }
     }
 
+    /// A cohort's number of observations (without the quantiles a
+    /// [`summary`](Self::summary) computes).
+    pub fn observations(&self, cohort: Cohort) -> u64 {
+        match cohort {
+            Cohort::Baseline => self.baseline.observations,
+            Cohort::Candidate => self.candidate.observations,
+        }
+    }
+
     /// Forgets the candidate (a new candidate starts from no evidence).
     pub fn reset_candidate(&mut self) {
         self.candidate = CohortStats::default();
