@@ -405,11 +405,20 @@ mod tests {
         // Base: the incumbent (arm 0) with a floor of 0.3 over three arms:
         // 0.8, 0.1, 0.1. A probe of 0.2 toward arm 2: 0.64, 0.08, 0.28.
         let base = ActionDistribution::point(0, &[0, 1, 2])?.with_floor(0.3)?;
-        let cases = [(0.0, 0, 0.64), (0.63, 0, 0.64), (0.65, 1, 0.08), (0.75, 2, 0.28)];
+        let cases = [
+            (0.0, 0, 0.64),
+            (0.63, 0, 0.64),
+            (0.65, 1, 0.08),
+            (0.75, 2, 0.28),
+        ];
         for (u, arm, p) in cases {
             let s = sample_mixture(&base, 2, 0.2, u);
             assert_eq!(s.arm, arm, "u = {u}");
-            assert!((s.propensity - p).abs() < 1e-12, "u = {u}: {}", s.propensity);
+            assert!(
+                (s.propensity - p).abs() < 1e-12,
+                "u = {u}: {}",
+                s.propensity
+            );
         }
         // Through rounding at the top end: the last arm of positive mass.
         let s = sample_mixture(&base, 2, 0.2, 1.0);
