@@ -13,6 +13,7 @@ mod csv;
 mod error;
 mod eval;
 mod evaluate;
+mod export;
 mod ope;
 mod replay;
 mod report;
@@ -143,6 +144,17 @@ enum Command {
         #[arg(long)]
         admin: bool,
     },
+    /// Writes the decision log a fleet keeps in PostgreSQL as JSON Lines
+    /// (what `ope`, `evaluate` and `report` read), oldest first (a
+    /// tuneloop built with --features postgres).
+    Export {
+        /// The database (`postgres://user@host:port/db`).
+        #[arg(long)]
+        database_url: String,
+        /// The JSON Lines file to write (atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// A self-contained HTML report of a decision log: reward over time,
     /// rollout phases, quality against cost, off-policy estimates, drift,
     /// attribution.
@@ -264,6 +276,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 },
             },
         ),
+        Command::Export { database_url, out } => export::run(&database_url, &out),
         Command::Report {
             log,
             out,

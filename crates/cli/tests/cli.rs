@@ -1061,3 +1061,84 @@ fn report_with_a_provenance_chain_draws_the_proof_and_lists_every_change() -> Te
     assert!(String::from_utf8_lossy(&out.stderr).contains("--provenance"));
     Ok(())
 }
+
+/// `export`: a fleet's log from PostgreSQL, read back by `report` and
+/// `ope`. Needs `TUNELOOP_DATABASE_URL` (scripts/local-postgres start).
+#[cfg(feature = "postgres")]
+#[test]
+fn export_writes_a_fleets_log_that_the_other_commands_read() -> TestResult {
+    use std::sync::Arc;
+    use tuneloop::core::{ArmSet, TaskFeatures, TaskOutcome};
+    use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
+    let Ok(url) = std::env::var("TUNELOOP_DATABASE_URL") else {
+        eprintln!("skipped: no PostgreSQL (TUNELOOP_DATABASE_URL=$(scripts/local-postgres start))");
+        return Ok(());
+    };
+    let schema = format!("t_export_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    let url = format!("{url}?options=-csearch_path%3D{schema}");
+    let log = Arc::new(tuneloop_store::PgDecisionLog::open(
+        &url,
+        tuneloop_store::PgLogConfig::default(),
+    )?);
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 1.0])
+        .build()?;
+    let o = Optimizer::builder()
+        .task_type("t", TaskTypeConfig::new(arms))
+        .decision_log(log.clone())
+        .seed(5)
+        .build()?;
+    for i in 0..300 {
+        let rec =
+            o.recommend_parameters("t", &TaskFeatures::default(), &RecommendOptions::default())?;
+        let q = if rec.arm == 1 { 0.8 } else { 0.4 } + f64::from(i % 3) / 100.0;
+        o.record_outcome(rec.decision_id, &TaskOutcome::success(q, 100.0))?;
+    }
+    drop(o);
+    assert!(log.flush(std::time::Duration::from_secs(30)));
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("fleet.jsonl");
+    let out = tuneloop(&[
+        "export",
+        "--database-url",
+        &url,
+        "--out",
+        &file.display().to_string(),
+    ])?;
+    let v = stdout_json(&out)?;
+    assert_eq!(v["decisions"], 300);
+    assert_eq!(v["with_outcome"], 300);
+    let html = dir.path().join("r.html");
+    let report = tuneloop(&[
+        "report",
+        "--log",
+        &file.display().to_string(),
+        "--out",
+        &html.display().to_string(),
+    ])?;
+    assert_eq!(stdout_json(&report)?["decisions"], 300);
+    // A database URL that is not one: exit 2 naming it.
+    let out = tuneloop(&[
+        "export",
+        "--database-url",
+        "postgres://u:secret@h:notaport/x",
+        "--out",
+        &file.display().to_string(),
+    ])?;
+    assert_bad_input(&out, &["--database-url", "notaport"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("secret"));
+    Ok(())
+}
