@@ -16,6 +16,8 @@
 //!   acknowledgement is written once.
 //! - [`Store::decisions`] reads the log back, oldest first; `tuneloop
 //!   export` writes it as the JSON Lines every other command reads.
+//! - [`Store::save_snapshot`] and [`Store::load_snapshot`] keep named
+//!   snapshots (an optimizer's learned state, rollouts and budget).
 //!
 //! Tests that need a server read its URL from `TUNELOOP_DATABASE_URL`
 //! (`scripts/local-postgres start` prints one) and are skipped without it.
@@ -67,10 +69,11 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
-    /// A stored record that is not a decision.
-    #[error("decision {decision_id} in the database is not a valid record: {message}")]
+    /// A stored record that is not a decision (or a snapshot that is not
+    /// one).
+    #[error("{decision_id} in the database is not a valid record: {message}")]
     BadRecord {
-        /// Its id, as stored.
+        /// `decision ID` or `snapshot NAME`, as stored.
         decision_id: String,
         /// Why.
         message: String,
@@ -102,19 +105,35 @@ pub const MIGRATIONS: &[&str] = &[
         written_at timestamptz NOT NULL DEFAULT now()
     );
     CREATE INDEX tuneloop_decisions_decided_at ON tuneloop_decisions (decided_at);",
+    // 2: named snapshots (an optimizer's learned state, rollouts, budget).
+    "CREATE TABLE tuneloop_snapshots (
+        name text PRIMARY KEY,
+        snapshot jsonb NOT NULL,
+        saved_at timestamptz NOT NULL DEFAULT now()
+    );",
 ];
 
 /// The columns of each table as migrations leave them: name and type.
-const TABLES: &[(&str, &[(&str, &str)])] = &[(
-    "tuneloop_decisions",
-    &[
-        ("decision_id", "uuid"),
-        ("task_type", "text"),
-        ("decided_at", "timestamp with time zone"),
-        ("record", "jsonb"),
-        ("written_at", "timestamp with time zone"),
-    ],
-)];
+const TABLES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "tuneloop_decisions",
+        &[
+            ("decision_id", "uuid"),
+            ("task_type", "text"),
+            ("decided_at", "timestamp with time zone"),
+            ("record", "jsonb"),
+            ("written_at", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "tuneloop_snapshots",
+        &[
+            ("name", "text"),
+            ("snapshot", "jsonb"),
+            ("saved_at", "timestamp with time zone"),
+        ],
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> i32 {
@@ -225,24 +244,69 @@ impl Store {
                 .map(|row| {
                     let id: String = row.get(0);
                     let text: String = row.get(1);
+                    let bad = |message: String| Error::BadRecord {
+                        decision_id: format!("decision {id}"),
+                        message,
+                    };
                     let d: LoggedDecision =
-                        serde_json::from_str(&text).map_err(|e| Error::BadRecord {
-                            decision_id: id.clone(),
-                            message: e.to_string(),
-                        })?;
-                    d.validate().map_err(|e| Error::BadRecord {
-                        decision_id: id.clone(),
-                        message: e.to_string(),
-                    })?;
+                        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                    d.validate().map_err(|e| bad(e.to_string()))?;
                     if d.decision_id.to_string() != id {
-                        return Err(Error::BadRecord {
-                            message: format!("its record says it is {}", d.decision_id),
-                            decision_id: id,
-                        });
+                        return Err(bad(format!("its record says it is {}", d.decision_id)));
                     }
                     Ok(d)
                 })
                 .collect()
+        })
+    }
+
+    /// Saves `snapshot` (an `OptimizerSnapshot`, say) under `name`,
+    /// replacing the one saved before, in one statement: a reader sees the
+    /// old snapshot or the new one, never a mix.
+    ///
+    /// # Errors
+    /// [`Error::Query`]; [`Error::BadRecord`] when it does not serialize.
+    pub fn save_snapshot<T: serde::Serialize>(&self, name: &str, snapshot: &T) -> Result<()> {
+        let json = serde_json::to_string(snapshot).map_err(|e| Error::BadRecord {
+            decision_id: format!("snapshot {name}"),
+            message: e.to_string(),
+        })?;
+        self.runtime.block_on(async {
+            self.client
+                .execute(
+                    "INSERT INTO tuneloop_snapshots (name, snapshot) VALUES ($1, $2::text::jsonb)
+                     ON CONFLICT (name) DO UPDATE SET snapshot = excluded.snapshot, saved_at = now()",
+                    &[&name, &json],
+                )
+                .await
+                .map_err(query_error("saving a snapshot"))?;
+            Ok(())
+        })
+    }
+
+    /// The snapshot saved under `name`, if any.
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`] when the stored snapshot is not a `T` (the
+    /// message names it), [`Error::Query`].
+    pub fn load_snapshot<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        self.runtime.block_on(async {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT snapshot::text FROM tuneloop_snapshots WHERE name = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(query_error("loading a snapshot"))?;
+            row.map(|r| {
+                let text: String = r.get(0);
+                serde_json::from_str(&text).map_err(|e| Error::BadRecord {
+                    decision_id: format!("snapshot {name}"),
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
         })
     }
 
