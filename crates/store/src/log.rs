@@ -24,6 +24,9 @@ pub struct PgLogConfig {
     /// Longest wait between reconnection attempts (default 5 s; the wait
     /// starts at 100 ms and doubles).
     pub max_backoff: Duration,
+    /// Writer threads, each with a connection of its own (default 2: the
+    /// server checks one batch's JSON while the next is sent).
+    pub writers: usize,
 }
 
 impl Default for PgLogConfig {
@@ -32,6 +35,7 @@ impl Default for PgLogConfig {
             buffer: 100_000,
             batch: 2_000,
             max_backoff: Duration::from_secs(5),
+            writers: 2,
         }
     }
 }
@@ -89,11 +93,11 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 #[derive(Debug)]
 pub struct PgDecisionLog {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 const INSERT: &str = "INSERT INTO tuneloop_decisions (decision_id, task_type, decided_at, record)
-    SELECT d::uuid, t, ts::timestamptz, r::jsonb
+    SELECT d::uuid, t, ts::timestamptz, r::json
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(d, t, ts, r)
     ON CONFLICT (decision_id) DO NOTHING";
 
@@ -106,37 +110,42 @@ impl PgDecisionLog {
     /// start on a database it cannot use. Once started, outages are
     /// retried, not returned.
     pub fn open(url: &str, config: PgLogConfig) -> Result<PgDecisionLog> {
-        if config.buffer == 0 || config.batch == 0 {
+        if config.buffer == 0 || config.batch == 0 || !(1..=16).contains(&config.writers) {
             return Err(Error::Runtime(
-                "buffer and batch must be at least 1 record".into(),
+                "buffer and batch must be at least 1 record, and writers 1 to 16".into(),
             ));
         }
         // Checks the URL and the schema now, so a mistake is an error at
         // start and not a log that silently never writes.
         drop(crate::Store::connect(url)?);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime(e.to_string()))?;
+        let writers = config.writers;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             progress: Condvar::new(),
             config,
         });
-        let writer = Writer {
-            shared: shared.clone(),
-            runtime,
-            url: url.to_owned(),
-            client: None,
-        };
-        let thread = std::thread::Builder::new()
-            .name("tuneloop pg log".into())
-            .spawn(move || writer.run())
-            .map_err(|e| Error::Runtime(e.to_string()))?;
+        let mut threads = Vec::with_capacity(writers);
+        for i in 0..writers {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Runtime(e.to_string()))?;
+            let writer = Writer {
+                shared: shared.clone(),
+                runtime,
+                url: url.to_owned(),
+                client: None,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("tuneloop pg log {i}"))
+                .spawn(move || writer.run())
+                .map_err(|e| Error::Runtime(e.to_string()))?;
+            threads.push(thread);
+        }
         Ok(PgDecisionLog {
             shared,
-            thread: Mutex::new(Some(thread)),
+            threads: Mutex::new(threads),
         })
     }
 
@@ -208,18 +217,15 @@ impl Drop for PgDecisionLog {
     fn drop(&mut self) {
         lock(&self.shared.state).closing = true;
         self.shared.work.notify_all();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(t) = thread {
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
             let _ = t.join();
         }
     }
 }
 
-/// The background writer: one connection, batches, backoff.
+/// A background writer: one connection, batches, backoff.
 struct Writer {
     shared: Arc<Shared>,
     runtime: tokio::runtime::Runtime,
@@ -245,14 +251,14 @@ impl Writer {
                 }
                 let n = s.queue.len().min(self.shared.config.batch);
                 let batch: Vec<Row> = s.queue.drain(..n).collect();
-                s.in_flight = batch.len();
+                s.in_flight += batch.len();
                 batch
             };
             match self.write(&batch) {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
                     let mut s = lock(&self.shared.state);
-                    s.in_flight = 0;
+                    s.in_flight -= batch.len();
                     s.stats.written += batch.len() as u64;
                     s.stats.connected = true;
                     drop(s);
@@ -262,7 +268,7 @@ impl Writer {
                     tracing::warn!(error = %e, records = batch.len(), "decision log batch not written; retrying");
                     self.client = None;
                     let mut s = lock(&self.shared.state);
-                    s.in_flight = 0;
+                    s.in_flight -= batch.len();
                     s.stats.failed_batches += 1;
                     s.stats.connected = false;
                     if s.closing {

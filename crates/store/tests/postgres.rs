@@ -278,6 +278,7 @@ fn an_outage_is_buffered_and_caught_up_and_only_records_past_the_bound_are_dropp
             buffer: 500,
             batch: 100,
             max_backoff: Duration::from_millis(200),
+            ..PgLogConfig::default()
         },
     )?);
     let o = optimizer(log.clone(), 3)?;
