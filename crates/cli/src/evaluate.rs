@@ -61,7 +61,8 @@ pub(crate) struct Options {
 
 pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
     let candidate = parse_spec(spec)?;
-    let contents = read_log(log)?;
+    let local = crate::export::local_log(log)?;
+    let contents = read_log(&local.path)?;
     for w in &contents.warnings {
         eprintln!("tuneloop evaluate: warning: {w}");
     }
@@ -149,7 +150,7 @@ pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
         Value::Null
     };
     Ok(json!({
-        "log": log.display().to_string(),
+        "log": local.name,
         "policy": policy.kind(),
         "trained_on_rounds": train,
         "rounds": e.rounds,

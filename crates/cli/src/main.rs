@@ -76,7 +76,9 @@ enum Command {
     },
     /// Policy-level evaluation of a candidate on a decision log.
     Evaluate {
-        /// The decision log (JSON Lines written by the library).
+        /// The decision log (JSON Lines written by the library), or a
+        /// fleet's database, `postgres://…` (a tuneloop built with
+        /// --features postgres).
         #[arg(long)]
         log: PathBuf,
         /// linucb|thompson|epsilon-greedy|uniform|fixed:ARM, a JSON policy configuration, or @SNAPSHOT.json.
@@ -159,7 +161,9 @@ enum Command {
     /// rollout phases, quality against cost, off-policy estimates, drift,
     /// attribution.
     Report {
-        /// The decision log (JSON Lines written by the library; gzip if it ends in .gz).
+        /// The decision log (JSON Lines written by the library; gzip if it
+        /// ends in .gz), or a fleet's database, `postgres://…` (a tuneloop
+        /// built with --features postgres).
         #[arg(long)]
         log: PathBuf,
         /// The HTML file to write.

@@ -46,6 +46,8 @@ pub(crate) fn run(
     provenance: Option<&Path>,
 ) -> CliResult<Value> {
     check_output(log, out)?;
+    let local = crate::export::local_log(log)?;
+    let log = local.path.as_path();
     let chain = match provenance {
         Some(p) => tuneloop_gates::provenance::read(p)
             .map_err(|e| CliError::bad(format!("--provenance {}: {e}", p.display())))?,
@@ -57,7 +59,7 @@ pub(crate) fn run(
     }
     eprintln!("report: read {} decisions", data.len());
     let options = Options {
-        title: log.display().to_string(),
+        title: local.name.clone(),
         seed,
         provenance: &chain,
         live: None,

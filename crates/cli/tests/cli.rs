@@ -1130,6 +1130,22 @@ fn export_writes_a_fleets_log_that_the_other_commands_read() -> TestResult {
         &html.display().to_string(),
     ])?;
     assert_eq!(stdout_json(&report)?["decisions"], 300);
+    // `report` and `evaluate` read the database directly too.
+    let report = tuneloop(&[
+        "report",
+        "--log",
+        &url,
+        "--out",
+        &html.display().to_string(),
+    ])?;
+    assert_eq!(stdout_json(&report)?["decisions"], 300);
+    assert!(std::fs::read_to_string(&html)?.contains("tuneloop report — postgres://"));
+    let evaluate = tuneloop(&["evaluate", "--log", &url, "--policy", "uniform"])?;
+    let v = stdout_json(&evaluate)?;
+    assert!(
+        v.to_string().contains("300") || v["rounds"].as_u64().is_some(),
+        "{v}"
+    );
     // A database URL that is not one: exit 2 naming it.
     let out = tuneloop(&[
         "export",
@@ -1140,5 +1156,29 @@ fn export_writes_a_fleets_log_that_the_other_commands_read() -> TestResult {
     ])?;
     assert_bad_input(&out, &["--database-url", "notaport"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("secret"));
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn a_database_log_without_the_postgres_feature_exits_2_saying_so() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let html = dir.path().join("r.html").display().to_string();
+    let out = tuneloop(&[
+        "report",
+        "--log",
+        "postgres://u@127.0.0.1:1/x",
+        "--out",
+        &html,
+    ])?;
+    assert_bad_input(&out, &["--features postgres"]);
+    let out = tuneloop(&[
+        "export",
+        "--database-url",
+        "postgres://u@127.0.0.1:1/x",
+        "--out",
+        &html,
+    ])?;
+    assert_bad_input(&out, &["--features postgres"]);
     Ok(())
 }

@@ -147,8 +147,9 @@ pub fn schema_version() -> i32 {
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The URL without a password, for messages.
-pub(crate) fn redact(url: &str) -> String {
+/// `url` with its password, if any, replaced by `***`: for messages and
+/// titles.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
