@@ -460,7 +460,9 @@ impl RolloutManager {
         Ok(events)
     }
 
-    /// Promotes if the phase's conditions are met; returns the events.
+    /// Promotes if the phase's conditions are met (samples, dwell time,
+    /// the proof when required, an approval when configured); returns the
+    /// events, the on-policy verdict it made included.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<RolloutEvent> {
         let now = self.clock(now);
         let Some(next) = self.phase.next() else {
