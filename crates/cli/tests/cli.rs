@@ -1008,15 +1008,23 @@ fn report_with_a_provenance_chain_draws_the_proof_and_lists_every_change() -> Te
     let s = stdout_json(&sim)?;
     let events = s["rollout_events"].as_u64().ok_or("rollout_events")?;
     assert!(events > 0, "{s}");
-    let out = tuneloop(&[
-        "report",
-        "--log",
-        &log.display().to_string(),
-        "--provenance",
-        &chain.display().to_string(),
-        "--out",
-        &html.display().to_string(),
-    ])?;
+    let (log, chain_arg, out_html) = (
+        log.display().to_string(),
+        chain.display().to_string(),
+        html.display().to_string(),
+    );
+    let report = || {
+        tuneloop(&[
+            "report",
+            "--log",
+            &log,
+            "--provenance",
+            &chain_arg,
+            "--out",
+            &out_html,
+        ])
+    };
+    let out = report()?;
     let v = stdout_json(&out)?;
     // One record per rollout event of the run.
     assert_eq!(v["provenance_records"].as_u64(), Some(events));
@@ -1031,15 +1039,7 @@ fn report_with_a_provenance_chain_draws_the_proof_and_lists_every_change() -> Te
     // A chain edited by hand is reported as such, not trusted silently.
     let text = std::fs::read_to_string(&chain)?;
     std::fs::write(&chain, text.replacen("promoted from", "moved from", 1))?;
-    let out = tuneloop(&[
-        "report",
-        "--log",
-        &log.display().to_string(),
-        "--provenance",
-        &chain.display().to_string(),
-        "--out",
-        &html.display().to_string(),
-    ])?;
+    let out = report()?;
     assert!(out.status.success());
     let page = std::fs::read_to_string(&html)?;
     assert!(
@@ -1048,15 +1048,7 @@ fn report_with_a_provenance_chain_draws_the_proof_and_lists_every_change() -> Te
     );
     // A file that is not a chain: exit 2 naming it.
     std::fs::write(&chain, "not json\n")?;
-    let out = tuneloop(&[
-        "report",
-        "--log",
-        &log.display().to_string(),
-        "--provenance",
-        &chain.display().to_string(),
-        "--out",
-        &html.display().to_string(),
-    ])?;
+    let out = report()?;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--provenance"));
     Ok(())

@@ -68,7 +68,6 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tuneloop_core::Phase;
-use tuneloop_rollout::VerdictKind;
 
 use crate::error::{Error, Result};
 use crate::optimizer::Optimizer;
@@ -458,7 +457,7 @@ fn registry(o: &Optimizer) -> Result<Registry> {
             continue;
         };
         for p in [Phase::Shadow, Phase::Canary, Phase::Guarded, Phase::General] {
-            let name = phase_name(p);
+            let name = p.as_str();
             phase
                 .get_or_create(&labels(&[("task_type", t), ("phase", name)]))
                 .set(i64::from(s.phase == p));
@@ -481,14 +480,10 @@ fn registry(o: &Optimizer) -> Result<Registry> {
             }
         }
         if let Some(v) = &s.last_verdict {
-            let kind = match v.kind {
-                VerdictKind::OffPolicy => "off-policy",
-                VerdictKind::OnPolicy => "on-policy",
-            };
             let l = labels(&[
                 ("task_type", t),
-                ("phase", phase_name(v.phase)),
-                ("kind", kind),
+                ("phase", v.phase.as_str()),
+                ("kind", v.kind.name()),
             ]);
             proof_estimate.get_or_create(&l).set(v.estimate);
             proof_lower.get_or_create(&l).set(v.lower_bound);
@@ -547,15 +542,6 @@ fn registry(o: &Optimizer) -> Result<Registry> {
         proof_consecutive,
     );
     Ok(r)
-}
-
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Shadow => "shadow",
-        Phase::Canary => "canary",
-        Phase::Guarded => "guarded",
-        Phase::General => "general",
-    }
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {

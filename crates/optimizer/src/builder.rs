@@ -13,7 +13,7 @@ use tuneloop_gates::{
     Approval, Budget, BudgetConfig, Change, ChangeKind, Gate, Provenance, QualityFloor,
     QualityFloorConfig,
 };
-use tuneloop_rollout::{Listener, RolloutEvent, VerdictKind};
+use tuneloop_rollout::{Listener, RolloutEvent};
 
 use crate::counters::AtomicCounters;
 use crate::error::{Error, Result};
@@ -342,25 +342,7 @@ fn provenance_listener(task_type: Arc<str>, chain: Arc<Mutex<Provenance>>) -> Li
             ),
             RolloutEvent::Held { reason, at } => ("operator", format!("held: {reason}"), *at, None),
             RolloutEvent::Resumed { at } => ("operator", "resumed".to_owned(), *at, None),
-            RolloutEvent::Verdict(v) => (
-                "rollout proof",
-                format!(
-                    "{} verdict {} in {}: {} {:+.4}, lower bound {:+.4} against {:+.4}, {} rounds",
-                    match v.kind {
-                        VerdictKind::OffPolicy => "off-policy",
-                        VerdictKind::OnPolicy => "on-policy",
-                    },
-                    v.window,
-                    v.phase,
-                    v.estimator,
-                    v.estimate,
-                    v.lower_bound,
-                    v.threshold,
-                    v.rounds,
-                ) + if v.passed { ": passed" } else { ": not passed" },
-                v.at,
-                None,
-            ),
+            RolloutEvent::Verdict(v) => ("rollout proof", v.to_string(), v.at, None),
         };
         let change = Change {
             actor: actor.to_owned(),

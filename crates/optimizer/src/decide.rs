@@ -250,7 +250,7 @@ fn assign(task: &TaskState, key: Option<&str>, selection: &SelectionKey) -> Assi
 }
 
 /// The logging policy of a probed shadow decision.
-pub(crate) const SHADOW_PROBE_KIND: &str = "shadow-probe";
+const SHADOW_PROBE_KIND: &str = "shadow-probe";
 
 /// The learner chooses; in the baseline cohort (and in shadow) the
 /// incumbent's choice is applied instead, except that in shadow a share

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use tuneloop_core::Phase;
 use tuneloop_gates::ProvenanceRecord;
-use tuneloop_rollout::{RolloutEvent, Verdict, VerdictKind};
+use tuneloop_rollout::{RolloutEvent, Verdict};
 
 use crate::charts;
 use crate::render::esc;
@@ -30,29 +30,6 @@ pub struct LiveRollout {
     pub last_verdict: Option<Verdict>,
 }
 
-fn verdict_text(v: &Verdict) -> String {
-    format!(
-        "{} {} #{}: {} {:+.4}, lower bound {:+.4} {} {:+.4} on {} rounds{}",
-        v.phase,
-        match v.kind {
-            VerdictKind::OffPolicy => "off-policy",
-            VerdictKind::OnPolicy => "on-policy",
-        },
-        v.window,
-        esc(&v.estimator),
-        v.estimate,
-        v.lower_bound,
-        if v.passed { "≥" } else { "<" },
-        v.threshold,
-        v.rounds,
-        if v.kind == VerdictKind::OffPolicy {
-            format!(", {} passing in a row", v.consecutive)
-        } else {
-            String::new()
-        }
-    )
-}
-
 /// The table of rollouts now.
 pub(crate) fn section(html: &mut String, live: &[LiveRollout]) {
     html.push_str(
@@ -70,7 +47,7 @@ pub(crate) fn section(html: &mut String, live: &[LiveRollout]) {
             r.candidate_observations,
             r.last_verdict
                 .as_ref()
-                .map_or_else(|| "none yet".to_owned(), verdict_text),
+                .map_or_else(|| "none yet".to_owned(), |v| esc(&v.to_string())),
         );
     }
     if live.is_empty() {

@@ -207,6 +207,16 @@ pub enum VerdictKind {
     OnPolicy,
 }
 
+impl VerdictKind {
+    /// Its name, as in JSON and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictKind::OffPolicy => "off-policy",
+            VerdictKind::OnPolicy => "on-policy",
+        }
+    }
+}
+
 /// One evaluation of the candidate against the incumbent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -235,6 +245,27 @@ pub struct Verdict {
     pub consecutive: u32,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for Verdict {
+    /// One line: `off-policy verdict 2 in shadow: dr +0.0240, lower bound
+    /// +0.0110 against +0.0000, 1000 rounds: passed` (the provenance
+    /// chain's reason, the dashboard's cell).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} verdict {} in {}: {} {:+.4}, lower bound {:+.4} against {:+.4}, {} rounds: {}",
+            self.kind.name(),
+            self.window,
+            self.phase,
+            self.estimator,
+            self.estimate,
+            self.lower_bound,
+            self.threshold,
+            self.rounds,
+            if self.passed { "passed" } else { "not passed" },
+        )
+    }
 }
 
 /// Whether moments read from a file can be used: finite, a non-negative
@@ -527,6 +558,13 @@ mod tests {
         assert!((v.lower_bound - (0.5 - 1.644_853_626_951_472_2 * se)).abs() < 1e-9);
         assert!(v.passed && v.consecutive == 1 && v.window == 1 && v.rounds == 30);
         assert!(!p.proved(&config));
+        assert_eq!(
+            v.to_string(),
+            format!(
+                "off-policy verdict 1 in shadow: ipw +0.5000, lower bound {:+.4} against +0.0000, 30 rounds: passed",
+                0.5 - 1.644_853_626_951_472_2 * se
+            )
+        );
     }
 
     #[test]
