@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tuneloop_core::{
     ActionDistribution, Features, Policy, PolicySnapshot, Result as CoreResult, Selection,
-    SelectionKey, check_eligible,
+    SelectionKey, SufficientStatistics, check_eligible,
 };
 
 use crate::error::{Error, Result, check_param};
@@ -312,6 +312,12 @@ impl GreedyCore {
         })
     }
 
+    pub(crate) fn replace_statistics(&mut self, s: &SufficientStatistics) -> CoreResult<()> {
+        self.ridge.replace_statistics(s)?;
+        self.version = self.version.saturating_add(1);
+        Ok(())
+    }
+
     pub(crate) fn update(&mut self, x: &Features, arm: usize, reward: f64) -> CoreResult<()> {
         self.ridge.check_update(x, arm, reward)?;
         self.ridge.update(arm, x.as_slice(), reward);
@@ -422,6 +428,12 @@ impl Policy for LinUcb {
     }
     fn snapshot(&self) -> CoreResult<PolicySnapshot> {
         to_snapshot(self, Self::KIND, self.core.version)
+    }
+    fn statistics(&self) -> Option<SufficientStatistics> {
+        Some(self.core.ridge.statistics())
+    }
+    fn replace_statistics(&mut self, s: &SufficientStatistics) -> CoreResult<()> {
+        self.core.replace_statistics(s)
     }
 }
 
@@ -542,5 +554,11 @@ impl Policy for EpsilonGreedy {
     }
     fn snapshot(&self) -> CoreResult<PolicySnapshot> {
         to_snapshot(self, Self::KIND, self.core.version)
+    }
+    fn statistics(&self) -> Option<SufficientStatistics> {
+        Some(self.core.ridge.statistics())
+    }
+    fn replace_statistics(&mut self, s: &SufficientStatistics) -> CoreResult<()> {
+        self.core.replace_statistics(s)
     }
 }

@@ -14,7 +14,7 @@
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
-use tuneloop_core::{Error, Features, Result};
+use tuneloop_core::{Block, Error, Features, Result, SufficientStatistics};
 
 use crate::scratch::with_zeros;
 
@@ -97,6 +97,9 @@ pub(crate) struct RidgeArms {
     /// `b_aᵀθ_a`, kept current by every update, for the noise estimate.
     btheta: Vec<f64>,
     since_refresh: Vec<u32>,
+    /// Updates per arm, never discounted (the merge rule of
+    /// [`SufficientStatistics`] needs them).
+    updates: Vec<u64>,
 }
 
 /// The serialized form of [`RidgeArms`]: full row-major `d × d` matrices,
@@ -117,6 +120,10 @@ struct RidgeRepr {
     n: Vec<f64>,
     btheta: Vec<f64>,
     since_refresh: Vec<u32>,
+    /// Absent from snapshots written before fleet mode: then `n` (exact
+    /// without a discount, the best there is with one).
+    #[serde(default)]
+    updates: Vec<u64>,
 }
 
 /// Packs `k` full row-major `d × d` matrices, averaging the two triangles.
@@ -165,7 +172,13 @@ impl TryFrom<RidgeRepr> for RidgeArms {
                 ));
             }
         }
+        let updates = if r.updates.is_empty() {
+            r.n.iter().map(|n| n.max(0.0).round() as u64).collect()
+        } else {
+            r.updates
+        };
         Ok(RidgeArms {
+            updates,
             a: pack(&r.a, r.k, r.d),
             a_inv: pack(&r.a_inv, r.k, r.d),
             k: r.k,
@@ -199,6 +212,7 @@ impl From<RidgeArms> for RidgeRepr {
             n: r.n,
             btheta: r.btheta,
             since_refresh: r.since_refresh,
+            updates: r.updates,
         }
     }
 }
@@ -234,6 +248,7 @@ impl RidgeArms {
             n: vec![0.0; k],
             btheta: vec![0.0; k],
             since_refresh: vec![0; k],
+            updates: vec![0; k],
         }
     }
 
@@ -263,6 +278,7 @@ impl RidgeArms {
             && self.n.len() == k
             && self.btheta.len() == k
             && self.since_refresh.len() == k
+            && self.updates.len() == k
             && self.lambda.is_finite()
             && self.lambda > 0.0
             // What the constructor checks, for a state read from a file.
@@ -333,6 +349,7 @@ impl RidgeArms {
         }
         self.sum_r2[arm] += r * r;
         self.n[arm] += 1.0;
+        self.updates[arm] = self.updates[arm].saturating_add(1);
         self.since_refresh[arm] = self.since_refresh[arm].saturating_add(1);
         if self.discount.is_some() || self.since_refresh[arm] >= self.refresh_every {
             self.refresh(arm);
@@ -439,6 +456,66 @@ impl RidgeArms {
     /// Observations of each arm (discounted when forgetting).
     pub(crate) fn counts(&self) -> &[f64] {
         &self.n
+    }
+
+    /// The data part of every arm's `A` and `b`: `A − λI`, `b`, `Σr²`, `n`.
+    pub(crate) fn statistics(&self) -> SufficientStatistics {
+        let (d, p) = (self.d, packed_len(self.d));
+        let blocks = (0..self.k)
+            .map(|arm| {
+                let mut xx = self.a[arm * p..(arm + 1) * p].to_vec();
+                for i in 0..d {
+                    xx[row_start(d, i)] -= self.lambda;
+                }
+                Block {
+                    xx,
+                    xr: self.b[arm * d..(arm + 1) * d].to_vec(),
+                    rr: self.sum_r2[arm],
+                    n: self.n[arm],
+                    updates: self.updates[arm],
+                }
+            })
+            .collect();
+        SufficientStatistics {
+            dim: d,
+            discount: self.discount,
+            blocks,
+        }
+    }
+
+    /// Replaces every arm's state by `λI + Σxxᵀ`, `Σrx`, … from `s`, and
+    /// refactorizes each arm's inverse.
+    pub(crate) fn replace_statistics(&mut self, s: &SufficientStatistics) -> Result<()> {
+        s.check()?;
+        if s.dim != self.d || s.blocks.len() != self.k || s.discount != self.discount {
+            return Err(Error::InvalidConfig {
+                field: "statistics",
+                reason: format!(
+                    "statistics of {} blocks in {} dimensions with discount {:?} do not fit \
+                     a learner of {} arms in {} dimensions with discount {:?}",
+                    s.blocks.len(),
+                    s.dim,
+                    s.discount,
+                    self.k,
+                    self.d,
+                    self.discount
+                ),
+            });
+        }
+        let (d, p) = (self.d, packed_len(self.d));
+        for (arm, b) in s.blocks.iter().enumerate() {
+            let a = &mut self.a[arm * p..(arm + 1) * p];
+            a.copy_from_slice(&b.xx);
+            for i in 0..d {
+                a[row_start(d, i)] += self.lambda;
+            }
+            self.b[arm * d..(arm + 1) * d].copy_from_slice(&b.xr);
+            self.sum_r2[arm] = b.rr;
+            self.n[arm] = b.n;
+            self.updates[arm] = b.updates;
+            self.refresh(arm);
+        }
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tuneloop_core::{
     ActionDistribution, Features, Policy, PolicySnapshot, Result as CoreResult, Selection,
-    SelectionKey, check_eligible,
+    SelectionKey, SufficientStatistics, check_eligible,
 };
 
 use crate::error::{Error, Result, check_param};
@@ -416,6 +416,16 @@ impl Policy for ThompsonGaussian {
 
     fn snapshot(&self) -> CoreResult<PolicySnapshot> {
         to_snapshot(self, Self::KIND, self.version)
+    }
+
+    fn statistics(&self) -> Option<SufficientStatistics> {
+        Some(self.ridge.statistics())
+    }
+
+    fn replace_statistics(&mut self, s: &SufficientStatistics) -> CoreResult<()> {
+        self.ridge.replace_statistics(s)?;
+        self.version = self.version.saturating_add(1);
+        Ok(())
     }
 }
 

@@ -50,6 +50,7 @@ pub mod outcome;
 pub mod params;
 pub mod policy;
 pub mod stats;
+pub mod sufficient;
 
 pub use arms::{Arm, ArmGrid, ArmSet, MAX_ARMS};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -67,6 +68,7 @@ pub use policy::{
     ActionDistribution, PROBABILITY_TOLERANCE, Policy, PolicySnapshot, Selection, SelectionKey,
     check_eligible,
 };
+pub use sufficient::{Block, MAX_STATISTICS_VALUES, SufficientStatistics};
 
 #[cfg(test)]
 mod tests {

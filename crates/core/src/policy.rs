@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::features::Features;
 use crate::hash::splitmix64;
 use crate::id::DecisionId;
+use crate::sufficient::SufficientStatistics;
 
 /// How far a distribution's sum may stray from 1 before it is refused
 /// (within it, the probabilities are renormalized to sum to 1).
@@ -393,6 +394,29 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`Error::Snapshot`] if it cannot be serialized.
     fn snapshot(&self) -> Result<PolicySnapshot>;
+
+    /// The additive part of the learned state, to merge with other
+    /// processes' learning (see [`crate::sufficient`]); `None` for a policy
+    /// that does not learn or whose state does not add up (the default).
+    fn statistics(&self) -> Option<SufficientStatistics> {
+        None
+    }
+
+    /// Replaces the learned state by the one these statistics define (as
+    /// if the policy had been fed the updates they sum), recomputing what
+    /// it derives from them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the statistics do not fit the policy
+    /// (shape, discount, a non-finite value) or the policy has none (the
+    /// default); on error the state is unchanged.
+    fn replace_statistics(&mut self, statistics: &SufficientStatistics) -> Result<()> {
+        let _ = statistics;
+        Err(Error::InvalidConfig {
+            field: "statistics",
+            reason: format!("policy `{}` has no sufficient statistics", self.kind()),
+        })
+    }
 }
 
 #[cfg(test)]
