@@ -258,6 +258,21 @@ impl SufficientStatistics {
         Ok(())
     }
 
+    /// Adds `other`'s sums and counts to these, without forgetting: the
+    /// state of a fleet is the plain sum of its members' contributions.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the shapes or discounts differ or a
+    /// value is not finite; nothing changes.
+    pub fn accumulate(&mut self, other: &Self) -> Result<()> {
+        self.expect_same_shape(other)?;
+        for (s, o) in self.blocks.iter_mut().zip(&other.blocks) {
+            s.combine(o, 1.0);
+            s.updates = s.updates.saturating_add(o.updates);
+        }
+        Ok(())
+    }
+
     /// The largest difference between the two, each value's absolute
     /// difference divided by `max(1, |value|)` (so a relative difference
     /// for large sums), over every sum and count; infinite when the shapes

@@ -58,6 +58,7 @@ mod decide;
 mod episode;
 mod error;
 mod handle;
+mod learning;
 mod optimizer;
 mod pending;
 mod record;
@@ -75,6 +76,7 @@ pub use decide::{RecommendOptions, Recommendation};
 pub use episode::{EPISODE_DROPPED, Episode, EpisodeRecorded};
 pub use error::{Error, Result};
 pub use handle::{DROPPED, Decision};
+pub use learning::LearningSync;
 pub use optimizer::{Optimizer, RolloutStatus, SHUTDOWN};
 pub use record::Recorded;
 pub use runtime::{

@@ -10,6 +10,7 @@ use tuneloop_gates::{Constraints, Gate, GateChain, QualityFloor, TrustRegion};
 use tuneloop_rollout::{RolloutConfig, RolloutManager};
 
 use crate::error::{Error, Result};
+use crate::learning::FleetLearning;
 use crate::runtime::{LiveTask, TaskSettings};
 
 /// How one task type is optimized.
@@ -96,6 +97,8 @@ pub(crate) struct TaskState {
     pub(crate) rollout: Option<Mutex<RolloutManager>>,
     /// The runtime configuration's settings for this task type.
     pub(crate) live: Arc<LiveTask>,
+    /// What the learner exchanged with a fleet.
+    pub(crate) fleet: FleetLearning,
 }
 
 impl TaskState {
@@ -151,6 +154,7 @@ impl TaskState {
             gates,
             rollout,
             live: Arc::new(LiveTask::new(settings)),
+            fleet: FleetLearning::default(),
         })
     }
 }
