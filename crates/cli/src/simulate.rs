@@ -7,9 +7,9 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tuneloop_bandit::{EpsilonGreedyParams, LinUcbParams, PolicyConfig, ThompsonParams};
-use tuneloop_core::{
-    ArmSet, DecisionId, Features, Policy, RewardFunction, SelectionKey, TaskOutcome,
-};
+use tuneloop_core::{DecisionId, Features, Policy, SelectionKey};
+
+use tuneloop_eval::scenario::{TASKS, TaskType, World};
 
 use crate::csv;
 use crate::error::{CliError, CliResult};
@@ -77,91 +77,6 @@ pub(crate) fn supervised(path: &Path, policy: &str, seed: u64) -> CliResult<Valu
     }))
 }
 
-/// A task type of the `llm-params` scenario.
-struct TaskType {
-    name: &'static str,
-    best_temperature: f64,
-    /// Best max_tokens for a median prompt; it doubles from the smallest to
-    /// the largest prompt.
-    best_max_tokens: f64,
-    peak_quality: f64,
-}
-
-const TASKS: [TaskType; 4] = [
-    TaskType {
-        name: "code",
-        best_temperature: 0.2,
-        best_max_tokens: 2048.0,
-        peak_quality: 0.9,
-    },
-    TaskType {
-        name: "summarize",
-        best_temperature: 0.4,
-        best_max_tokens: 512.0,
-        peak_quality: 0.85,
-    },
-    TaskType {
-        name: "creative",
-        best_temperature: 1.0,
-        best_max_tokens: 1024.0,
-        peak_quality: 0.8,
-    },
-    TaskType {
-        name: "extract",
-        best_temperature: 0.0,
-        best_max_tokens: 256.0,
-        peak_quality: 0.95,
-    },
-];
-
-/// The synthetic environment: quality peaks at a task's best temperature
-/// and length (the length shifting with the prompt's size), Gaussian noise
-/// of sd 0.1; latency and cost grow with the tokens generated.
-struct Environment {
-    arms: ArmSet,
-    reward: RewardFunction,
-}
-
-impl Environment {
-    fn new() -> CliResult<Self> {
-        Ok(Environment {
-            arms: ArmSet::grid()
-                .models(["sim-model"])
-                .temperatures([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2])
-                .max_tokens([256, 512, 1024, 2048, 4096])
-                .build()?,
-            reward: RewardFunction::default(),
-        })
-    }
-
-    /// `s` in [-1, 1] is the centred log prompt size.
-    fn mean_quality(&self, task: &TaskType, arm: usize, s: f64) -> f64 {
-        let Some(a) = self.arms.get(arm) else {
-            return 0.0;
-        };
-        let p = &a.params;
-        let best_k = task.best_max_tokens * 2f64.powf(0.5 * s);
-        let dk = (f64::from(p.max_tokens()) / best_k).log2();
-        let dt = p.temperature() - task.best_temperature;
-        (task.peak_quality - 0.6 * dt * dt - 0.04 * dk * dk).clamp(0.0, 1.0)
-    }
-
-    fn outcome(&self, task: &TaskType, arm: usize, s: f64, rng: &mut ChaCha8Rng) -> TaskOutcome {
-        let q = self.mean_quality(task, arm, s);
-        let noise = gaussian(rng) * 0.1;
-        let max_tokens = self.arms.get(arm).map_or(256, |a| a.params.max_tokens());
-        let used = f64::from(max_tokens) * (0.5 + 0.5 * rng.random::<f64>());
-        let prompt = 200.0 * 20f64.powf((s + 1.0) / 2.0);
-        TaskOutcome::success((q + noise).clamp(0.0, 1.0), 250.0 + 0.9 * used)
-            .with_tokens(prompt as u64, used as u64)
-            .with_cost((prompt + 3.0 * used) * 1e-6)
-    }
-}
-
-fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
-    rng.sample(rand_distr::StandardNormal)
-}
-
 /// The `llm-params` scenario: four task types, each with its own policy
 /// over a 35-arm grid (7 temperatures × 5 max_tokens); the context is a
 /// bias and the centred log prompt size.
@@ -174,7 +89,7 @@ pub(crate) fn scenario_llm_params(
     if rounds == 0 || runs == 0 {
         return Err(CliError::bad("--rounds and --runs must be at least 1"));
     }
-    let env = Environment::new()?;
+    let env = World::new()?;
     let cfg = config(policy, true)?;
     let all = env.arms.all_indices();
     let window = 25.min(rounds);

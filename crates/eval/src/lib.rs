@@ -39,6 +39,7 @@ pub mod plan;
 pub mod refine;
 pub mod regression;
 pub mod runner;
+pub mod scenario;
 pub mod scorer;
 pub mod service;
 pub mod stats;
