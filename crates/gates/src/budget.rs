@@ -110,8 +110,23 @@ struct Reservation {
     expires: DateTime<Utc>,
 }
 
+/// The share of a budget a fleet granted this process for one calendar
+/// window (see [`Budget::set_allowance`]): how much it may spend and
+/// reserve in that window, in all, on top of nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Allowance {
+    /// The window it is for; in any other window the allowance is zero.
+    pub window_start: DateTime<Utc>,
+    /// Tokens granted in the window so far (`None`: no token limit).
+    pub tokens: Option<u64>,
+    /// Cost granted in the window so far (`None`: no cost limit).
+    pub cost_usd: Option<f64>,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    /// Set in fleet mode: the limits become what the fleet granted.
+    allowance: Option<Allowance>,
     window_start: Option<DateTime<Utc>>,
     spent_tokens: u64,
     spent_cost: f64,
@@ -311,23 +326,44 @@ impl Budget {
         }
     }
 
+    /// The hard limits in force: the configuration's, or with an
+    /// allowance the smaller of them and what the fleet granted for the
+    /// current window (nothing for another window).
+    fn limits(&self, st: &State) -> (Option<u64>, Option<f64>) {
+        let (tokens, cost) = (self.config.token_limit, self.config.cost_limit_usd);
+        let Some(a) = &st.allowance else {
+            return (tokens, cost);
+        };
+        let current = Some(a.window_start) == st.window_start;
+        (
+            tokens.map(|l| {
+                if current {
+                    a.tokens.map_or(l, |g| g.min(l))
+                } else {
+                    0
+                }
+            }),
+            cost.map(|l| {
+                if current {
+                    a.cost_usd.map_or(l, |g| g.min(l))
+                } else {
+                    0.0
+                }
+            }),
+        )
+    }
+
     fn usage_of(&self, st: &State) -> Usage {
-        let remaining_tokens = self
-            .config
-            .token_limit
+        let (token_limit, cost_limit) = self.limits(st);
+        let remaining_tokens = token_limit
             .map(|l| l.saturating_sub(st.spent_tokens.saturating_add(st.reserved_tokens)));
-        let remaining_cost_usd = self
-            .config
-            .cost_limit_usd
-            .map(|l| (l - st.spent_cost - st.reserved_cost).max(0.0));
+        let remaining_cost_usd =
+            cost_limit.map(|l| (l - st.spent_cost - st.reserved_cost).max(0.0));
         let f = self.config.soft_fraction;
-        let soft_tokens = self.config.token_limit.is_some_and(|l| {
+        let soft_tokens = token_limit.is_some_and(|l| {
             (st.spent_tokens.saturating_add(st.reserved_tokens)) as f64 >= f * l as f64
         });
-        let soft_cost = self
-            .config
-            .cost_limit_usd
-            .is_some_and(|l| st.spent_cost + st.reserved_cost >= f * l);
+        let soft_cost = cost_limit.is_some_and(|l| st.spent_cost + st.reserved_cost >= f * l);
         Usage {
             spent_tokens: st.spent_tokens,
             spent_cost_usd: st.spent_cost,
@@ -371,6 +407,40 @@ impl Budget {
         st.spent_cost = s.spent_cost_usd;
         st.events = s.events.iter().copied().collect();
         Ok(())
+    }
+
+    /// Limits this process to what a fleet granted it (fleet mode, see
+    /// `tuneloop::fleet`): from now on the hard limits are the smaller of
+    /// the configuration's and the allowance's, for the allowance's window
+    /// only (in a later window nothing may be reserved until the fleet
+    /// grants a share of it). Each call replaces the previous allowance.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a NaN or negative cost, or a budget
+    /// over rolling windows (a fleet shares calendar windows only).
+    pub fn set_allowance(&self, allowance: Allowance) -> Result<()> {
+        if let Some(c) = allowance.cost_usd {
+            check("allowance.cost_usd", c, c >= 0.0, "a finite cost >= 0")?;
+        }
+        if let Window::Rolling { length } = self.config.window {
+            check(
+                "window",
+                length.as_secs_f64(),
+                false,
+                "calendar windows (a fleet cannot share a rolling window)",
+            )?;
+        }
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.allowance = Some(allowance);
+        Ok(())
+    }
+
+    /// The current window's start (calendar windows; `None` for rolling
+    /// ones) and where the budget stands at `now`.
+    pub fn window_usage(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Usage) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.roll(&mut st, now);
+        (st.window_start, self.usage_of(&st))
     }
 
     /// Where the budget stands at `now`.

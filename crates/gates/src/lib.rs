@@ -46,8 +46,8 @@ mod quality;
 mod trust;
 
 pub use budget::{
-    Budget, BudgetConfig, BudgetGate, BudgetHold, BudgetSnapshot, HeldBudgetGate, Price, Usage,
-    Window,
+    Allowance, Budget, BudgetConfig, BudgetGate, BudgetHold, BudgetSnapshot, HeldBudgetGate, Price,
+    Usage, Window,
 };
 pub use chain::{Eligibility, GateChain};
 pub use constraints::{Condition, Constraints, Rule};

@@ -6,9 +6,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use tuneloop_core::{ArmSet, DecisionId, RiskTier};
 use tuneloop_gates::{
-    Budget, BudgetConfig, BudgetGate, Change, ChangeKind, Condition, Constraints, Error, GateChain,
-    GateContext, Parameter, Price, Provenance, QualityFloor, QualityFloorConfig, Reason, Rule,
-    TrustRegion, Window,
+    Allowance, Budget, BudgetConfig, BudgetGate, Change, ChangeKind, Condition, Constraints, Error,
+    GateChain, GateContext, Parameter, Price, Provenance, QualityFloor, QualityFloorConfig, Reason,
+    Rule, TrustRegion, Window,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -643,5 +643,63 @@ fn provenance_refuses_details_it_could_not_read_back_and_survives_a_torn_write()
         3,
         "the torn tail was cut, not continued"
     );
+    Ok(())
+}
+
+#[test]
+fn an_allowance_limits_reservations_to_what_the_fleet_granted() -> TestResult {
+    let budget = Budget::new(BudgetConfig {
+        token_limit: Some(10_000),
+        ..Default::default()
+    })?;
+    let now = t0();
+    let (window, usage) = budget.window_usage(now);
+    let window = window.ok_or("a calendar window")?;
+    assert_eq!(usage.remaining_tokens, Some(10_000));
+    budget.set_allowance(Allowance {
+        window_start: window,
+        tokens: Some(1_000),
+        cost_usd: None,
+    })?;
+    // 1,000 granted: 600 fits, another 600 does not.
+    budget.reserve(DecisionId::from_u128(1), 600, 0.0, now)?;
+    assert!(
+        budget
+            .reserve(DecisionId::from_u128(2), 600, 0.0, now)
+            .is_err()
+    );
+    budget.commit(DecisionId::from_u128(1), 500, 0.0, now)?;
+    assert_eq!(budget.usage(now).remaining_tokens, Some(500));
+    // A grant larger than the limit is held to the limit.
+    budget.set_allowance(Allowance {
+        window_start: window,
+        tokens: Some(50_000),
+        cost_usd: None,
+    })?;
+    assert_eq!(budget.usage(now).remaining_tokens, Some(9_500));
+    // The next day nothing is granted yet.
+    let tomorrow = now + Duration::days(1);
+    assert_eq!(budget.usage(tomorrow).remaining_tokens, Some(0));
+    assert!(
+        budget
+            .reserve(DecisionId::from_u128(3), 1, 0.0, tomorrow)
+            .is_err()
+    );
+    // A fleet cannot share a rolling window.
+    let rolling = Budget::new(BudgetConfig {
+        token_limit: Some(10),
+        window: Window::Rolling {
+            length: std::time::Duration::from_secs(60),
+        },
+        ..Default::default()
+    })?;
+    let Err(e) = rolling.set_allowance(Allowance {
+        window_start: window,
+        tokens: Some(1),
+        cost_usd: None,
+    }) else {
+        return Err("a rolling budget took an allowance".into());
+    };
+    assert!(e.to_string().contains("rolling"), "{e}");
     Ok(())
 }
