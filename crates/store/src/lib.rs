@@ -22,6 +22,7 @@
 //! Tests that need a server read its URL from `TUNELOOP_DATABASE_URL`
 //! (`scripts/local-postgres start` prints one) and are skipped without it.
 
+mod fleet;
 mod log;
 
 use std::time::Duration;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 use tuneloop_counterfactual::LoggedDecision;
 
+pub use fleet::{FleetBudget, Lease, LeaseRequest};
 pub use log::{PgDecisionLog, PgLogConfig, PgLogStats};
 
 /// What went wrong with the store.
@@ -115,6 +117,44 @@ pub const MIGRATIONS: &[&str] = &[
         snapshot jsonb NOT NULL,
         saved_at timestamptz NOT NULL DEFAULT now()
     );",
+    // 3: what a fleet shares: each member's learning (sufficient
+    // statistics, `json` to keep every float as written) per task type and
+    // model (the fingerprint of the arms and the learner: members of
+    // another deployment do not mix their sums with these), budget windows
+    // and their leases, outcomes left for the member that decided.
+    "CREATE TABLE tuneloop_learning (
+        task_type text NOT NULL,
+        model text NOT NULL,
+        member text NOT NULL,
+        updates bigint NOT NULL,
+        statistics json NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (task_type, model, member)
+    );
+    CREATE TABLE tuneloop_budgets (
+        name text NOT NULL,
+        window_start timestamptz NOT NULL,
+        token_limit bigint,
+        cost_limit double precision,
+        PRIMARY KEY (name, window_start)
+    );
+    CREATE TABLE tuneloop_leases (
+        budget text NOT NULL,
+        window_start timestamptz NOT NULL,
+        member text NOT NULL,
+        granted_tokens bigint NOT NULL,
+        granted_cost double precision NOT NULL,
+        used_tokens bigint NOT NULL,
+        used_cost double precision NOT NULL,
+        expires_at timestamptz NOT NULL,
+        reclaimed boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (budget, window_start, member)
+    );
+    CREATE TABLE tuneloop_outcomes (
+        decision_id uuid PRIMARY KEY,
+        outcome json NOT NULL,
+        posted_at timestamptz NOT NULL DEFAULT now()
+    );",
 ];
 
 /// The columns of each table as migrations leave them: name and type.
@@ -135,6 +175,48 @@ const TABLES: &[(&str, &[(&str, &str)])] = &[
             ("name", "text"),
             ("snapshot", "jsonb"),
             ("saved_at", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "tuneloop_learning",
+        &[
+            ("task_type", "text"),
+            ("model", "text"),
+            ("member", "text"),
+            ("updates", "bigint"),
+            ("statistics", "json"),
+            ("updated_at", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "tuneloop_budgets",
+        &[
+            ("name", "text"),
+            ("window_start", "timestamp with time zone"),
+            ("token_limit", "bigint"),
+            ("cost_limit", "double precision"),
+        ],
+    ),
+    (
+        "tuneloop_leases",
+        &[
+            ("budget", "text"),
+            ("window_start", "timestamp with time zone"),
+            ("member", "text"),
+            ("granted_tokens", "bigint"),
+            ("granted_cost", "double precision"),
+            ("used_tokens", "bigint"),
+            ("used_cost", "double precision"),
+            ("expires_at", "timestamp with time zone"),
+            ("reclaimed", "boolean"),
+        ],
+    ),
+    (
+        "tuneloop_outcomes",
+        &[
+            ("decision_id", "uuid"),
+            ("outcome", "json"),
+            ("posted_at", "timestamp with time zone"),
         ],
     ),
 ];
@@ -162,7 +244,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn query_error(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
+pub(crate) fn query_error(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
     move |e| Error::Query {
         what,
         message: db_message(&e),
@@ -205,8 +287,8 @@ pub(crate) async fn connect_client(url: &str) -> Result<Client> {
 /// A connection to a tuneloop database, its schema current.
 #[derive(Debug)]
 pub struct Store {
-    client: Client,
-    runtime: tokio::runtime::Runtime,
+    pub(crate) client: Client,
+    pub(crate) runtime: tokio::runtime::Runtime,
 }
 
 impl Store {
@@ -228,6 +310,12 @@ impl Store {
             Ok::<_, Error>(client)
         })?;
         Ok(Store { client, runtime })
+    }
+
+    /// Whether the connection is gone (the server stopped, the network
+    /// failed): every call fails until the store is connected again.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
     }
 
     /// Every decision in the log, oldest first (by decision time).

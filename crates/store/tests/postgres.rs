@@ -8,54 +8,14 @@ use std::time::Duration;
 
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_postgres::NoTls;
 use tuneloop::core::{ArmSet, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::DecisionLog;
 use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 use tuneloop_store::{Error, PgDecisionLog, PgLogConfig, Store};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+mod common;
 
-/// The server's URL, or `None` (and a note on how to start one).
-fn server() -> Option<String> {
-    match std::env::var("TUNELOOP_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!(
-                "skipped: no PostgreSQL (TUNELOOP_DATABASE_URL=$(scripts/local-postgres start))"
-            );
-            None
-        }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs `sql` on the server.
-fn sql(url: &str, sql: &str) -> TestResult {
-    runtime().block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
-        tokio::spawn(conn);
-        client.batch_execute(sql).await?;
-        Ok(())
-    })
-}
-
-/// A fresh schema of its own: the URL that works in it.
-fn fresh(url: &str, name: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let schema = format!("t_{name}_{}", std::process::id());
-    sql(
-        url,
-        &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
-    )?;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Ok(format!("{url}{sep}options=-csearch_path%3D{schema}"))
-}
+use common::{TestResult, fresh, server, sql};
 
 fn optimizer(log: Arc<PgDecisionLog>, seed: u64) -> Result<Optimizer, Box<dyn std::error::Error>> {
     let arms = ArmSet::grid()

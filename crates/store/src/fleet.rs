@@ -1,0 +1,431 @@
+//! What a fleet shares besides its log: learned state (each member's
+//! contribution of sufficient statistics), budget leases, and outcomes
+//! recorded by a member other than the one that decided.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tuneloop_core::{DecisionId, SufficientStatistics, TaskOutcome};
+
+use crate::{Error, Result, Store, query_error};
+
+/// A member's report on one budget and what it asks for: the request of
+/// [`Store::renew_lease`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRequest<'a> {
+    /// The budget's name (one per optimizer configuration, say "default").
+    pub budget: &'a str,
+    /// The member asking.
+    pub member: &'a str,
+    /// The calendar window the lease is for.
+    pub window_start: DateTime<Utc>,
+    /// The fleet's token limit per window (`None`: unlimited). The last
+    /// member to renew sets the limit of the window, so a new limit
+    /// deployed mid-window applies from the next renewal on.
+    pub token_limit: Option<u64>,
+    /// The fleet's cost limit per window, USD (`None`: unlimited).
+    pub cost_limit_usd: Option<f64>,
+    /// Tokens this member spent and holds reserved in the window.
+    pub used_tokens: u64,
+    /// Cost this member spent and holds reserved in the window.
+    pub used_cost_usd: f64,
+    /// Tokens it asks for on top of what it was granted (0: only report).
+    pub want_tokens: u64,
+    /// Cost it asks for on top of what it was granted.
+    pub want_cost_usd: f64,
+    /// Hand back what is granted and not used (the member stops).
+    pub release: bool,
+    /// How long the lease lasts without a renewal.
+    pub ttl: Duration,
+}
+
+/// What a member may spend in a window: the answer of
+/// [`Store::renew_lease`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lease {
+    /// Tokens granted to this member in the window, in all.
+    pub granted_tokens: u64,
+    /// Cost granted to this member in the window, in all.
+    pub granted_cost_usd: f64,
+    /// Tokens granted to the whole fleet in the window (this member's
+    /// included), after reclaiming expired leases.
+    pub fleet_granted_tokens: u64,
+    /// Cost granted to the whole fleet in the window.
+    pub fleet_granted_cost_usd: f64,
+    /// Leases of other members that had expired and were reclaimed now.
+    pub reclaimed: u64,
+}
+
+/// A budget's standing across the fleet, from [`Store::budget`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FleetBudget {
+    /// The token limit of the window.
+    pub token_limit: Option<u64>,
+    /// The cost limit of the window.
+    pub cost_limit_usd: Option<f64>,
+    /// Tokens granted to all members.
+    pub granted_tokens: u64,
+    /// Cost granted to all members.
+    pub granted_cost_usd: f64,
+    /// Tokens members reported as spent or reserved.
+    pub used_tokens: u64,
+    /// Cost members reported as spent or reserved.
+    pub used_cost_usd: f64,
+    /// Members holding a lease, live or expired.
+    pub leases: u64,
+    /// Leases that expired and were reclaimed.
+    pub reclaimed: u64,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn bad_learning(task_type: &str, member: &str, message: String) -> Error {
+    Error::BadRecord {
+        decision_id: format!("learning of `{task_type}` by member `{member}`"),
+        message,
+    }
+}
+
+/// The uuid range of a process's decision ids (see `tuneloop`'s ids: a
+/// 64-bit per-process prefix and a counter).
+fn id_range(prefix: u64) -> (String, String) {
+    let lo = DecisionId::from_u128(u128::from(prefix) << 64);
+    let hi = DecisionId::from_u128((u128::from(prefix) << 64) | u128::from(u64::MAX));
+    (lo.to_string(), hi.to_string())
+}
+
+impl Store {
+    /// Stores `contribution` as `member`'s learning of `task_type` with
+    /// `model` (in place of what it stored before; an older contribution,
+    /// with fewer updates, never replaces a newer one) and returns the
+    /// fleet's state: the sum of every member's contribution of the same
+    /// task type and model.
+    ///
+    /// `model` names what the statistics are of (the arms, the learner's
+    /// kind and dimension): a deployment that changes them gets a new
+    /// model, and its members learn apart from the old ones instead of
+    /// summing statistics of different things.
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`] when a stored contribution is not valid
+    /// statistics or does not fit this one (the message names the
+    /// member), [`Error::Query`].
+    pub fn exchange_learning(
+        &self,
+        task_type: &str,
+        model: &str,
+        member: &str,
+        contribution: &SufficientStatistics,
+    ) -> Result<SufficientStatistics> {
+        let json = serde_json::to_string(contribution)
+            .map_err(|e| bad_learning(task_type, member, e.to_string()))?;
+        let updates = to_i64(contribution.updates());
+        self.runtime.block_on(async {
+            self.client
+                .execute(
+                    "INSERT INTO tuneloop_learning (task_type, model, member, updates, statistics)
+                     VALUES ($1, $2, $3, $4, $5::text::json)
+                     ON CONFLICT (task_type, model, member) DO UPDATE
+                       SET updates = excluded.updates, statistics = excluded.statistics,
+                           updated_at = now()
+                       WHERE tuneloop_learning.updates <= excluded.updates",
+                    &[&task_type, &model, &member, &updates, &json],
+                )
+                .await
+                .map_err(query_error("storing a member's learning"))?;
+            Ok(())
+        })?;
+        self.learning(task_type, model, contribution)
+    }
+
+    /// The fleet's learned state of `task_type` with `model`: the sum of
+    /// every member's contribution, in the shape of `like` (zero when no
+    /// member stored any).
+    ///
+    /// # Errors
+    /// As [`exchange_learning`](Self::exchange_learning).
+    pub fn learning(
+        &self,
+        task_type: &str,
+        model: &str,
+        like: &SufficientStatistics,
+    ) -> Result<SufficientStatistics> {
+        self.runtime.block_on(async {
+            let rows = self
+                .client
+                .query(
+                    "SELECT member, statistics::text FROM tuneloop_learning
+                     WHERE task_type = $1 AND model = $2 ORDER BY member",
+                    &[&task_type, &model],
+                )
+                .await
+                .map_err(query_error("reading the fleet's learning"))?;
+            let mut total = like.zeros_like();
+            for row in &rows {
+                let member: String = row.get(0);
+                let text: String = row.get(1);
+                let s: SufficientStatistics = serde_json::from_str(&text)
+                    .map_err(|e| bad_learning(task_type, &member, e.to_string()))?;
+                total
+                    .accumulate(&s)
+                    .map_err(|e| bad_learning(task_type, &member, e.to_string()))?;
+            }
+            Ok(total)
+        })
+    }
+
+    /// Reports a member's use of a budget's window, renews its lease and
+    /// grants it what it asks for as far as the limit allows, in one
+    /// transaction under the budget's row lock (members renewing together
+    /// are served one after another). Leases of other members that
+    /// expired are reclaimed first: each keeps what its member last
+    /// reported as used, the rest returns to the fleet.
+    ///
+    /// The sum of every member's grant never passes the limit; a member
+    /// that keeps its spending within its grant (as
+    /// `Budget::set_allowance` makes it) cannot overspend the fleet.
+    ///
+    /// # Errors
+    /// [`Error::Query`].
+    pub fn renew_lease(&mut self, req: &LeaseRequest<'_>) -> Result<Lease> {
+        let ttl_ms = i64::try_from(req.ttl.as_millis()).unwrap_or(i64::MAX);
+        let token_limit = req.token_limit.map(to_i64);
+        let used_tokens = to_i64(req.used_tokens);
+        self.runtime.block_on(async {
+            let tx = self
+                .client
+                .transaction()
+                .await
+                .map_err(query_error("starting a lease renewal"))?;
+            tx.execute(
+                "INSERT INTO tuneloop_budgets (name, window_start, token_limit, cost_limit)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name, window_start) DO UPDATE
+                   SET token_limit = excluded.token_limit, cost_limit = excluded.cost_limit",
+                &[
+                    &req.budget,
+                    &req.window_start,
+                    &token_limit,
+                    &req.cost_limit_usd,
+                ],
+            )
+            .await
+            .map_err(query_error("locking the budget"))?;
+            let reclaimed = tx
+                .execute(
+                    "UPDATE tuneloop_leases
+                     SET granted_tokens = used_tokens, granted_cost = used_cost, reclaimed = true
+                     WHERE budget = $1 AND window_start = $2 AND member <> $3
+                       AND NOT reclaimed AND expires_at < now()",
+                    &[&req.budget, &req.window_start, &req.member],
+                )
+                .await
+                .map_err(query_error("reclaiming expired leases"))?;
+            let others = tx
+                .query_one(
+                    "SELECT coalesce(sum(granted_tokens), 0)::bigint,
+                            coalesce(sum(granted_cost), 0)::float8
+                     FROM tuneloop_leases
+                     WHERE budget = $1 AND window_start = $2 AND member <> $3",
+                    &[&req.budget, &req.window_start, &req.member],
+                )
+                .await
+                .map_err(query_error("summing the fleet's leases"))?;
+            let (others_tokens, others_cost): (i64, f64) = (others.get(0), others.get(1));
+            let mine = tx
+                .query_opt(
+                    "SELECT granted_tokens, granted_cost FROM tuneloop_leases
+                     WHERE budget = $1 AND window_start = $2 AND member = $3",
+                    &[&req.budget, &req.window_start, &req.member],
+                )
+                .await
+                .map_err(query_error("reading the member's lease"))?;
+            let (had_tokens, had_cost) = mine.map_or((0i64, 0.0f64), |r| (r.get(0), r.get(1)));
+            // What the member used is granted whatever happened (a lease
+            // reclaimed while the member was cut off keeps its use).
+            let base_tokens = had_tokens.max(used_tokens);
+            let base_cost = had_cost.max(req.used_cost_usd);
+            let (granted_tokens, granted_cost) = if req.release {
+                (used_tokens, req.used_cost_usd)
+            } else {
+                let free_tokens = token_limit.map_or(i64::MAX, |l| {
+                    l.saturating_sub(others_tokens)
+                        .saturating_sub(base_tokens)
+                        .max(0)
+                });
+                let free_cost = req
+                    .cost_limit_usd
+                    .map_or(f64::INFINITY, |l| (l - others_cost - base_cost).max(0.0));
+                (
+                    base_tokens.saturating_add(to_i64(req.want_tokens).min(free_tokens)),
+                    base_cost + req.want_cost_usd.max(0.0).min(free_cost),
+                )
+            };
+            tx.execute(
+                "INSERT INTO tuneloop_leases (budget, window_start, member, granted_tokens,
+                   granted_cost, used_tokens, used_cost, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond')
+                 ON CONFLICT (budget, window_start, member) DO UPDATE
+                   SET granted_tokens = excluded.granted_tokens,
+                       granted_cost = excluded.granted_cost,
+                       used_tokens = excluded.used_tokens, used_cost = excluded.used_cost,
+                       expires_at = excluded.expires_at, reclaimed = false",
+                &[
+                    &req.budget,
+                    &req.window_start,
+                    &req.member,
+                    &granted_tokens,
+                    &granted_cost,
+                    &used_tokens,
+                    &req.used_cost_usd,
+                    &(ttl_ms as f64),
+                ],
+            )
+            .await
+            .map_err(query_error("writing the member's lease"))?;
+            tx.commit()
+                .await
+                .map_err(query_error("committing a lease renewal"))?;
+            Ok(Lease {
+                granted_tokens: to_u64(granted_tokens),
+                granted_cost_usd: granted_cost,
+                fleet_granted_tokens: to_u64(others_tokens.saturating_add(granted_tokens)),
+                fleet_granted_cost_usd: others_cost + granted_cost,
+                reclaimed,
+            })
+        })
+    }
+
+    /// A budget's window across the fleet, if any member leased from it.
+    ///
+    /// # Errors
+    /// [`Error::Query`].
+    pub fn budget(&self, name: &str, window_start: DateTime<Utc>) -> Result<Option<FleetBudget>> {
+        self.runtime.block_on(async {
+            let client = &self.client;
+            let Some(limits) = client
+                .query_opt(
+                    "SELECT token_limit, cost_limit FROM tuneloop_budgets
+                     WHERE name = $1 AND window_start = $2",
+                    &[&name, &window_start],
+                )
+                .await
+                .map_err(query_error("reading a budget"))?
+            else {
+                return Ok(None);
+            };
+            let r = client
+                .query_one(
+                    "SELECT coalesce(sum(granted_tokens), 0)::bigint,
+                            coalesce(sum(granted_cost), 0)::float8,
+                            coalesce(sum(used_tokens), 0)::bigint,
+                            coalesce(sum(used_cost), 0)::float8,
+                            count(*), count(*) FILTER (WHERE reclaimed)
+                     FROM tuneloop_leases WHERE budget = $1 AND window_start = $2",
+                    &[&name, &window_start],
+                )
+                .await
+                .map_err(query_error("summing a budget's leases"))?;
+            Ok(Some(FleetBudget {
+                token_limit: limits.get::<_, Option<i64>>(0).map(to_u64),
+                cost_limit_usd: limits.get(1),
+                granted_tokens: to_u64(r.get(0)),
+                granted_cost_usd: r.get(1),
+                used_tokens: to_u64(r.get(2)),
+                used_cost_usd: r.get(3),
+                leases: to_u64(r.get(4)),
+                reclaimed: to_u64(r.get(5)),
+            }))
+        })
+    }
+
+    /// Leaves the outcome of `decision_id` for the member that decided it
+    /// (which takes it with [`take_outcomes`](Self::take_outcomes) and
+    /// records it as if it had been recorded there). An outcome already
+    /// left for the same decision is kept; returns whether this one was
+    /// stored.
+    ///
+    /// # Errors
+    /// [`Error::Query`]; [`Error::BadRecord`] when it does not serialize.
+    pub fn post_outcome(&self, decision_id: DecisionId, outcome: &TaskOutcome) -> Result<bool> {
+        let json = serde_json::to_string(outcome).map_err(|e| Error::BadRecord {
+            decision_id: format!("outcome of {decision_id}"),
+            message: e.to_string(),
+        })?;
+        let id = decision_id.to_string();
+        self.runtime.block_on(async {
+            let client = &self.client;
+            let n = client
+                .execute(
+                    "INSERT INTO tuneloop_outcomes (decision_id, outcome)
+                     VALUES ($1::text::uuid, $2::text::json) ON CONFLICT (decision_id) DO NOTHING",
+                    &[&id, &json],
+                )
+                .await
+                .map_err(query_error("leaving an outcome"))?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Outcomes left for decisions whose ids carry `prefix` (a process's
+    /// decisions), at most `limit`, oldest first. They stay until
+    /// [`forget_outcomes`](Self::forget_outcomes): a member that dies
+    /// before recording them leaves them for an operator to see.
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`] naming an outcome that is not one,
+    /// [`Error::Query`].
+    pub fn outcomes_for(&self, prefix: u64, limit: u32) -> Result<Vec<(DecisionId, TaskOutcome)>> {
+        let (lo, hi) = id_range(prefix);
+        self.runtime.block_on(async {
+            let client = &self.client;
+            let rows = client
+                .query(
+                    "SELECT decision_id::text, outcome::text FROM tuneloop_outcomes
+                     WHERE decision_id BETWEEN $1::text::uuid AND $2::text::uuid
+                     ORDER BY posted_at LIMIT $3",
+                    &[&lo, &hi, &i64::from(limit)],
+                )
+                .await
+                .map_err(query_error("reading outcomes left for a member"))?;
+            rows.iter()
+                .map(|row| {
+                    let id: String = row.get(0);
+                    let text: String = row.get(1);
+                    let bad = |message: String| Error::BadRecord {
+                        decision_id: format!("outcome of {id}"),
+                        message,
+                    };
+                    let decision: DecisionId = id.parse().map_err(|e| bad(format!("{e}")))?;
+                    let outcome: TaskOutcome =
+                        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                    Ok((decision, outcome))
+                })
+                .collect()
+        })
+    }
+
+    /// Removes the outcomes of these decisions (recorded by their member).
+    ///
+    /// # Errors
+    /// [`Error::Query`].
+    pub fn forget_outcomes(&self, ids: &[DecisionId]) -> Result<u64> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.runtime.block_on(async {
+            let client = &self.client;
+            client
+                .execute(
+                    "DELETE FROM tuneloop_outcomes WHERE decision_id = ANY($1::text[]::uuid[])",
+                    &[&ids],
+                )
+                .await
+                .map_err(query_error("removing recorded outcomes"))
+        })
+    }
+}
