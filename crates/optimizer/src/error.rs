@@ -140,6 +140,19 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The fleet's store (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Store(#[from] tuneloop_store::Error),
+    /// Outcomes for other members wait in a bounded queue while the store
+    /// is unreachable; this one did not fit.
+    #[error(
+        "the fleet's queue of {capacity} outcomes for other members is full (is the store reachable?)"
+    )]
+    FleetQueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
     /// A background thread could not be started.
     #[error("cannot start the {thread} thread: {source}")]
     Spawn {

@@ -57,6 +57,8 @@ mod counters;
 mod decide;
 mod episode;
 mod error;
+#[cfg(feature = "postgres")]
+pub mod fleet;
 mod handle;
 mod learning;
 mod optimizer;

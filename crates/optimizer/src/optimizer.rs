@@ -68,7 +68,7 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 pub(crate) struct DecisionIds {
     pub(crate) seed: u64,
-    prefix: u64,
+    pub(crate) prefix: u64,
     pub(crate) counter: AtomicU64,
 }
 

@@ -180,6 +180,25 @@ impl Store {
         })
     }
 
+    /// The models `task_type` has learning stored for (one per deployment
+    /// whose arms or learner differ), sorted.
+    ///
+    /// # Errors
+    /// [`Error::Query`].
+    pub fn learning_models(&self, task_type: &str) -> Result<Vec<String>> {
+        self.runtime.block_on(async {
+            let rows = self
+                .client
+                .query(
+                    "SELECT DISTINCT model FROM tuneloop_learning WHERE task_type = $1 ORDER BY model",
+                    &[&task_type],
+                )
+                .await
+                .map_err(query_error("listing the learning's models"))?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
     /// Reports a member's use of a budget's window, renews its lease and
     /// grants it what it asks for as far as the limit allows, in one
     /// transaction under the budget's row lock (members renewing together

@@ -1,0 +1,661 @@
+//! Fleet mode (feature `postgres`): many processes of one agent system
+//! share learning, a budget and outcomes through PostgreSQL, each serving
+//! from memory.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tuneloop::fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig};
+//! use tuneloop::{Optimizer, TaskTypeConfig};
+//! use tuneloop::core::ArmSet;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = "postgres://tuneloop@127.0.0.1:5432/tuneloop";
+//! let arms = ArmSet::grid().models(["m"]).temperatures([0.0, 0.5, 1.0]).build()?;
+//! let optimizer = Optimizer::builder()
+//!     .task_type("code", TaskTypeConfig::new(arms))
+//!     .decision_log(Arc::new(PgDecisionLog::open(url, PgLogConfig::default())?))
+//!     .build()?;
+//! let fleet = Fleet::start(&optimizer, FleetConfig::new(url))?;
+//! // ... recommend_parameters / record_outcome as usual; an outcome that
+//! // may belong to another process goes through the fleet:
+//! // fleet.record_outcome(decision_id, &outcome)?;
+//! fleet.shutdown();
+//! # Ok(()) }
+//! ```
+//!
+//! What [`Fleet::start`] runs on a thread of its own, every
+//! [`sync_period`](FleetConfig::sync_period) (1 s):
+//!
+//! - **Learning**: for each task type, this process's contribution to the
+//!   learner (every update it made, as sufficient statistics) goes to the
+//!   store, which answers with the fleet's sum; the learner installs it
+//!   plus what it learned in the meantime ([`LearningSync`](crate::LearningSync)).
+//!   Members decide as one learner fed every member's updates. Members
+//!   whose arms or learner differ (another deployment) learn apart.
+//! - **Budget**: the optimizer's budget becomes a lease
+//!   ([`Budget::set_allowance`](crate::gates::Budget::set_allowance)):
+//!   reservations stay in memory against what the fleet granted this
+//!   process; the thread reports what it used, renews the lease and asks
+//!   for another slice ([`lease_slice`](FleetConfig::lease_slice) of the
+//!   limit) when less than half a slice is left. The grants never pass
+//!   the limit. A process that dies strands its lease until the lease
+//!   expires ([`lease_ttl`](FleetConfig::lease_ttl), 30 s): then what it
+//!   had not reported as used returns to the fleet. A process cut off from
+//!   the store stops reserving three quarters of a TTL after its last
+//!   renewal, so a lease reclaimed by the others is never spent twice.
+//!   What a process reserves between its last report and its death (at
+//!   most one sync period's worth) is the only spend the fleet does not
+//!   see.
+//! - **Outcomes** recorded by another process: [`Fleet::record_outcome`]
+//!   records locally when the decision is this process's, and otherwise
+//!   leaves the outcome in the store, where the deciding process picks it
+//!   up at its next sync and records it as its own.
+//!
+//! Nothing here is on the hot path: `recommend_parameters` and
+//! `record_outcome` never wait for the network. When the store is
+//! unreachable the process goes on serving from its own state (and its
+//! lease), the thread reconnects every sync period, and the exchanges
+//! resume where they stopped: contributions are cumulative, so nothing
+//! learned is lost or counted twice.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tuneloop_core::hash::StableHasher;
+use tuneloop_core::{DecisionId, TaskOutcome};
+use tuneloop_gates::Allowance;
+pub use tuneloop_store::{
+    FleetBudget, Lease, LeaseRequest, PgDecisionLog, PgLogConfig, PgLogStats, Store,
+};
+
+use crate::error::{Error, Result};
+use crate::optimizer::{Inner, Optimizer, lock};
+use crate::record::Recorded;
+use crate::task::TaskState;
+
+/// How a process joins a fleet.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// The database (`postgres://user@host:port/db`).
+    pub database_url: String,
+    /// This process's name in the store (default: `pid<pid>-<random>`):
+    /// unique per process, a restarted process is a new member.
+    pub member: String,
+    /// How often learning is exchanged, the lease renewed and outcomes
+    /// picked up (default 1 s).
+    pub sync_period: Duration,
+    /// The budget's name in the store (default `default`): processes with
+    /// the same name share one budget.
+    pub budget: String,
+    /// The share of a limit one lease request asks for (default 0.02:
+    /// fifty slices make the limit).
+    pub lease_slice: f64,
+    /// How long a lease lasts without a renewal (default 30 s).
+    pub lease_ttl: Duration,
+    /// How often, between syncs, the thread looks whether the lease runs
+    /// low (a look at the budget in memory; the store is asked only then).
+    /// Default 10 ms.
+    pub budget_check: Duration,
+    /// Outcomes for other members kept while the store is unreachable
+    /// (default 10,000).
+    pub outcome_queue: usize,
+}
+
+impl FleetConfig {
+    /// The defaults, on `database_url`.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        FleetConfig {
+            database_url: database_url.into(),
+            member: format!(
+                "pid{}-{:08x}",
+                std::process::id(),
+                DecisionId::random().as_u128() as u32
+            ),
+            sync_period: Duration::from_secs(1),
+            budget: "default".into(),
+            lease_slice: 0.02,
+            lease_ttl: Duration::from_secs(30),
+            budget_check: Duration::from_millis(10),
+            outcome_queue: 10_000,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.sync_period < Duration::from_millis(10) {
+            return Err(Error::invalid(
+                "sync_period",
+                format!("{:?}", self.sync_period),
+                "at least 10 ms",
+            ));
+        }
+        if self.budget_check < Duration::from_millis(1) {
+            return Err(Error::invalid(
+                "budget_check",
+                format!("{:?}", self.budget_check),
+                "at least 1 ms",
+            ));
+        }
+        if !(self.lease_slice > 0.0 && self.lease_slice <= 1.0) {
+            return Err(Error::invalid("lease_slice", self.lease_slice, "in (0, 1]"));
+        }
+        if self.lease_ttl < 2 * self.sync_period {
+            return Err(Error::invalid(
+                "lease_ttl",
+                format!("{:?}", self.lease_ttl),
+                "at least two sync periods",
+            ));
+        }
+        if self.member.is_empty() || self.budget.is_empty() {
+            return Err(Error::invalid(
+                "member",
+                "an empty name",
+                "a non-empty name",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the fleet thread did, from [`Fleet::stats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetStats {
+    /// Learning exchanges that finished (one per task type and sync).
+    pub exchanges: u64,
+    /// Sync rounds that failed (store unreachable, a query refused).
+    pub failures: u64,
+    /// Connections made to the store (the first included).
+    pub connections: u64,
+    /// Lease renewals.
+    pub renewals: u64,
+    /// Times the lease ran out of time without a renewal, and reservations
+    /// were stopped until the next one.
+    pub lease_lapses: u64,
+    /// Outcomes left in the store for another member.
+    pub outcomes_forwarded: u64,
+    /// Outcomes other members left for this one, recorded here.
+    pub outcomes_received: u64,
+    /// The time between consecutive installs of the fleet's learning, in
+    /// milliseconds: how stale the fleet's state in this process gets
+    /// (about the sync period, more while the store is away).
+    pub lag_ms: Vec<f64>,
+    /// How long one exchange took (both halves and the store), ms.
+    pub exchange_ms: Vec<f64>,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// The last lease, if the optimizer has a budget.
+    pub lease: Option<Lease>,
+}
+
+/// Samples kept per series (a day at one sync a second).
+const MAX_SAMPLES: usize = 100_000;
+
+fn push_sample(v: &mut Vec<f64>, x: f64) {
+    if v.len() < MAX_SAMPLES {
+        v.push(x);
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    stop: AtomicBool,
+    wake: std::sync::Condvar,
+    stats: Mutex<FleetStats>,
+    /// Outcomes for decisions of other members, not yet in the store.
+    outbox: Mutex<VecDeque<(DecisionId, TaskOutcome)>>,
+}
+
+/// A process's membership in a fleet: the thread that exchanges learning,
+/// leases the budget and passes outcomes on. Stops on
+/// [`shutdown`](Self::shutdown) or when dropped.
+#[derive(Debug)]
+pub struct Fleet {
+    optimizer: Weak<Inner>,
+    shared: Arc<Shared>,
+    config: FleetConfig,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Fleet {
+    /// Joins the fleet on `config.database_url`: connects (applying the
+    /// schema's migrations), installs the fleet's learning and takes a
+    /// first lease, then starts the thread.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a bad setting or a budget over rolling
+    /// windows; [`Error::Store`] when the database cannot be used (bad
+    /// URL, unreachable, another schema version, an edited table);
+    /// [`Error::Spawn`].
+    pub fn start(optimizer: &Optimizer, config: FleetConfig) -> Result<Fleet> {
+        config.check()?;
+        if let Some(b) = &optimizer.inner.budget
+            && let tuneloop_gates::Window::Rolling { .. } = b.config().window
+        {
+            return Err(Error::invalid(
+                "budget.window",
+                "rolling",
+                "calendar windows (a fleet shares calendar windows only)",
+            ));
+        }
+        let store = Store::connect(&config.database_url)?;
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            wake: std::sync::Condvar::new(),
+            stats: Mutex::new(FleetStats {
+                connections: 1,
+                ..FleetStats::default()
+            }),
+            outbox: Mutex::new(VecDeque::new()),
+        });
+        let mut worker = Worker {
+            optimizer: Arc::downgrade(&optimizer.inner),
+            shared: shared.clone(),
+            config: config.clone(),
+            store: Some(store),
+            last_install: vec![None; optimizer.inner.tasks.len()],
+            lease_deadline: None,
+            next_try: Instant::now(),
+            granted: None,
+            dry: false,
+            used_at_grant: (0, 0.0),
+        };
+        // The first round before serving on: the fleet's learning and a lease.
+        worker.round(optimizer);
+        let thread = std::thread::Builder::new()
+            .name("tuneloop-fleet".into())
+            .spawn(move || worker.run())
+            .map_err(|source| Error::Spawn {
+                thread: "fleet",
+                source,
+            })?;
+        Ok(Fleet {
+            optimizer: Arc::downgrade(&optimizer.inner),
+            shared,
+            config,
+            thread: Some(thread),
+        })
+    }
+
+    /// This process's name in the store.
+    pub fn member(&self) -> &str {
+        &self.config.member
+    }
+
+    /// What the fleet thread did so far.
+    pub fn stats(&self) -> FleetStats {
+        lock(&self.shared.stats).clone()
+    }
+
+    /// Records `outcome` for `decision_id` here when the decision is this
+    /// process's and still pending ([`Optimizer::record_outcome`]);
+    /// otherwise queues it for the store, where the process that decided
+    /// picks it up at its next sync (returns `None`).
+    ///
+    /// # Errors
+    /// As [`Optimizer::record_outcome`] for this process's decisions
+    /// (an unknown one of ours is [`Error::UnknownDecision`]);
+    /// [`Error::FleetQueueFull`] when the queue for the store is full.
+    pub fn record_outcome(
+        &self,
+        decision_id: DecisionId,
+        outcome: &TaskOutcome,
+    ) -> Result<Option<Recorded>> {
+        let Some(inner) = self.optimizer.upgrade() else {
+            return Err(Error::UnknownDecision(decision_id));
+        };
+        let optimizer = Optimizer { inner };
+        let ours = (decision_id.as_u128() >> 64) as u64 == optimizer.inner.ids.prefix;
+        if ours {
+            return optimizer.record_outcome(decision_id, outcome).map(Some);
+        }
+        optimizer.inner.reward.reward(outcome)?;
+        let mut outbox = lock(&self.shared.outbox);
+        if outbox.len() >= self.config.outcome_queue {
+            return Err(Error::FleetQueueFull {
+                capacity: self.config.outcome_queue,
+            });
+        }
+        outbox.push_back((decision_id, outcome.clone()));
+        drop(outbox);
+        self.shared.wake.notify_all();
+        Ok(None)
+    }
+
+    /// Stops the thread after a last round: this process's learning is in
+    /// the store, queued outcomes are passed on and the unused part of its
+    /// lease is handed back. Blocks for that round (a few milliseconds; up
+    /// to the connect timeout when the store is unreachable).
+    pub fn shutdown(mut self) -> FleetStats {
+        self.stop();
+        self.stats()
+    }
+
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    optimizer: Weak<Inner>,
+    shared: Arc<Shared>,
+    config: FleetConfig,
+    store: Option<Store>,
+    /// When each task type's learning was last installed.
+    last_install: Vec<Option<Instant>>,
+    /// Past this instant the lease is taken as lapsed (no renewal for
+    /// three quarters of its time to live).
+    lease_deadline: Option<Instant>,
+    /// When to try reconnecting.
+    next_try: Instant,
+    /// The last lease and its window.
+    granted: Option<(chrono::DateTime<chrono::Utc>, Lease)>,
+    /// The last request for more got nothing: wait for the next sync.
+    dry: bool,
+    /// Tokens and cost used when the last lease came.
+    used_at_grant: (u64, f64),
+}
+
+/// A stable name of what a task type's statistics are of: the learner's
+/// kind and dimension and the arms, in order.
+fn model_key(task: &TaskState, kind: &str, dim: usize) -> String {
+    let mut h = StableHasher::new();
+    h.write_str(kind);
+    h.write_u64(dim as u64);
+    for arm in task.arms.iter() {
+        h.write_str(&arm.id.to_string());
+    }
+    format!("{kind}/{dim}/{:016x}", h.finish())
+}
+
+impl Worker {
+    fn run(mut self) {
+        let period = self.config.sync_period;
+        let mut next = Instant::now() + period;
+        loop {
+            {
+                let outbox = lock(&self.shared.outbox);
+                let wait = next
+                    .saturating_duration_since(Instant::now())
+                    .min(self.config.budget_check);
+                if !self.shared.stop.load(Ordering::SeqCst) && !wait.is_zero() {
+                    let _ = self
+                        .shared
+                        .wake
+                        .wait_timeout(outbox, wait)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
+            let stopping = self.shared.stop.load(Ordering::SeqCst);
+            let Some(inner) = self.optimizer.upgrade() else {
+                return;
+            };
+            let optimizer = Optimizer { inner };
+            if stopping {
+                self.next_try = Instant::now();
+                self.round(&optimizer);
+                self.release(&optimizer);
+                return;
+            }
+            if Instant::now() >= next {
+                self.round(&optimizer);
+                next = Instant::now() + period;
+            } else {
+                // Between syncs: a lease running low is topped up at once,
+                // and outcomes for other members go out.
+                self.renew_lease(&optimizer, false, true);
+                if !lock(&self.shared.outbox).is_empty() {
+                    self.with_store(forward_outcomes);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the store, connecting first if needed; a failure is
+    /// counted and the connection dropped when it is gone.
+    fn with_store<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store, &Shared) -> std::result::Result<T, tuneloop_store::Error>,
+    ) -> Option<T> {
+        if self.store.is_none() {
+            if Instant::now() < self.next_try {
+                return None;
+            }
+            match Store::connect(&self.config.database_url) {
+                Ok(s) => {
+                    self.store = Some(s);
+                    lock(&self.shared.stats).connections += 1;
+                }
+                Err(e) => {
+                    self.next_try = Instant::now() + self.config.sync_period;
+                    self.fail(&e.to_string());
+                    return None;
+                }
+            }
+        }
+        let store = self.store.as_mut()?;
+        match f(store, &self.shared) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                if store.is_closed() {
+                    self.store = None;
+                }
+                self.fail(&e.to_string());
+                None
+            }
+        }
+    }
+
+    fn fail(&self, message: &str) {
+        tracing::debug!(error = message, "fleet sync failed");
+        let mut s = lock(&self.shared.stats);
+        s.failures += 1;
+        s.last_error = Some(message.to_owned());
+    }
+
+    /// One sync: learning, lease, outcomes both ways.
+    fn round(&mut self, optimizer: &Optimizer) {
+        self.dry = false;
+        self.exchange_learning(optimizer);
+        self.renew_lease(optimizer, false, false);
+        self.with_store(forward_outcomes);
+        self.receive_outcomes(optimizer);
+    }
+
+    fn exchange_learning(&mut self, optimizer: &Optimizer) {
+        let member = self.config.member.clone();
+        for (i, name) in optimizer.task_types().into_iter().enumerate() {
+            let started = Instant::now();
+            let Ok((_, task)) = optimizer.task(name) else {
+                continue;
+            };
+            let (kind, dim) = {
+                let l = task
+                    .learner
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                (l.kind(), l.context_dim())
+            };
+            let model = model_key(task, kind, dim);
+            let sync = match optimizer.begin_learning_sync(name) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.fail(&e.to_string());
+                    continue;
+                }
+            };
+            let fleet = self.with_store(|store, _| {
+                store.exchange_learning(name, &model, &member, sync.contribution())
+            });
+            let Some(fleet) = fleet else {
+                // The store is away: the next round carries these updates.
+                return;
+            };
+            if let Err(e) = optimizer.finish_learning_sync(sync, &fleet) {
+                self.fail(&e.to_string());
+                continue;
+            }
+            let now = Instant::now();
+            let mut s = lock(&self.shared.stats);
+            s.exchanges += 1;
+            push_sample(
+                &mut s.exchange_ms,
+                now.duration_since(started).as_secs_f64() * 1e3,
+            );
+            if let Some(prev) = self.last_install.get(i).copied().flatten() {
+                push_sample(&mut s.lag_ms, now.duration_since(prev).as_secs_f64() * 1e3);
+            }
+            if let Some(slot) = self.last_install.get_mut(i) {
+                *slot = Some(now);
+            }
+        }
+    }
+
+    /// Reports use, renews the lease and asks for a slice when less than
+    /// half a slice is left; with `release`, hands back the unused part.
+    fn renew_lease(&mut self, optimizer: &Optimizer, release: bool, only_if_low: bool) {
+        let Some(budget) = &optimizer.inner.budget else {
+            return;
+        };
+        let now = optimizer.inner.clock.now();
+        let (Some(window), usage) = budget.window_usage(now) else {
+            return;
+        };
+        let config = budget.config();
+        let used_tokens = usage.spent_tokens.saturating_add(usage.reserved_tokens);
+        let used_cost = usage.spent_cost_usd + usage.reserved_cost_usd;
+        let slice = self.config.lease_slice;
+        let token_slice = config
+            .token_limit
+            .map_or(0, |l| ((l as f64 * slice).ceil() as u64).max(1));
+        let cost_slice = config.cost_limit_usd.map_or(0.0, |l| l * slice);
+        // Left of the grant of this window (nothing before the first).
+        let granted = self.granted.filter(|(w, _)| *w == window).map(|(_, l)| l);
+        let left_tokens = granted.map_or(0, |l| l.granted_tokens.saturating_sub(used_tokens));
+        let left_cost = granted.map_or(0.0, |l| l.granted_cost_usd - used_cost);
+        let low_tokens =
+            config.token_limit.is_some() && left_tokens.saturating_mul(2) < token_slice;
+        let low_cost = config.cost_limit_usd.is_some() && 2.0 * left_cost < cost_slice;
+        if only_if_low && (self.dry || !(low_tokens || low_cost)) {
+            return;
+        }
+        // What was used when the last grant came (nothing in a new window).
+        let since = self
+            .granted
+            .filter(|(w, _)| *w == window)
+            .map_or((0, 0.0), |_| self.used_at_grant);
+        let (name, member) = (self.config.budget.clone(), self.config.member.clone());
+        let req = LeaseRequest {
+            budget: &name,
+            member: &member,
+            window_start: window,
+            token_limit: config.token_limit,
+            cost_limit_usd: config.cost_limit_usd,
+            used_tokens,
+            used_cost_usd: used_cost,
+            // A slice, or twice what went since the last grant when that
+            // is more: a busy member asks less often.
+            want_tokens: if low_tokens {
+                token_slice.max(used_tokens.saturating_sub(since.0).saturating_mul(2))
+            } else {
+                0
+            },
+            want_cost_usd: if low_cost {
+                cost_slice.max(2.0 * (used_cost - since.1))
+            } else {
+                0.0
+            },
+            release,
+            ttl: self.config.lease_ttl,
+        };
+        let sent = Instant::now();
+        let lease = self.with_store(|store, _| store.renew_lease(&req));
+        match lease {
+            Some(lease) => {
+                let allowance = Allowance {
+                    window_start: window,
+                    tokens: config.token_limit.map(|_| lease.granted_tokens),
+                    cost_usd: config.cost_limit_usd.map(|_| lease.granted_cost_usd),
+                };
+                if let Err(e) = budget.set_allowance(allowance) {
+                    self.fail(&e.to_string());
+                }
+                self.lease_deadline = Some(sent + self.config.lease_ttl.mul_f64(0.75));
+                // Asked and got nothing more: the fleet's limit is
+                // reached; ask again at the next sync, not every check.
+                let before = granted.map(|l| (l.granted_tokens, l.granted_cost_usd));
+                self.dry = (low_tokens || low_cost)
+                    && before == Some((lease.granted_tokens, lease.granted_cost_usd));
+                if !self.dry {
+                    self.used_at_grant = (used_tokens, used_cost);
+                }
+                self.granted = Some((window, lease));
+                let mut s = lock(&self.shared.stats);
+                s.renewals += 1;
+                s.lease = Some(lease);
+            }
+            None => {
+                if self.lease_deadline.is_some_and(|d| Instant::now() >= d) {
+                    // Unrenewed for too long: the fleet may reclaim the
+                    // lease, so reserve nothing more than what is used.
+                    self.lease_deadline = None;
+                    let _ = budget.set_allowance(Allowance {
+                        window_start: window,
+                        tokens: Some(used_tokens),
+                        cost_usd: Some(used_cost),
+                    });
+                    lock(&self.shared.stats).lease_lapses += 1;
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, optimizer: &Optimizer) {
+        self.renew_lease(optimizer, true, false);
+    }
+
+    /// Records the outcomes other members left for this process's
+    /// decisions.
+    fn receive_outcomes(&mut self, optimizer: &Optimizer) {
+        let prefix = optimizer.inner.ids.prefix;
+        let Some(got) = self.with_store(|store, _| store.outcomes_for(prefix, 10_000)) else {
+            return;
+        };
+        if got.is_empty() {
+            return;
+        }
+        let mut done = Vec::with_capacity(got.len());
+        for (id, outcome) in &got {
+            // An outcome for a decision that expired or was recorded here
+            // meanwhile is dropped like a second record_outcome would be.
+            if optimizer.record_outcome(*id, outcome).is_ok() {
+                lock(&self.shared.stats).outcomes_received += 1;
+            }
+            done.push(*id);
+        }
+        self.with_store(|store, _| store.forget_outcomes(&done));
+    }
+}
+
+/// Moves queued outcomes for other members into the store, oldest first;
+/// what fails stays queued.
+fn forward_outcomes(store: &mut Store, shared: &Shared) -> tuneloop_store::Result<()> {
+    loop {
+        let Some((id, outcome)) = lock(&shared.outbox).front().cloned() else {
+            return Ok(());
+        };
+        store.post_outcome(id, &outcome)?;
+        lock(&shared.outbox).pop_front();
+        lock(&shared.stats).outcomes_forwarded += 1;
+    }
+}
