@@ -168,12 +168,23 @@ fn member(args: &Args, m: usize) -> AnyResult<()> {
         ) {
             Ok(r) => r,
             Err(_) => {
-                // Over the fleet's budget: the call is not made.
+                // Over the fleet's budget: the call is not made (the
+                // request still took its time to arrive).
                 refused += 1;
+                if args.call_us > 0 {
+                    std::thread::sleep(Duration::from_micros(args.call_us));
+                }
                 continue;
             }
         };
         served += 1;
+        if served == 1 {
+            // The parent finds this process's decisions by the id's prefix.
+            println!(
+                "{}",
+                json!({"member": m, "first_decision": rec.decision_id.to_string()})
+            );
+        }
         if args.call_us > 0 {
             std::thread::sleep(Duration::from_micros(args.call_us));
         }
@@ -300,8 +311,11 @@ fn parent(args: &Args) -> AnyResult<()> {
         std::thread::sleep(Duration::from_millis(ms));
         if let Some(c) = children.first_mut() {
             c.kill()?; // SIGKILL
-            killed = Some(0);
             eprintln!("fleet: killed process 0 (SIGKILL) at {ms} ms");
+            // What it had committed: its rows once its last transaction
+            // is over (committed or rolled back with the connection).
+            std::thread::sleep(Duration::from_millis(500));
+            killed = Some(Store::connect(&url)?.decisions()?);
         }
     }
     let mut statuses = Vec::new();
@@ -313,6 +327,13 @@ fn parent(args: &Args) -> AnyResult<()> {
         .map(|r| r.join().unwrap_or_default())
         .collect();
     let wall = started.elapsed().as_secs_f64();
+    let prefix_of = |id: tuneloop::core::DecisionId| (id.as_u128() >> 64) as u64;
+    let first_of = |m: usize| -> Option<u64> {
+        reports.get(m)?.iter().find_map(|v| {
+            let id: tuneloop::core::DecisionId = v.get("first_decision")?.as_str()?.parse().ok()?;
+            Some(prefix_of(id))
+        })
+    };
 
     let store = Store::connect(&url)?;
     let records = store.decisions()?;
@@ -377,12 +398,30 @@ fn parent(args: &Args) -> AnyResult<()> {
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let limit = budget_limit(args);
+    // The killed process's decisions committed before the kill, and at
+    // the end: the same, or some were lost.
+    let kill = killed.map(|at_kill| {
+        let prefix = first_of(0);
+        let mine = |rs: &[tuneloop::counterfactual::LoggedDecision]| -> HashSet<_> {
+            rs.iter()
+                .filter(|r| Some(prefix_of(r.decision_id)) == prefix)
+                .map(|r| r.decision_id)
+                .collect()
+        };
+        let (before, after) = (mine(&at_kill), mine(&records));
+        json!({
+            "process": 0,
+            "committed_at_kill": before.len(),
+            "of_those_in_log_at_end": before.intersection(&after).count(),
+            "in_log_at_end": after.len(),
+        })
+    });
     let out = json!({
         "processes": args.processes,
         "decisions_per_process": args.decisions,
         "mode": if args.separate { "separate" } else { "shared" },
         "seconds": wall,
-        "killed": killed,
+        "killed": kill,
         "exit_codes": statuses,
         "decisions": {
             "served": served,

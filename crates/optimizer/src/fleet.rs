@@ -42,9 +42,15 @@
 //!   had not reported as used returns to the fleet. A process cut off from
 //!   the store stops reserving three quarters of a TTL after its last
 //!   renewal, so a lease reclaimed by the others is never spent twice.
-//!   What a process reserves between its last report and its death (at
-//!   most one sync period's worth) is the only spend the fleet does not
-//!   see.
+//!   A process may use at most a margin ([`lease_margin`](FleetConfig::lease_margin)
+//!   of the limit, 2%) beyond what it last reported; it reports at every
+//!   sync and as soon as half the margin is used, and a reclaimed lease
+//!   keeps its last report plus the margin counted: so even the spend of a
+//!   process killed between two reports is within what the fleet counts,
+//!   and the grants, which never pass the limit, bound what was spent. A
+//!   dead process strands at most its margin for the rest of the window,
+//!   and the rest of its lease until the lease expires. While the store is
+//!   unreachable a process goes on reserving up to its margin.
 //! - **Outcomes** recorded by another process: [`Fleet::record_outcome`]
 //!   records locally when the decision is this process's, and otherwise
 //!   leaves the outcome in the store, where the deciding process picks it
@@ -91,6 +97,13 @@ pub struct FleetConfig {
     /// The share of a limit one lease request asks for (default 0.02:
     /// fifty slices make the limit).
     pub lease_slice: f64,
+    /// The share of a limit a process may use beyond what it last
+    /// reported to the store (default 0.02). It reports as soon as half of
+    /// it is used; a lease reclaimed after its process died keeps the last
+    /// report plus this margin counted as spent, so the fleet never
+    /// overspends. It is also how long a process serves while the store is
+    /// unreachable: the margin divided by its rate of spending.
+    pub lease_margin: f64,
     /// How long a lease lasts without a renewal (default 30 s).
     pub lease_ttl: Duration,
     /// How often, between syncs, the thread looks whether the lease runs
@@ -100,6 +113,9 @@ pub struct FleetConfig {
     /// Outcomes for other members kept while the store is unreachable
     /// (default 10,000).
     pub outcome_queue: usize,
+    /// How long [`Fleet::shutdown`] retries its last round while the store
+    /// is unreachable (default 30 s).
+    pub shutdown_timeout: Duration,
 }
 
 impl FleetConfig {
@@ -115,9 +131,11 @@ impl FleetConfig {
             sync_period: Duration::from_secs(1),
             budget: "default".into(),
             lease_slice: 0.02,
+            lease_margin: 0.02,
             lease_ttl: Duration::from_secs(30),
             budget_check: Duration::from_millis(10),
             outcome_queue: 10_000,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 
@@ -138,6 +156,13 @@ impl FleetConfig {
         }
         if !(self.lease_slice > 0.0 && self.lease_slice <= 1.0) {
             return Err(Error::invalid("lease_slice", self.lease_slice, "in (0, 1]"));
+        }
+        if !(self.lease_margin > 0.0 && self.lease_margin <= 1.0) {
+            return Err(Error::invalid(
+                "lease_margin",
+                self.lease_margin,
+                "in (0, 1]",
+            ));
         }
         if self.lease_ttl < 2 * self.sync_period {
             return Err(Error::invalid(
@@ -258,6 +283,7 @@ impl Fleet {
             granted: None,
             dry: false,
             used_at_grant: (0, 0.0),
+            reported: (0, 0.0),
         };
         // The first round before serving on: the fleet's learning and a lease.
         worker.round(optimizer);
@@ -323,8 +349,9 @@ impl Fleet {
 
     /// Stops the thread after a last round: this process's learning is in
     /// the store, queued outcomes are passed on and the unused part of its
-    /// lease is handed back. Blocks for that round (a few milliseconds; up
-    /// to the connect timeout when the store is unreachable).
+    /// lease is handed back. Blocks for that round: a few milliseconds, or
+    /// while the store is unreachable, retries every sync period for up to
+    /// [`shutdown_timeout`](FleetConfig::shutdown_timeout).
     pub fn shutdown(mut self) -> FleetStats {
         self.stop();
         self.stats()
@@ -363,6 +390,8 @@ struct Worker {
     dry: bool,
     /// Tokens and cost used when the last lease came.
     used_at_grant: (u64, f64),
+    /// Tokens and cost used at the last report to the store.
+    reported: (u64, f64),
 }
 
 /// A stable name of what a task type's statistics are of: the learner's
@@ -401,9 +430,7 @@ impl Worker {
             };
             let optimizer = Optimizer { inner };
             if stopping {
-                self.next_try = Instant::now();
-                self.round(&optimizer);
-                self.release(&optimizer);
+                self.last_round(&optimizer);
                 return;
             }
             if Instant::now() >= next {
@@ -546,7 +573,21 @@ impl Worker {
         let low_tokens =
             config.token_limit.is_some() && left_tokens.saturating_mul(2) < token_slice;
         let low_cost = config.cost_limit_usd.is_some() && 2.0 * left_cost < cost_slice;
-        if only_if_low && (self.dry || !(low_tokens || low_cost)) {
+        // The margin: what this member may use beyond its last report;
+        // half of it unreported is reported at once.
+        let margin = self.config.lease_margin;
+        let margin_tokens = config
+            .token_limit
+            .map_or(0, |l| ((l as f64 * margin).ceil() as u64).max(1));
+        let margin_cost = config.cost_limit_usd.map_or(0.0, |l| l * margin);
+        let (reported_tokens, reported_cost) = self.reported;
+        let unreported = (token_slice > 0
+            && used_tokens
+                .saturating_sub(reported_tokens)
+                .saturating_mul(2)
+                >= margin_tokens)
+            || (cost_slice > 0.0 && 2.0 * (used_cost - reported_cost) >= margin_cost);
+        if only_if_low && !unreported && (self.dry || !(low_tokens || low_cost)) {
             return;
         }
         // What was used when the last grant came (nothing in a new window).
@@ -563,6 +604,8 @@ impl Worker {
             cost_limit_usd: config.cost_limit_usd,
             used_tokens,
             used_cost_usd: used_cost,
+            margin_tokens,
+            margin_cost_usd: margin_cost,
             // A slice, or twice what went since the last grant when that
             // is more: a busy member asks less often.
             want_tokens: if low_tokens {
@@ -582,10 +625,18 @@ impl Worker {
         let lease = self.with_store(|store, _| store.renew_lease(&req));
         match lease {
             Some(lease) => {
+                // Within the grant, and within the report plus the margin:
+                // what the fleet keeps counted if this process dies now.
                 let allowance = Allowance {
                     window_start: window,
-                    tokens: config.token_limit.map(|_| lease.granted_tokens),
-                    cost_usd: config.cost_limit_usd.map(|_| lease.granted_cost_usd),
+                    tokens: config.token_limit.map(|_| {
+                        lease
+                            .granted_tokens
+                            .min(used_tokens.saturating_add(margin_tokens))
+                    }),
+                    cost_usd: config
+                        .cost_limit_usd
+                        .map(|_| lease.granted_cost_usd.min(used_cost + margin_cost)),
                 };
                 if let Err(e) = budget.set_allowance(allowance) {
                     self.fail(&e.to_string());
@@ -599,6 +650,7 @@ impl Worker {
                 if !self.dry {
                     self.used_at_grant = (used_tokens, used_cost);
                 }
+                self.reported = (used_tokens, used_cost);
                 self.granted = Some((window, lease));
                 let mut s = lock(&self.shared.stats);
                 s.renewals += 1;
@@ -620,8 +672,22 @@ impl Worker {
         }
     }
 
-    fn release(&mut self, optimizer: &Optimizer) {
-        self.renew_lease(optimizer, true, false);
+    /// The round of a shutdown: learning, outcomes and the lease's unused
+    /// part handed to the store, retried every sync period for up to
+    /// `shutdown_timeout` while the store is unreachable.
+    fn last_round(&mut self, optimizer: &Optimizer) {
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        loop {
+            let failures = lock(&self.shared.stats).failures;
+            self.next_try = Instant::now();
+            self.round(optimizer);
+            self.renew_lease(optimizer, true, false);
+            let failed = lock(&self.shared.stats).failures > failures;
+            if !failed || Instant::now() + self.config.sync_period > deadline {
+                return;
+            }
+            std::thread::sleep(self.config.sync_period);
+        }
     }
 
     /// Records the outcomes other members left for this process's

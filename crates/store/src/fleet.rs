@@ -29,6 +29,12 @@ pub struct LeaseRequest<'a> {
     pub used_tokens: u64,
     /// Cost this member spent and holds reserved in the window.
     pub used_cost_usd: f64,
+    /// The most this member may use beyond what it reported, in tokens,
+    /// before it reports again (it holds its reservations to that): when
+    /// its lease is reclaimed, this much of it stays counted as spent.
+    pub margin_tokens: u64,
+    /// The same in cost.
+    pub margin_cost_usd: f64,
     /// Tokens it asks for on top of what it was granted (0: only report).
     pub want_tokens: u64,
     /// Cost it asks for on top of what it was granted.
@@ -204,11 +210,14 @@ impl Store {
     /// transaction under the budget's row lock (members renewing together
     /// are served one after another). Leases of other members that
     /// expired are reclaimed first: each keeps what its member last
-    /// reported as used, the rest returns to the fleet.
+    /// reported as used plus its margin (what it may have used since),
+    /// the rest returns to the fleet.
     ///
     /// The sum of every member's grant never passes the limit; a member
-    /// that keeps its spending within its grant (as
-    /// `Budget::set_allowance` makes it) cannot overspend the fleet.
+    /// that keeps its use within its grant and within its last report
+    /// plus its margin (as `tuneloop::fleet` does through
+    /// `Budget::set_allowance`) cannot overspend the fleet, even when it
+    /// dies and its lease is reclaimed.
     ///
     /// # Errors
     /// [`Error::Query`].
@@ -239,9 +248,13 @@ impl Store {
             let reclaimed = tx
                 .execute(
                     "UPDATE tuneloop_leases
-                     SET granted_tokens = used_tokens, granted_cost = used_cost, reclaimed = true
+                     SET granted_tokens = LEAST(granted_tokens, used_tokens + margin_tokens),
+                         granted_cost = LEAST(granted_cost, used_cost + margin_cost),
+                         reclaimed = true
                      WHERE budget = $1 AND window_start = $2 AND member <> $3
-                       AND NOT reclaimed AND expires_at < now()",
+                       AND NOT reclaimed AND expires_at < now()
+                       AND (granted_tokens > used_tokens + margin_tokens
+                            OR granted_cost > used_cost + margin_cost)",
                     &[&req.budget, &req.window_start, &req.member],
                 )
                 .await
@@ -288,12 +301,15 @@ impl Store {
             };
             tx.execute(
                 "INSERT INTO tuneloop_leases (budget, window_start, member, granted_tokens,
-                   granted_cost, used_tokens, used_cost, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond')
+                   granted_cost, used_tokens, used_cost, margin_tokens, margin_cost, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10,
+                         now() + $8 * interval '1 millisecond')
                  ON CONFLICT (budget, window_start, member) DO UPDATE
                    SET granted_tokens = excluded.granted_tokens,
                        granted_cost = excluded.granted_cost,
                        used_tokens = excluded.used_tokens, used_cost = excluded.used_cost,
+                       margin_tokens = excluded.margin_tokens,
+                       margin_cost = excluded.margin_cost,
                        expires_at = excluded.expires_at, reclaimed = false",
                 &[
                     &req.budget,
@@ -304,6 +320,8 @@ impl Store {
                     &used_tokens,
                     &req.used_cost_usd,
                     &(ttl_ms as f64),
+                    &to_i64(req.margin_tokens),
+                    &req.margin_cost_usd.max(0.0),
                 ],
             )
             .await

@@ -146,6 +146,8 @@ pub const MIGRATIONS: &[&str] = &[
         granted_cost double precision NOT NULL,
         used_tokens bigint NOT NULL,
         used_cost double precision NOT NULL,
+        margin_tokens bigint NOT NULL,
+        margin_cost double precision NOT NULL,
         expires_at timestamptz NOT NULL,
         reclaimed boolean NOT NULL DEFAULT false,
         PRIMARY KEY (budget, window_start, member)
@@ -207,6 +209,8 @@ const TABLES: &[(&str, &[(&str, &str)])] = &[
             ("granted_cost", "double precision"),
             ("used_tokens", "bigint"),
             ("used_cost", "double precision"),
+            ("margin_tokens", "bigint"),
+            ("margin_cost", "double precision"),
             ("expires_at", "timestamp with time zone"),
             ("reclaimed", "boolean"),
         ],

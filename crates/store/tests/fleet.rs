@@ -27,6 +27,8 @@ fn request<'a>(member: &'a str, used: u64, want: u64) -> LeaseRequest<'a> {
         cost_limit_usd: Some(1.0),
         used_tokens: used,
         used_cost_usd: 0.0,
+        margin_tokens: 10,
+        margin_cost_usd: 0.0,
         want_tokens: want,
         want_cost_usd: 0.1,
         release: false,
@@ -122,7 +124,7 @@ fn leases_never_grant_past_the_limit_and_expired_ones_return() -> TestResult {
     let a = store.renew_lease(&request("a", 390, 200))?;
     assert_eq!(a.granted_tokens, 550);
     // b stops renewing: once its lease expires, what it did not report as
-    // used returns to the fleet (it reported nothing).
+    // used, less its margin of 10, returns to the fleet.
     store.renew_lease(&LeaseRequest {
         ttl: Duration::from_millis(1),
         ..request("b", 120, 0)
@@ -130,8 +132,8 @@ fn leases_never_grant_past_the_limit_and_expired_ones_return() -> TestResult {
     std::thread::sleep(Duration::from_millis(20));
     let a = store.renew_lease(&request("a", 500, 500))?;
     assert_eq!(a.reclaimed, 1);
-    // 1,000 − c's 50 − b's 120 used = 830 for a.
-    assert_eq!(a.granted_tokens, 830);
+    // 1,000 − c's 50 − b's 120 used and 10 of margin = 820 for a.
+    assert_eq!(a.granted_tokens, 820);
     let fleet = store.budget("default", window())?.ok_or("no budget")?;
     assert_eq!(fleet.granted_tokens, 1_000);
     assert_eq!((fleet.leases, fleet.reclaimed), (3, 1));
