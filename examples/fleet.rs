@@ -152,7 +152,8 @@ fn member(args: &Args, m: usize) -> AnyResult<()> {
     );
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed.wrapping_mul(7_919).wrapping_add(m as u64));
     let (mut served, mut refused, mut regret, mut late_regret) = (0u64, 0u64, 0.0, 0.0);
-    let late = args.decisions - args.decisions / 4;
+    let mut early_regret = 0.0;
+    let (early, late) = (args.decisions / 10, args.decisions - args.decisions / 4);
     let started = Instant::now();
     for i in 0..args.decisions {
         let task = &TASKS[rng.random_range(0..TASKS.len())];
@@ -197,6 +198,9 @@ fn member(args: &Args, m: usize) -> AnyResult<()> {
         if i >= late {
             late_regret += r;
         }
+        if i < early {
+            early_regret += r;
+        }
         optimizer.record_outcome(rec.decision_id, &outcome)?;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -215,6 +219,7 @@ fn member(args: &Args, m: usize) -> AnyResult<()> {
             "seconds": seconds,
             "mean_quality_regret": regret / served.max(1) as f64,
             "last_quarter_quality_regret": late_regret / (args.decisions - late).max(1) as f64,
+            "first_tenth_quality_regret": early_regret / early.max(1) as f64,
             "log": {"written": log_stats.written, "dropped": log_stats.dropped,
                     "pending": log_stats.pending, "flushed": flushed},
             "fleet": stats.as_ref().map(|s| json!({
@@ -449,6 +454,7 @@ fn parent(args: &Args) -> AnyResult<()> {
             "per_task": per_task,
             "mean_quality_regret": mean("mean_quality_regret"),
             "last_quarter_quality_regret": mean("last_quarter_quality_regret"),
+            "first_tenth_quality_regret": mean("first_tenth_quality_regret"),
         },
         "processes_saw": finals,
     });

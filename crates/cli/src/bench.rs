@@ -60,7 +60,18 @@ fn time_policy(
 
 /// Runs the benchmark: LinUCB, Thompson sampling (disjoint) and shared
 /// LinUCB over an arm grid of `arms` arms.
-pub(crate) fn run(dims: usize, arms: usize, iterations: usize, admin: bool) -> CliResult<Value> {
+pub(crate) fn run(
+    dims: usize,
+    arms: usize,
+    iterations: usize,
+    admin: bool,
+    fleet: Option<&str>,
+    rate: Option<f64>,
+) -> CliResult<Value> {
+    // The fleet rows' pace: one decision every 1/rate seconds.
+    let pace = rate
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| std::time::Duration::from_secs_f64(1.0 / r));
     if dims == 0 || arms < 2 || iterations == 0 {
         return Err(CliError::bad(
             "--dims must be >= 1, --arms >= 2 and --iterations >= 1",
@@ -105,8 +116,15 @@ pub(crate) fn run(dims: usize, arms: usize, iterations: usize, admin: bool) -> C
             tuneloop_bandit::PolicyConfig::LinucbShared(LinUcbParams::default()),
         ),
     ] {
-        let (rec, record, state_bytes, rss) =
-            optimizer_paths(dims, arms, iterations, policy.clone(), false, false)?;
+        let (rec, record, state_bytes, rss) = optimizer_paths(
+            dims,
+            arms,
+            iterations,
+            policy.clone(),
+            false,
+            Load::None,
+            None,
+        )?;
         out.insert(
             format!("optimizer_{name}"),
             json!({
@@ -118,18 +136,62 @@ pub(crate) fn run(dims: usize, arms: usize, iterations: usize, admin: bool) -> C
         );
         // The same through a decision handle: `recommend_for` and
         // `Decision::record`.
-        let (rec, record, _, _) =
-            optimizer_paths(dims, arms, iterations, policy.clone(), true, false)?;
+        let (rec, record, _, _) = optimizer_paths(
+            dims,
+            arms,
+            iterations,
+            policy.clone(),
+            true,
+            Load::None,
+            None,
+        )?;
         out.insert(
             format!("optimizer_{name}_handle"),
             json!({ "recommend_for": rec, "decision_record": record }),
         );
         if admin && name == "linucb" {
-            let (rec, record, _, scrapes) =
-                optimizer_paths(dims, arms, iterations, policy, false, true)?;
+            let (rec, record, _, scrapes) = optimizer_paths(
+                dims,
+                arms,
+                iterations,
+                policy.clone(),
+                false,
+                Load::Admin,
+                None,
+            )?;
             out.insert(
                 format!("optimizer_{name}_admin"),
                 json!({ "recommend_parameters": rec, "record_outcome": record, "scrapes": scrapes }),
+            );
+        }
+        if let (Some(url), "linucb") = (fleet, name) {
+            // The embedded default (a JSON Lines log), then fleet mode,
+            // at `rate` decisions a second when given.
+            let (rec, record, _, _) = optimizer_paths(
+                dims,
+                arms,
+                iterations,
+                policy.clone(),
+                false,
+                Load::Jsonl,
+                pace,
+            )?;
+            out.insert(
+                format!("optimizer_{name}_jsonl_log"),
+                json!({ "recommend_parameters": rec, "record_outcome": record }),
+            );
+            let (rec, record, _, fleet) = optimizer_paths(
+                dims,
+                arms,
+                iterations,
+                policy,
+                false,
+                Load::Fleet(url),
+                pace,
+            )?;
+            out.insert(
+                format!("optimizer_{name}_fleet"),
+                json!({ "recommend_parameters": rec, "record_outcome": record, "fleet": fleet }),
             );
         }
     }
@@ -148,6 +210,20 @@ fn resident_kib() -> Option<u64> {
     Some(pages * 4)
 }
 
+/// What runs beside the timed optimizer.
+#[derive(Debug, Clone, Copy)]
+enum Load<'a> {
+    /// Nothing: no decision log either.
+    None,
+    /// The admin endpoint scraped and the benchmark service.
+    Admin,
+    /// The embedded default's decision log, JSON Lines in a temporary file.
+    Jsonl,
+    /// Fleet mode on this database: the log into PostgreSQL and the fleet
+    /// thread (learning every second, the budget's lease).
+    Fleet(&'a str),
+}
+
 /// `recommend_parameters` and `record_outcome` of an [`Optimizer`] with
 /// every gate (constraints, budget, trust region, quality floor) and a
 /// rollout in shadow (both policies computed), over a grid of about `arms`
@@ -158,7 +234,8 @@ fn optimizer_paths(
     iterations: usize,
     policy: tuneloop_bandit::PolicyConfig,
     handle: bool,
-    admin: bool,
+    load: Load<'_>,
+    pace: Option<std::time::Duration>,
 ) -> CliResult<(Value, Value, u64, Value)> {
     use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
     use tuneloop_core::{RiskTier, TaskOutcome};
@@ -190,7 +267,18 @@ fn optimizer_paths(
         tuneloop::RuntimeConfigStore::in_memory(tuneloop::RuntimeConfig::default())
             .map_err(|e| CliError::Other(e.into()))?,
     );
-    let opt = Optimizer::builder()
+    let jsonl = std::env::temp_dir().join(format!("tuneloop-bench-{}.jsonl", std::process::id()));
+    let mut builder = Optimizer::builder();
+    match load {
+        Load::Jsonl => {
+            let log = tuneloop::counterfactual::JsonlLog::open(&jsonl, u64::MAX, 1)
+                .map_err(|e| CliError::Other(e.into()))?;
+            builder = builder.decision_log(std::sync::Arc::new(log));
+        }
+        Load::Fleet(url) => builder = builder.decision_log(fleet_log(url)?),
+        Load::None | Load::Admin => {}
+    }
+    let opt = builder
         .task_type(
             "bench",
             TaskTypeConfig::new(grid.clone())
@@ -217,7 +305,11 @@ fn optimizer_paths(
         .seed(1)
         .build()
         .map_err(|e| CliError::Other(e.into()))?;
-    let load = if admin {
+    let fleet = match load {
+        Load::Fleet(url) => Some(FleetLoad::start(&opt, url)?),
+        _ => None,
+    };
+    let admin = if let Load::Admin = load {
         Some(AdminLoad::start(&opt, store)?)
     } else {
         None
@@ -227,7 +319,15 @@ fn optimizer_paths(
     let mut rec_ns = Vec::with_capacity(iterations.min(200_000));
     let mut out_ns = Vec::with_capacity(iterations.min(200_000));
     let mut rss = Vec::new();
+    let started = Instant::now();
     for i in 0..iterations {
+        if let Some(p) = pace {
+            let due = started + p.mul_f64(i as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         let outcome =
             TaskOutcome::success(0.5 + 0.4 * ((i % 10) as f64 / 10.0), 800.0).with_tokens(500, 300);
         let (a, b) = if handle {
@@ -268,9 +368,17 @@ fn optimizer_paths(
             rss.push(resident_kib());
         }
     }
-    if let Some(load) = load {
+    if let Load::Jsonl = load {
+        opt.flush_log();
+        let _ = std::fs::remove_file(&jsonl);
+    }
+    if let Some(fleet) = fleet {
+        let stats = fleet.stop(&opt);
+        return Ok((summary(rec_ns), summary(out_ns), 0, stats));
+    }
+    if let Some(admin) = admin {
         // With the admin endpoint, the last value is the load's counts.
-        let (scrapes, rounds) = load.stop();
+        let (scrapes, rounds) = admin.stop();
         return Ok((
             summary(rec_ns),
             summary(out_ns),
@@ -285,6 +393,57 @@ fn optimizer_paths(
         state.len() as u64,
         json!(rss),
     ))
+}
+
+/// The fleet's decision log on `url`.
+#[cfg(feature = "postgres")]
+fn fleet_log(url: &str) -> CliResult<std::sync::Arc<dyn tuneloop::counterfactual::DecisionLog>> {
+    let log = tuneloop::fleet::PgDecisionLog::open(url, tuneloop::fleet::PgLogConfig::default())
+        .map_err(|e| CliError::Other(e.into()))?;
+    Ok(std::sync::Arc::new(log))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn fleet_log(_: &str) -> CliResult<std::sync::Arc<dyn tuneloop::counterfactual::DecisionLog>> {
+    Err(CliError::bad(
+        "--fleet needs a tuneloop built with --features postgres",
+    ))
+}
+
+/// Fleet mode beside the timed optimizer.
+#[cfg(feature = "postgres")]
+struct FleetLoad(tuneloop::fleet::Fleet);
+
+#[cfg(feature = "postgres")]
+impl FleetLoad {
+    fn start(opt: &tuneloop::Optimizer, url: &str) -> CliResult<Self> {
+        let fleet = tuneloop::fleet::Fleet::start(opt, tuneloop::fleet::FleetConfig::new(url))
+            .map_err(|e| CliError::Other(e.into()))?;
+        Ok(FleetLoad(fleet))
+    }
+
+    /// Stops the fleet thread and the log (every record written): what
+    /// they did.
+    fn stop(self, opt: &tuneloop::Optimizer) -> Value {
+        let s = self.0.shutdown();
+        opt.flush_log();
+        json!({ "exchanges": s.exchanges, "renewals": s.renewals, "failures": s.failures })
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+struct FleetLoad;
+
+#[cfg(not(feature = "postgres"))]
+impl FleetLoad {
+    fn start(_: &tuneloop::Optimizer, _: &str) -> CliResult<Self> {
+        Err(CliError::bad(
+            "--fleet needs a tuneloop built with --features postgres",
+        ))
+    }
+    fn stop(self, _: &tuneloop::Optimizer) -> Value {
+        Value::Null
+    }
 }
 
 /// The admin endpoint of an optimizer, on a runtime of one worker thread,

@@ -145,6 +145,19 @@ enum Command {
         /// configuration (a tuneloop built with --features admin).
         #[arg(long)]
         admin: bool,
+        /// Also time the optimizer (LinUCB) in fleet mode on this database
+        /// (`postgres://…`): the decision log into PostgreSQL and the fleet
+        /// thread exchanging learning and leasing the budget every second,
+        /// beside the same optimizer with the embedded JSON Lines log (a
+        /// tuneloop built with --features postgres).
+        #[arg(long)]
+        fleet: Option<String>,
+        /// The pace of the `--fleet` rows, decisions a second (default:
+        /// as fast as they go). At full speed the log's background work
+        /// competes with the timed thread for the cores; paced, the rows
+        /// show the hot path at a given load.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Writes the decision log a fleet keeps in PostgreSQL as JSON Lines
     /// (what `ope`, `evaluate` and `report` read), oldest first (a
@@ -348,7 +361,9 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             arms,
             iterations,
             admin,
-        } => bench::run(dims, arms, iterations, admin),
+            fleet,
+            rate,
+        } => bench::run(dims, arms, iterations, admin, fleet.as_deref(), rate),
     }
 }
 

@@ -27,6 +27,11 @@ pub struct PgLogConfig {
     /// Writer threads, each with a connection of its own (default 2: the
     /// server checks one batch's JSON while the next is sent).
     pub writers: usize,
+    /// How long a writer waits for a batch to fill before it writes what
+    /// it has (default 10 ms): at a low rate records go in one `INSERT`
+    /// per `linger` instead of one each, so the log's work (and the
+    /// server's) stays off the cores serving requests. Zero writes at once.
+    pub linger: Duration,
 }
 
 impl Default for PgLogConfig {
@@ -36,6 +41,7 @@ impl Default for PgLogConfig {
             batch: 2_000,
             max_backoff: Duration::from_secs(5),
             writers: 2,
+            linger: Duration::from_millis(10),
         }
     }
 }
@@ -204,8 +210,13 @@ impl DecisionLog for PgDecisionLog {
             ));
         }
         s.queue.push_back(row);
+        // A writer wakes for the first record (and lingers for more) and
+        // for a full batch, not for every record.
+        let wake = s.queue.len() == 1 || s.queue.len() >= self.shared.config.batch;
         drop(s);
-        self.shared.work.notify_one();
+        if wake {
+            self.shared.work.notify_one();
+        }
         Ok(())
     }
 }
@@ -248,6 +259,21 @@ impl Writer {
                 }
                 if s.queue.is_empty() {
                     return;
+                }
+                // Linger for a fuller batch: at low rates one INSERT per
+                // `linger` instead of one per record.
+                let batch = self.shared.config.batch;
+                let linger = self.shared.config.linger;
+                if s.queue.len() < batch && !s.closing && !linger.is_zero() {
+                    s = self
+                        .shared
+                        .work
+                        .wait_timeout_while(s, linger, |s| s.queue.len() < batch && !s.closing)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                if s.queue.is_empty() {
+                    continue;
                 }
                 let n = s.queue.len().min(self.shared.config.batch);
                 let batch: Vec<Row> = s.queue.drain(..n).collect();
