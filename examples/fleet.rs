@@ -462,5 +462,9 @@ fn parent(args: &Args) -> AnyResult<()> {
     if !args.keep {
         execute(&args.url, &format!("DROP SCHEMA {schema} CASCADE"))?;
     }
+    let killed_one = usize::from(args.kill_after_ms.is_some());
+    if statuses.iter().skip(killed_one).any(|s| *s != Some(0)) {
+        return Err(format!("a process failed: exit codes {statuses:?}").into());
+    }
     Ok(())
 }
