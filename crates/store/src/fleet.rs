@@ -383,7 +383,7 @@ impl Store {
     }
 
     /// Leaves the outcome of `decision_id` for the member that decided it
-    /// (which takes it with [`take_outcomes`](Self::take_outcomes) and
+    /// (which reads it with [`outcomes_for`](Self::outcomes_for) and
     /// records it as if it had been recorded there). An outcome already
     /// left for the same decision is kept; returns whether this one was
     /// stored.

@@ -1,5 +1,7 @@
 //! tuneloop's fleet mode on PostgreSQL: many processes of one agent system
-//! write one decision log into one database.
+//! share one decision log, their learning, one budget and outcomes through
+//! one database. The facade's `tuneloop::fleet` (feature `postgres`) runs
+//! the sharing; this crate is the database's side of it.
 //!
 //! - [`Store::connect`] opens a database and brings its schema to this
 //!   crate's version with versioned [migrations](MIGRATIONS), applied in
@@ -18,6 +20,11 @@
 //!   export` writes it as the JSON Lines every other command reads.
 //! - [`Store::save_snapshot`] and [`Store::load_snapshot`] keep named
 //!   snapshots (an optimizer's learned state, rollouts and budget).
+//! - [`Store::exchange_learning`] keeps each member's contribution of
+//!   sufficient statistics per task type and model and answers with their
+//!   sum; [`Store::renew_lease`] grants budget leases that never pass the
+//!   limit and reclaims expired ones; [`Store::post_outcome`] and
+//!   [`Store::outcomes_for`] pass an outcome to the member that decided.
 //!
 //! Tests that need a server read its URL from `TUNELOOP_DATABASE_URL`
 //! (`scripts/local-postgres start` prints one) and are skipped without it.
