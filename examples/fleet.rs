@@ -16,8 +16,11 @@
 //! L` the fleet's token limit (default: about four fifths of what the run
 //! would spend), `--separate` (processes learn alone: the baseline),
 //! `--kill-one-after-ms T` (SIGKILL process 0 after T ms), `--lease-ttl-ms`
-//! (30,000), `--seed S`. Each run works in a schema of its own, dropped at
-//! the end unless `--keep`.
+//! (30,000), `--seed S`, `--rollout` (each task type rolls the learner out
+//! against an incumbent of temperature 0.6 and 1,024 tokens, one phase for
+//! the fleet, decided by its leader; dwell times are zero: the run is a
+//! day in seconds). Each run works in a schema of its own, dropped at the
+//! end unless `--keep`.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -33,6 +36,7 @@ use tuneloop::bandit::{LinUcbParams, PolicyConfig};
 use tuneloop::core::{Features, RiskTier};
 use tuneloop::fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig, Store};
 use tuneloop::gates::BudgetConfig;
+use tuneloop::rollout::RolloutConfig;
 use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 use tuneloop_eval::scenario::{TASKS, World};
 
@@ -51,6 +55,7 @@ struct Args {
     lease_ttl_ms: u64,
     seed: u64,
     keep: bool,
+    rollout: bool,
     member: Option<usize>,
 }
 
@@ -67,6 +72,7 @@ fn parse() -> AnyResult<Args> {
         lease_ttl_ms: 30_000,
         seed: 1,
         keep: false,
+        rollout: false,
         member: None,
     };
     let mut it = std::env::args().skip(1);
@@ -84,6 +90,7 @@ fn parse() -> AnyResult<Args> {
             "--lease-ttl-ms" => a.lease_ttl_ms = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
             "--keep" => a.keep = true,
+            "--rollout" => a.rollout = true,
             "--member" => a.member = Some(value()?.parse()?),
             other => {
                 return Err(format!("unknown option `{other}` (see the example's header)").into());
@@ -130,8 +137,21 @@ fn member(args: &Args, m: usize) -> AnyResult<()> {
             token_limit: Some(budget_limit(args)),
             ..BudgetConfig::default()
         });
+    // The parameters in use today: temperature 0.6, 1,024 tokens.
+    let incumbent = world
+        .arms
+        .iter()
+        .position(|a| (a.params.temperature() - 0.6).abs() < 1e-9 && a.params.max_tokens() == 1024)
+        .unwrap_or(0);
     for task in &TASKS {
-        builder = builder.task_type(task.name, TaskTypeConfig::new(world.arms.clone()));
+        let mut config = TaskTypeConfig::new(world.arms.clone()).incumbent(incumbent);
+        if args.rollout {
+            config = config.rollout(RolloutConfig {
+                min_dwell: [Duration::ZERO; 3],
+                ..RolloutConfig::default()
+            });
+        }
+        builder = builder.task_type(task.name, config);
     }
     let optimizer = builder.build()?;
     let fleet = if args.separate {
@@ -222,7 +242,10 @@ fn member(args: &Args, m: usize) -> AnyResult<()> {
             "first_tenth_quality_regret": early_regret / early.max(1) as f64,
             "log": {"written": log_stats.written, "dropped": log_stats.dropped,
                     "pending": log_stats.pending, "flushed": flushed},
+            "phases": TASKS.iter().map(|t| (t.name.to_owned(), json!(optimizer.phase(t.name).ok().flatten().map(|p| p.as_str())))).collect::<serde_json::Map<_, _>>(),
             "fleet": stats.as_ref().map(|s| json!({
+                "leader": s.leader, "published": s.published, "followed": s.followed,
+                "follow_ms_p99": q(&s.follow_ms, 0.99),
                 "exchanges": s.exchanges, "failures": s.failures,
                 "connections": s.connections, "renewals": s.renewals,
                 "lease_lapses": s.lease_lapses,
@@ -230,7 +253,6 @@ fn member(args: &Args, m: usize) -> AnyResult<()> {
                 "exchange_ms_p50": q(&s.exchange_ms, 0.5), "exchange_ms_p99": q(&s.exchange_ms, 0.99),
                 "last_error": s.last_error,
             })),
-            "phase": Value::Null,
         })
     );
     Ok(())
@@ -295,6 +317,9 @@ fn parent(args: &Args) -> AnyResult<()> {
         ]);
         if args.separate {
             cmd.arg("--separate");
+        }
+        if args.rollout {
+            cmd.arg("--rollout");
         }
         children.push(cmd.stdout(Stdio::piped()).spawn()?);
     }
@@ -383,6 +408,22 @@ fn parent(args: &Args) -> AnyResult<()> {
             json!({"fleet_updates": fleet.updates(), "replayed_updates": expected.updates(), "max_difference": diff}),
         );
     }
+    // The fleet's rollout as the leader left it, and what each process saw.
+    let rollouts: serde_json::Map<String, Value> = store
+        .rollouts()?
+        .into_iter()
+        .map(|r| {
+            let events = store
+                .rollout_events(&r.task_type)
+                .map(|e| e.len())
+                .unwrap_or(0);
+            (
+                r.task_type.clone(),
+                json!({"phase": r.phase.as_str(), "held": r.held, "decisions": r.generation,
+                       "leader": r.leader, "events_in_store": events}),
+            )
+        })
+        .collect();
     let finals: Vec<&Value> = reports
         .iter()
         .filter_map(|r| r.iter().find(|v| v.get("served").is_some()))
@@ -455,6 +496,14 @@ fn parent(args: &Args) -> AnyResult<()> {
             "mean_quality_regret": mean("mean_quality_regret"),
             "last_quarter_quality_regret": mean("last_quarter_quality_regret"),
             "first_tenth_quality_regret": mean("first_tenth_quality_regret"),
+        },
+        "rollout": {
+            "fleet": rollouts,
+            "every_process_in_the_fleets_phase": args.rollout.then(|| finals.iter().all(|p| {
+                TASKS.iter().all(|t| p["phases"][t.name] == rollouts.get(t.name).map_or(Value::Null, |r| r["phase"].clone()))
+            })),
+            "processes_that_decided": finals.iter().filter(|p| p["fleet"]["published"].as_u64() > Some(0)).count(),
+            "follow_ms_p99_max": all_lags("follow_ms_p99").into_iter().reduce(f64::max),
         },
         "processes_saw": finals,
     });

@@ -343,6 +343,22 @@ fn provenance_listener(task_type: Arc<str>, chain: Arc<Mutex<Provenance>>) -> Li
             RolloutEvent::Held { reason, at } => ("operator", format!("held: {reason}"), *at, None),
             RolloutEvent::Resumed { at } => ("operator", "resumed".to_owned(), *at, None),
             RolloutEvent::Verdict(v) => ("rollout proof", v.to_string(), v.at, None),
+            RolloutEvent::Followed {
+                from,
+                to,
+                held,
+                generation,
+                leader,
+                at,
+            } => (
+                "fleet leader",
+                format!(
+                    "{from} → {to}{} as decided by {leader} (decision {generation})",
+                    if *held { ", held" } else { "" }
+                ),
+                *at,
+                None,
+            ),
         };
         let change = Change {
             actor: actor.to_owned(),

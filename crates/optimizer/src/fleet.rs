@@ -56,6 +56,15 @@
 //!   leaves the outcome in the store, where the deciding process picks it
 //!   up at its next sync and records it as its own.
 //!
+//! - **Rollouts**: the process holding a PostgreSQL advisory lock leads:
+//!   it reads the other processes' logged decisions (two seconds old and
+//!   more), feeds those of the current phase to its rollout managers and
+//!   publishes each task type's phase when it changes, with the events as
+//!   the fleet's provenance; the others follow
+//!   ([`RolloutManager::set_follower`], [`RolloutManager::follow`]),
+//!   looking four times a sync period. When the leader dies, another
+//!   takes over from the phase last published.
+//!
 //! Nothing here is on the hot path: `recommend_parameters` and
 //! `record_outcome` never wait for the network. When the store is
 //! unreachable the process goes on serving from its own state (and its
@@ -63,7 +72,7 @@
 //! resume where they stopped: contributions are cumulative, so nothing
 //! learned is lost or counted twice.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -71,8 +80,10 @@ use std::time::{Duration, Instant};
 use tuneloop_core::hash::StableHasher;
 use tuneloop_core::{DecisionId, TaskOutcome};
 use tuneloop_gates::Allowance;
+use tuneloop_rollout::RolloutManager;
 pub use tuneloop_store::{
-    FleetBudget, Lease, LeaseRequest, PgDecisionLog, PgLogConfig, PgLogStats, Store,
+    FleetBudget, FleetRollout, Lease, LeaseRequest, LoggedRollout, PgDecisionLog, PgLogConfig,
+    PgLogStats, Store,
 };
 
 use crate::error::{Error, Result};
@@ -210,6 +221,15 @@ pub struct FleetStats {
     pub last_error: Option<String>,
     /// The last lease, if the optimizer has a budget.
     pub lease: Option<Lease>,
+    /// Whether this process decides the fleet's rollouts now.
+    pub leader: bool,
+    /// Rollout decisions this process published as the leader.
+    pub published: u64,
+    /// Rollout decisions of the leader this process moved to.
+    pub followed: u64,
+    /// How long after the leader's decision this process moved to it, ms
+    /// (wall clocks of both).
+    pub follow_ms: Vec<f64>,
 }
 
 /// Samples kept per series (a day at one sync a second).
@@ -284,7 +304,16 @@ impl Fleet {
             dry: false,
             used_at_grant: (0, 0.0),
             reported: (0, 0.0),
+            leading: false,
+            cursor: None,
+            reported_events: HashMap::new(),
+            generations: HashMap::new(),
+            next_follow: Instant::now(),
         };
+        // Every rollout follows until this process holds the leader's lock.
+        for (_, r) in Worker::rollout_tasks(optimizer) {
+            lock(r).set_follower(true);
+        }
         // The first round before serving on: the fleet's learning and a lease.
         worker.round(optimizer);
         let thread = std::thread::Builder::new()
@@ -392,7 +421,24 @@ struct Worker {
     used_at_grant: (u64, f64),
     /// Tokens and cost used at the last report to the store.
     reported: (u64, f64),
+    /// Whether this process holds the leader's lock.
+    leading: bool,
+    /// As the leader: where its reading of the others' decisions is.
+    cursor: Option<tuneloop_store::LogCursor>,
+    /// As the leader: per task type, the rollout events already stored.
+    reported_events: HashMap<String, usize>,
+    /// As a follower: per task type, the leader's last decision applied.
+    generations: HashMap<String, u64>,
+    /// As a follower: when to look for the leader's decisions next.
+    next_follow: Instant,
 }
+
+/// How old a decision in the log must be before the leader reads it: a
+/// batch still committing may carry an earlier time than one committed.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Decisions the leader reads per query.
+const READ_BATCH: u32 = 5_000;
 
 /// A stable name of what a task type's statistics are of: the learner's
 /// kind and dimension and the arms, in order.
@@ -438,8 +484,16 @@ impl Worker {
                 next = Instant::now() + period;
             } else {
                 // Between syncs: a lease running low is topped up at once,
-                // and outcomes for other members go out.
+                // a follower looks for the leader's decisions four times a
+                // sync period, and outcomes for other members go out.
                 self.renew_lease(&optimizer, false, true);
+                if !self.leading && Instant::now() >= self.next_follow {
+                    self.next_follow = Instant::now() + period / 4;
+                    let tasks = Self::rollout_tasks(&optimizer);
+                    if !tasks.is_empty() {
+                        self.follow(&optimizer, &tasks);
+                    }
+                }
                 if !lock(&self.shared.outbox).is_empty() {
                     self.with_store(forward_outcomes);
                 }
@@ -493,6 +547,7 @@ impl Worker {
     fn round(&mut self, optimizer: &Optimizer) {
         self.dry = false;
         self.exchange_learning(optimizer);
+        self.rollouts(optimizer);
         self.renew_lease(optimizer, false, false);
         self.with_store(forward_outcomes);
         self.receive_outcomes(optimizer);
@@ -545,6 +600,145 @@ impl Worker {
             if let Some(slot) = self.last_install.get_mut(i) {
                 *slot = Some(now);
             }
+        }
+    }
+
+    /// The task types with a rollout.
+    fn rollout_tasks(optimizer: &Optimizer) -> Vec<(&str, &Mutex<RolloutManager>)> {
+        optimizer
+            .task_types()
+            .into_iter()
+            .filter_map(|name| {
+                let (_, task) = optimizer.task(name).ok()?;
+                Some((name, task.rollout.as_ref()?))
+            })
+            .collect()
+    }
+
+    /// The fleet's rollouts: the member holding the leader's lock decides
+    /// on every member's observations and publishes; the others follow.
+    fn rollouts(&mut self, optimizer: &Optimizer) {
+        let tasks = Self::rollout_tasks(optimizer);
+        if tasks.is_empty() {
+            return;
+        }
+        let Some(leading) = self.with_store(|store, _| store.try_lead()) else {
+            return;
+        };
+        if leading != self.leading {
+            if leading {
+                // Take over from where the last leader left each rollout.
+                self.follow(optimizer, &tasks);
+            }
+            for (_, r) in &tasks {
+                lock(r).set_follower(!leading);
+            }
+            self.leading = leading;
+            lock(&self.shared.stats).leader = leading;
+            // A new leader reads the others' decisions from now on.
+            self.cursor = None;
+        }
+        if leading {
+            self.lead(optimizer, &tasks);
+        } else {
+            self.follow(optimizer, &tasks);
+        }
+    }
+
+    fn lead(&mut self, optimizer: &Optimizer, tasks: &[(&str, &Mutex<RolloutManager>)]) {
+        if self.cursor.is_none() {
+            let Some(now) = self.with_store(|store, _| store.now()) else {
+                return;
+            };
+            let start = now - chrono::Duration::from_std(SETTLE).unwrap_or_default();
+            self.cursor = Some((start, DecisionId::from_u128(0)));
+        }
+        let prefix = optimizer.inner.ids.prefix;
+        // The other members' outcomes, as their logs wrote them.
+        for _ in 0..20 {
+            let Some(after) = self.cursor else { return };
+            let Some(batch) = self
+                .with_store(|store, _| store.decisions_after(after, prefix, SETTLE, READ_BATCH))
+            else {
+                return;
+            };
+            let now = optimizer.inner.clock.now();
+            for (cursor, record) in &batch {
+                self.cursor = Some(*cursor);
+                let (Some(outcome), Some(reward)) = (&record.outcome, record.reward) else {
+                    continue;
+                };
+                let Ok((_, task)) = optimizer.task(&record.task_type) else {
+                    continue;
+                };
+                // Only what was decided in the phase the rollout is in
+                // counts for it (as a late outcome would not).
+                let current = task.rollout.as_ref().map(|r| lock(r).phase());
+                if record.reward_defaulted || record.phase != current {
+                    continue;
+                }
+                if let Err(e) = optimizer.observe_rollout(task, record, outcome, reward, now) {
+                    tracing::debug!(error = %e, "a member's outcome did not fit the rollout");
+                }
+            }
+            if batch.len() < READ_BATCH as usize {
+                break;
+            }
+        }
+        let Some(published) = self.with_store(|store, _| store.rollouts()) else {
+            return;
+        };
+        let member = self.config.member.clone();
+        for (name, r) in tasks {
+            let (phase, held, events) = {
+                let r = lock(r);
+                let from = self.reported_events.get(*name).copied().unwrap_or(0);
+                let history = r.history();
+                let events: Vec<serde_json::Value> = history[from.min(history.len())..]
+                    .iter()
+                    .filter_map(|e| serde_json::to_value(e).ok())
+                    .collect();
+                (r.phase(), r.is_held(), (events, history.len()))
+            };
+            let same = published
+                .iter()
+                .find(|p| p.task_type == *name)
+                .is_some_and(|p| p.phase == phase && p.held == held);
+            if same {
+                continue;
+            }
+            let (events, upto) = events;
+            let done = self
+                .with_store(|store, _| store.publish_rollout(name, phase, held, &member, &events));
+            if done.is_some() {
+                self.reported_events.insert((*name).to_owned(), upto);
+                lock(&self.shared.stats).published += 1;
+            }
+        }
+    }
+
+    fn follow(&mut self, optimizer: &Optimizer, tasks: &[(&str, &Mutex<RolloutManager>)]) {
+        let Some(rows) = self.with_store(|store, _| store.rollouts()) else {
+            return;
+        };
+        let now = optimizer.inner.clock.now();
+        for row in rows {
+            let Some((_, r)) = tasks.iter().find(|(n, _)| *n == row.task_type) else {
+                continue;
+            };
+            let seen = self.generations.get(&row.task_type).copied().unwrap_or(0);
+            if row.generation <= seen {
+                continue;
+            }
+            lock(r).follow(row.phase, row.held, row.generation, &row.leader, now);
+            let lag = (chrono::Utc::now() - row.changed_at).num_microseconds();
+            let mut s = lock(&self.shared.stats);
+            s.followed += 1;
+            if let Some(us) = lag {
+                push_sample(&mut s.follow_ms, us as f64 / 1e3);
+            }
+            drop(s);
+            self.generations.insert(row.task_type, row.generation);
         }
     }
 

@@ -93,7 +93,7 @@ impl Optimizer {
 
     /// Feeds `task`'s rollout, if it has one: the SLO monitor, the cohort
     /// rewards of canary and guarded, and in shadow the off-policy proof.
-    fn observe_rollout(
+    pub(crate) fn observe_rollout(
         &self,
         task: &TaskState,
         record: &LoggedDecision,

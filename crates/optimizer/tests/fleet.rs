@@ -254,3 +254,127 @@ fn a_fleet_refuses_a_database_it_cannot_use() -> TestResult {
     assert!(e.to_string().contains("lease_slice"), "{e}");
     Ok(())
 }
+
+/// A rollout that moves on sample counts alone, quickly.
+fn quick_rollout() -> tuneloop::rollout::RolloutConfig {
+    let mut r = tuneloop::rollout::RolloutConfig {
+        shadow_min_baseline_samples: 600,
+        canary_min_samples: 150,
+        guarded_min_samples: 150,
+        min_dwell: [Duration::ZERO; 3],
+        ..Default::default()
+    };
+    r.proof.required = false;
+    r
+}
+
+fn rollout_member(url: &str, seed: u64) -> Result<(Optimizer, Fleet), Box<dyn std::error::Error>> {
+    let log = Arc::new(PgDecisionLog::open(url, PgLogConfig::default())?);
+    let opt = Optimizer::builder()
+        .task_type(
+            "code",
+            TaskTypeConfig::new(arms()?).rollout(quick_rollout()),
+        )
+        .decision_log(log)
+        .seed(seed)
+        .build()?;
+    let fleet = Fleet::start(
+        &opt,
+        FleetConfig {
+            sync_period: Duration::from_millis(100),
+            ..FleetConfig::new(url)
+        },
+    )?;
+    Ok((opt, fleet))
+}
+
+fn serve(opt: &Optimizer, n: usize) -> Result<(), Error> {
+    for i in 0..n {
+        let rec = opt.recommend_parameters(
+            "code",
+            &TaskFeatures::default(),
+            &RecommendOptions::default(),
+        )?;
+        opt.record_outcome(rec.decision_id, &outcome(&rec.params, i))?;
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    Ok(())
+}
+
+/// One member leads (the advisory lock), decides on every member's
+/// outcomes read from the log, and the others follow within a sync; when
+/// the leader goes, another takes over.
+#[test]
+fn one_leader_decides_the_fleets_rollout_and_the_others_follow() -> TestResult {
+    let Some(url) = server() else { return Ok(()) };
+    let url = fresh(&url, "rollout")?;
+    let members = (0..3)
+        .map(|m| rollout_member(&url, 20 + m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaders: Vec<usize> = (0..3).filter(|&m| members[m].1.stats().leader).collect();
+    assert_eq!(leaders.len(), 1, "exactly one leader: {leaders:?}");
+    let leader = leaders[0];
+    // Each member alone has too few samples for canary (600 in shadow):
+    // only their sum, read by the leader, promotes.
+    std::thread::scope(|s| -> TestResult {
+        let handles: Vec<_> = members
+            .iter()
+            .map(|(opt, _)| s.spawn(move || serve(opt, 400)))
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "a member panicked")??;
+        }
+        Ok(())
+    })?;
+    // The leader reads decisions 2 s old: wait for it to catch up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let store = Store::connect(&url)?;
+    let phase_of = |store: &Store| -> Option<tuneloop::core::Phase> {
+        store
+            .rollouts()
+            .ok()?
+            .into_iter()
+            .find(|r| r.task_type == "code")
+            .map(|r| r.phase)
+    };
+    while phase_of(&store) == Some(tuneloop::core::Phase::Shadow)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fleet_phase = phase_of(&store).ok_or("no rollout row")?;
+    assert_ne!(
+        fleet_phase,
+        tuneloop::core::Phase::Shadow,
+        "the fleet's samples should promote it"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    for (m, (opt, fleet)) in members.iter().enumerate() {
+        assert_eq!(opt.phase("code")?, Some(fleet_phase), "member {m}");
+        let s = fleet.stats();
+        if m != leader {
+            assert!(s.followed >= 1, "member {m}: {s:?}");
+            assert!(
+                s.follow_ms.iter().all(|&ms| ms < 1_000.0),
+                "member {m}: {:?}",
+                s.follow_ms
+            );
+        }
+    }
+    let events = store.rollout_events("code")?;
+    assert!(
+        events.iter().any(|e| e.event["event"] == "promoted"),
+        "{events:?}"
+    );
+    // The leader goes: another member takes over within a few syncs.
+    let mut members = members;
+    let (gone_opt, gone_fleet) = members.remove(leader);
+    drop(gone_fleet);
+    drop(gone_opt);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !members.iter().any(|(_, f)| f.stats().leader) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(members.iter().filter(|(_, f)| f.stats().leader).count(), 1);
+    Ok(())
+}

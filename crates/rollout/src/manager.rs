@@ -183,6 +183,22 @@ pub enum RolloutEvent {
     /// The candidate was evaluated against the incumbent (a shadow window
     /// closed, or the cohorts of canary or guarded were compared).
     Verdict(Box<Verdict>),
+    /// Moved to the phase a fleet's leader decided (this process follows:
+    /// see [`RolloutManager::set_follower`]).
+    Followed {
+        /// From.
+        from: Phase,
+        /// To.
+        to: Phase,
+        /// Whether the leader holds the rollout.
+        held: bool,
+        /// The leader's decision number for this task type.
+        generation: u64,
+        /// The leader.
+        leader: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Moved back by an operator; held until resumed.
     RolledBackByOperator {
         /// From.
@@ -259,6 +275,10 @@ pub struct RolloutManager {
     history: Vec<RolloutEvent>,
     #[serde(skip)]
     listeners: Listeners,
+    /// A fleet's follower: observations are kept for the status, phases
+    /// come from the leader ([`follow`](Self::follow)).
+    #[serde(skip)]
+    follower: bool,
 }
 
 impl RolloutManager {
@@ -286,7 +306,57 @@ impl RolloutManager {
             on_policy_passed: false,
             history: Vec::new(),
             listeners: Listeners::default(),
+            follower: false,
         })
+    }
+
+    /// Makes this manager a fleet's follower (`true`) or its decider
+    /// (`false`, the default). A follower keeps the SLO observations (for
+    /// its status) but never changes phase by itself: no promotion, no
+    /// rollback, no proof; the phase comes from the leader through
+    /// [`follow`](Self::follow). A manager that becomes the decider starts
+    /// the current phase's proof and comparisons over.
+    pub fn set_follower(&mut self, follower: bool) {
+        if self.follower && !follower {
+            self.shadow_proof.reset_candidate();
+            self.cohort_rewards = CohortRewards::default();
+            self.on_policy_passed = false;
+        }
+        self.follower = follower;
+    }
+
+    /// Whether it follows a fleet's leader.
+    pub fn is_follower(&self) -> bool {
+        self.follower
+    }
+
+    /// Moves to the phase (and hold) a fleet's leader decided: the event,
+    /// or `None` when nothing changes.
+    pub fn follow(
+        &mut self,
+        phase: Phase,
+        held: bool,
+        generation: u64,
+        leader: &str,
+        now: DateTime<Utc>,
+    ) -> Option<RolloutEvent> {
+        if phase == self.phase && held == self.held {
+            return None;
+        }
+        let now = self.clock(now);
+        let from = self.phase;
+        if phase != from {
+            self.enter(phase, now);
+        }
+        self.held = held;
+        Some(self.emit(RolloutEvent::Followed {
+            from,
+            to: phase,
+            held,
+            generation,
+            leader: leader.to_owned(),
+            at: now,
+        }))
     }
 
     /// Its configuration.
@@ -394,7 +464,7 @@ impl RolloutManager {
         now: DateTime<Utc>,
     ) -> Result<Vec<RolloutEvent>> {
         round.validate()?;
-        if self.phase != Phase::Shadow {
+        if self.phase != Phase::Shadow || self.follower {
             return Ok(Vec::new());
         }
         let now = self.clock(now);
@@ -422,7 +492,7 @@ impl RolloutManager {
                 expected: "a finite reward",
             });
         }
-        if matches!(self.phase, Phase::Canary | Phase::Guarded) {
+        if matches!(self.phase, Phase::Canary | Phase::Guarded) && !self.follower {
             match cohort {
                 Cohort::Baseline => self.cohort_rewards.baseline.push(reward),
                 Cohort::Candidate => self.cohort_rewards.candidate.push(reward),
@@ -445,6 +515,9 @@ impl RolloutManager {
         let now = self.clock(now);
         let monitored = matches!(self.phase, Phase::Canary | Phase::Guarded);
         let breach = self.monitor.observe(cohort, o)?;
+        if self.follower {
+            return Ok(Vec::new());
+        }
         let mut events = Vec::new();
         if let (Some(breach), true, false) = (breach, monitored, self.rolled_back) {
             let (from, to) = self.roll_back(now);
@@ -468,7 +541,7 @@ impl RolloutManager {
         let Some(next) = self.phase.next() else {
             return Vec::new();
         };
-        if self.held {
+        if self.held || self.follower {
             return Vec::new();
         }
         let idx = match self.phase {

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tuneloop_core::{DecisionId, SufficientStatistics, TaskOutcome};
+use tuneloop_core::{DecisionId, Phase, SufficientStatistics, TaskOutcome};
+use tuneloop_counterfactual::LoggedDecision;
 
 use crate::{Error, Result, Store, query_error};
 
@@ -81,6 +82,51 @@ pub struct FleetBudget {
     pub leases: u64,
     /// Leases that expired and were reclaimed.
     pub reclaimed: u64,
+}
+
+/// A task type's rollout as the fleet's leader decided it: the answer of
+/// [`Store::rollouts`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetRollout {
+    /// The task type.
+    pub task_type: String,
+    /// The number of the leader's decision (1 for the first).
+    pub generation: u64,
+    /// The phase.
+    pub phase: Phase,
+    /// Whether promotion is held.
+    pub held: bool,
+    /// The member that decided.
+    pub leader: String,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+}
+
+/// One event of the fleet's rollout provenance, from
+/// [`Store::rollout_events`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedRollout {
+    /// The decision it belongs to.
+    pub generation: u64,
+    /// The member that decided.
+    pub leader: String,
+    /// The event, as `RolloutEvent` serializes.
+    pub event: serde_json::Value,
+    /// When it was stored.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A place in the decision log: a record's `written_at` and decision id
+/// (see [`Store::decisions_after`]).
+pub type LogCursor = (DateTime<Utc>, DecisionId);
+
+/// The advisory lock the fleet's leader holds ("tlleader" in ASCII).
+const LEADER_LOCK: i64 = 0x746c_6c65_6164_6572;
+
+fn parse_phase(s: &str) -> Option<Phase> {
+    [Phase::Shadow, Phase::Canary, Phase::Guarded, Phase::General]
+        .into_iter()
+        .find(|p| p.as_str() == s)
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -463,6 +509,230 @@ impl Store {
                 )
                 .await
                 .map_err(query_error("removing recorded outcomes"))
+        })
+    }
+
+    /// Tries to become (or checks that this connection still is) the
+    /// fleet's leader: a session advisory lock, held until the connection
+    /// closes, so a leader that dies frees it at once and the next member
+    /// to try takes over.
+    ///
+    /// # Errors
+    /// [`Error::Query`].
+    pub fn try_lead(&mut self) -> Result<bool> {
+        if self.leading {
+            // Still ours as long as the session lives.
+            if self.client.is_closed() {
+                self.leading = false;
+            } else {
+                return Ok(true);
+            }
+        }
+        let got: bool = self.runtime.block_on(async {
+            self.client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+                .await
+                .map_err(query_error("trying the leader's lock"))
+                .map(|r| r.get(0))
+        })?;
+        self.leading = got;
+        Ok(got)
+    }
+
+    /// Whether this connection holds the leader's lock (as of the last
+    /// [`try_lead`](Self::try_lead)).
+    pub fn is_leading(&self) -> bool {
+        self.leading && !self.client.is_closed()
+    }
+
+    /// Stores the leader's decision for `task_type` (the phase and hold)
+    /// with the events that led to it, in one transaction; returns its
+    /// generation.
+    ///
+    /// # Errors
+    /// [`Error::Query`].
+    pub fn publish_rollout(
+        &mut self,
+        task_type: &str,
+        phase: Phase,
+        held: bool,
+        leader: &str,
+        events: &[serde_json::Value],
+    ) -> Result<u64> {
+        let texts: Vec<String> = events.iter().map(ToString::to_string).collect();
+        self.runtime.block_on(async {
+            let tx = self
+                .client
+                .transaction()
+                .await
+                .map_err(query_error("starting a rollout decision"))?;
+            let row = tx
+                .query_one(
+                    "INSERT INTO tuneloop_rollouts (task_type, generation, phase, held, leader)
+                     VALUES ($1, 1, $2, $3, $4)
+                     ON CONFLICT (task_type) DO UPDATE
+                       SET generation = tuneloop_rollouts.generation + 1, phase = excluded.phase,
+                           held = excluded.held, leader = excluded.leader, changed_at = now()
+                     RETURNING generation",
+                    &[&task_type, &phase.as_str(), &held, &leader],
+                )
+                .await
+                .map_err(query_error("writing a rollout decision"))?;
+            let generation: i64 = row.get(0);
+            tx.execute(
+                "INSERT INTO tuneloop_rollout_events (task_type, generation, leader, event)
+                 SELECT $1, $2, $3, e::json FROM unnest($4::text[]) AS e",
+                &[&task_type, &generation, &leader, &texts],
+            )
+            .await
+            .map_err(query_error("writing rollout events"))?;
+            tx.commit()
+                .await
+                .map_err(query_error("committing a rollout decision"))?;
+            Ok(to_u64(generation))
+        })
+    }
+
+    /// Every task type's rollout as the leader last decided it.
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`] naming a row whose phase is not one,
+    /// [`Error::Query`].
+    pub fn rollouts(&self) -> Result<Vec<FleetRollout>> {
+        self.runtime.block_on(async {
+            let rows = self
+                .client
+                .query(
+                    "SELECT task_type, generation, phase, held, leader, changed_at
+                     FROM tuneloop_rollouts ORDER BY task_type",
+                    &[],
+                )
+                .await
+                .map_err(query_error("reading the fleet's rollouts"))?;
+            rows.iter()
+                .map(|r| {
+                    let task_type: String = r.get(0);
+                    let phase: String = r.get(2);
+                    let phase = parse_phase(&phase).ok_or_else(|| Error::BadRecord {
+                        decision_id: format!("rollout of `{task_type}`"),
+                        message: format!(
+                            "phase `{phase}` is not one of shadow, canary, guarded, general"
+                        ),
+                    })?;
+                    Ok(FleetRollout {
+                        generation: to_u64(r.get(1)),
+                        phase,
+                        held: r.get(3),
+                        leader: r.get(4),
+                        changed_at: r.get(5),
+                        task_type,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The fleet's rollout provenance of `task_type`: every event the
+    /// leaders stored, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`], [`Error::Query`].
+    pub fn rollout_events(&self, task_type: &str) -> Result<Vec<LoggedRollout>> {
+        self.runtime.block_on(async {
+            let rows = self
+                .client
+                .query(
+                    "SELECT generation, leader, event::text, recorded_at
+                     FROM tuneloop_rollout_events WHERE task_type = $1 ORDER BY id",
+                    &[&task_type],
+                )
+                .await
+                .map_err(query_error("reading rollout events"))?;
+            rows.iter()
+                .map(|r| {
+                    let text: String = r.get(2);
+                    let event = serde_json::from_str(&text).map_err(|e| Error::BadRecord {
+                        decision_id: format!("rollout event of `{task_type}`"),
+                        message: e.to_string(),
+                    })?;
+                    Ok(LoggedRollout {
+                        generation: to_u64(r.get(0)),
+                        leader: r.get(1),
+                        event,
+                        recorded_at: r.get(3),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Decisions other processes wrote after the `(written_at, decision
+    /// id)` cursor `after`, oldest first, at most `limit`, leaving out
+    /// those whose ids carry `exclude_prefix` (this process's) and those
+    /// written less than `settle` ago (a batch still committing may carry
+    /// an earlier time than one committed). With each, its cursor.
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`] naming a record that is not a decision,
+    /// [`Error::Query`].
+    pub fn decisions_after(
+        &self,
+        after: LogCursor,
+        exclude_prefix: u64,
+        settle: Duration,
+        limit: u32,
+    ) -> Result<Vec<(LogCursor, LoggedDecision)>> {
+        let (lo, hi) = id_range(exclude_prefix);
+        let settle_ms = settle.as_millis().min(i64::MAX as u128) as f64;
+        let cursor_id = after.1.to_string();
+        self.runtime.block_on(async {
+            let rows = self
+                .client
+                .query(
+                    "SELECT written_at, decision_id::text, record::text FROM tuneloop_decisions
+                     WHERE (written_at, decision_id) > ($1, $2::text::uuid)
+                       AND written_at < now() - $3 * interval '1 millisecond'
+                       AND decision_id NOT BETWEEN $4::text::uuid AND $5::text::uuid
+                     ORDER BY written_at, decision_id LIMIT $6",
+                    &[
+                        &after.0,
+                        &cursor_id,
+                        &settle_ms,
+                        &lo,
+                        &hi,
+                        &i64::from(limit),
+                    ],
+                )
+                .await
+                .map_err(query_error("reading other members' decisions"))?;
+            rows.iter()
+                .map(|row| {
+                    let at: DateTime<Utc> = row.get(0);
+                    let id: String = row.get(1);
+                    let text: String = row.get(2);
+                    let bad = |message: String| Error::BadRecord {
+                        decision_id: format!("decision {id}"),
+                        message,
+                    };
+                    let d: LoggedDecision =
+                        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                    Ok(((at, d.decision_id), d))
+                })
+                .collect()
+        })
+    }
+
+    /// The database's clock now (cursors are in its time).
+    ///
+    /// # Errors
+    /// [`Error::Query`].
+    pub fn now(&self) -> Result<DateTime<Utc>> {
+        self.runtime.block_on(async {
+            self.client
+                .query_one("SELECT now()", &[])
+                .await
+                .map_err(query_error("reading the database's clock"))
+                .map(|r| r.get(0))
         })
     }
 }

@@ -24,7 +24,10 @@
 //!   sufficient statistics per task type and model and answers with their
 //!   sum; [`Store::renew_lease`] grants budget leases that never pass the
 //!   limit and reclaims expired ones; [`Store::post_outcome`] and
-//!   [`Store::outcomes_for`] pass an outcome to the member that decided.
+//!   [`Store::outcomes_for`] pass an outcome to the member that decided;
+//!   [`Store::try_lead`], [`Store::publish_rollout`] and
+//!   [`Store::rollouts`] carry the fleet's rollout (one leader under an
+//!   advisory lock, its decisions and their events).
 //!
 //! Tests that need a server read its URL from `TUNELOOP_DATABASE_URL`
 //! (`scripts/local-postgres start` prints one) and are skipped without it.
@@ -37,7 +40,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 use tuneloop_counterfactual::LoggedDecision;
 
-pub use fleet::{FleetBudget, Lease, LeaseRequest};
+pub use fleet::{FleetBudget, FleetRollout, Lease, LeaseRequest, LogCursor, LoggedRollout};
 pub use log::{PgDecisionLog, PgLogConfig, PgLogStats};
 
 /// What went wrong with the store.
@@ -128,7 +131,9 @@ pub const MIGRATIONS: &[&str] = &[
     // statistics, `json` to keep every float as written) per task type and
     // model (the fingerprint of the arms and the learner: members of
     // another deployment do not mix their sums with these), budget windows
-    // and their leases, outcomes left for the member that decided.
+    // and their leases, outcomes left for the member that decided, each
+    // task type's rollout phase as the fleet's leader decided it, and the
+    // leader's rollout events (the fleet's provenance of its changes).
     "CREATE TABLE tuneloop_learning (
         task_type text NOT NULL,
         model text NOT NULL,
@@ -163,6 +168,23 @@ pub const MIGRATIONS: &[&str] = &[
         decision_id uuid PRIMARY KEY,
         outcome json NOT NULL,
         posted_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX tuneloop_decisions_written_at ON tuneloop_decisions (written_at, decision_id);
+    CREATE TABLE tuneloop_rollouts (
+        task_type text PRIMARY KEY,
+        generation bigint NOT NULL,
+        phase text NOT NULL,
+        held boolean NOT NULL,
+        leader text NOT NULL,
+        changed_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE tuneloop_rollout_events (
+        id bigserial PRIMARY KEY,
+        task_type text NOT NULL,
+        generation bigint NOT NULL,
+        leader text NOT NULL,
+        event json NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now()
     );",
 ];
 
@@ -228,6 +250,28 @@ const TABLES: &[(&str, &[(&str, &str)])] = &[
             ("decision_id", "uuid"),
             ("outcome", "json"),
             ("posted_at", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "tuneloop_rollouts",
+        &[
+            ("task_type", "text"),
+            ("generation", "bigint"),
+            ("phase", "text"),
+            ("held", "boolean"),
+            ("leader", "text"),
+            ("changed_at", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "tuneloop_rollout_events",
+        &[
+            ("id", "bigint"),
+            ("task_type", "text"),
+            ("generation", "bigint"),
+            ("leader", "text"),
+            ("event", "json"),
+            ("recorded_at", "timestamp with time zone"),
         ],
     ),
 ];
@@ -300,6 +344,8 @@ pub(crate) async fn connect_client(url: &str) -> Result<Client> {
 pub struct Store {
     pub(crate) client: Client,
     pub(crate) runtime: tokio::runtime::Runtime,
+    /// Whether this connection holds the fleet's leader lock.
+    pub(crate) leading: bool,
 }
 
 impl Store {
@@ -320,7 +366,11 @@ impl Store {
             migrate(&mut client).await?;
             Ok::<_, Error>(client)
         })?;
-        Ok(Store { client, runtime })
+        Ok(Store {
+            client,
+            runtime,
+            leading: false,
+        })
     }
 
     /// Whether the connection is gone (the server stopped, the network
