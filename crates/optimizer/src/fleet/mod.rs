@@ -61,7 +61,8 @@
 //!   more), feeds those of the current phase to its rollout managers and
 //!   publishes each task type's phase when it changes, with the events as
 //!   the fleet's provenance; the others follow
-//!   ([`RolloutManager::set_follower`], [`RolloutManager::follow`]),
+//!   ([`RolloutManager::set_follower`](crate::rollout::RolloutManager::set_follower),
+//!   [`RolloutManager::follow`](crate::rollout::RolloutManager::follow)),
 //!   looking four times a sync period. When the leader dies, another
 //!   takes over from the phase last published.
 //!
@@ -79,8 +80,6 @@ use std::time::{Duration, Instant};
 
 use tuneloop_core::hash::StableHasher;
 use tuneloop_core::{DecisionId, TaskOutcome};
-use tuneloop_gates::Allowance;
-use tuneloop_rollout::RolloutManager;
 pub use tuneloop_store::{
     FleetBudget, FleetRollout, Lease, LeaseRequest, LoggedRollout, PgDecisionLog, PgLogConfig,
     PgLogStats, Store,
@@ -90,6 +89,9 @@ use crate::error::{Error, Result};
 use crate::optimizer::{Inner, Optimizer, lock};
 use crate::record::Recorded;
 use crate::task::TaskState;
+
+mod lease;
+mod rollout;
 
 /// How a process joins a fleet.
 #[derive(Debug, Clone)]
@@ -433,13 +435,6 @@ struct Worker {
     next_follow: Instant,
 }
 
-/// How old a decision in the log must be before the leader reads it: a
-/// batch still committing may carry an earlier time than one committed.
-const SETTLE: Duration = Duration::from_secs(2);
-
-/// Decisions the leader reads per query.
-const READ_BATCH: u32 = 5_000;
-
 /// A stable name of what a task type's statistics are of: the learner's
 /// kind and dimension and the arms, in order.
 fn model_key(task: &TaskState, kind: &str, dim: usize) -> String {
@@ -599,269 +594,6 @@ impl Worker {
             }
             if let Some(slot) = self.last_install.get_mut(i) {
                 *slot = Some(now);
-            }
-        }
-    }
-
-    /// The task types with a rollout.
-    fn rollout_tasks(optimizer: &Optimizer) -> Vec<(&str, &Mutex<RolloutManager>)> {
-        optimizer
-            .task_types()
-            .into_iter()
-            .filter_map(|name| {
-                let (_, task) = optimizer.task(name).ok()?;
-                Some((name, task.rollout.as_ref()?))
-            })
-            .collect()
-    }
-
-    /// The fleet's rollouts: the member holding the leader's lock decides
-    /// on every member's observations and publishes; the others follow.
-    fn rollouts(&mut self, optimizer: &Optimizer) {
-        let tasks = Self::rollout_tasks(optimizer);
-        if tasks.is_empty() {
-            return;
-        }
-        let Some(leading) = self.with_store(|store, _| store.try_lead()) else {
-            return;
-        };
-        if leading != self.leading {
-            if leading {
-                // Take over from where the last leader left each rollout.
-                self.follow(optimizer, &tasks);
-            }
-            for (_, r) in &tasks {
-                lock(r).set_follower(!leading);
-            }
-            self.leading = leading;
-            lock(&self.shared.stats).leader = leading;
-            // A new leader reads the others' decisions from now on.
-            self.cursor = None;
-        }
-        if leading {
-            self.lead(optimizer, &tasks);
-        } else {
-            self.follow(optimizer, &tasks);
-        }
-    }
-
-    fn lead(&mut self, optimizer: &Optimizer, tasks: &[(&str, &Mutex<RolloutManager>)]) {
-        if self.cursor.is_none() {
-            let Some(now) = self.with_store(|store, _| store.now()) else {
-                return;
-            };
-            let start = now - chrono::Duration::from_std(SETTLE).unwrap_or_default();
-            self.cursor = Some((start, DecisionId::from_u128(0)));
-        }
-        let prefix = optimizer.inner.ids.prefix;
-        // The other members' outcomes, as their logs wrote them.
-        for _ in 0..20 {
-            let Some(after) = self.cursor else { return };
-            let Some(batch) = self
-                .with_store(|store, _| store.decisions_after(after, prefix, SETTLE, READ_BATCH))
-            else {
-                return;
-            };
-            let now = optimizer.inner.clock.now();
-            for (cursor, record) in &batch {
-                self.cursor = Some(*cursor);
-                let (Some(outcome), Some(reward)) = (&record.outcome, record.reward) else {
-                    continue;
-                };
-                let Ok((_, task)) = optimizer.task(&record.task_type) else {
-                    continue;
-                };
-                // Only what was decided in the phase the rollout is in
-                // counts for it (as a late outcome would not).
-                let current = task.rollout.as_ref().map(|r| lock(r).phase());
-                if record.reward_defaulted || record.phase != current {
-                    continue;
-                }
-                if let Err(e) = optimizer.observe_rollout(task, record, outcome, reward, now) {
-                    tracing::debug!(error = %e, "a member's outcome did not fit the rollout");
-                }
-            }
-            if batch.len() < READ_BATCH as usize {
-                break;
-            }
-        }
-        let Some(published) = self.with_store(|store, _| store.rollouts()) else {
-            return;
-        };
-        let member = self.config.member.clone();
-        for (name, r) in tasks {
-            let (phase, held, events) = {
-                let r = lock(r);
-                let from = self.reported_events.get(*name).copied().unwrap_or(0);
-                let history = r.history();
-                let events: Vec<serde_json::Value> = history[from.min(history.len())..]
-                    .iter()
-                    .filter_map(|e| serde_json::to_value(e).ok())
-                    .collect();
-                (r.phase(), r.is_held(), (events, history.len()))
-            };
-            let same = published
-                .iter()
-                .find(|p| p.task_type == *name)
-                .is_some_and(|p| p.phase == phase && p.held == held);
-            if same {
-                continue;
-            }
-            let (events, upto) = events;
-            let done = self
-                .with_store(|store, _| store.publish_rollout(name, phase, held, &member, &events));
-            if done.is_some() {
-                self.reported_events.insert((*name).to_owned(), upto);
-                lock(&self.shared.stats).published += 1;
-            }
-        }
-    }
-
-    fn follow(&mut self, optimizer: &Optimizer, tasks: &[(&str, &Mutex<RolloutManager>)]) {
-        let Some(rows) = self.with_store(|store, _| store.rollouts()) else {
-            return;
-        };
-        let now = optimizer.inner.clock.now();
-        for row in rows {
-            let Some((_, r)) = tasks.iter().find(|(n, _)| *n == row.task_type) else {
-                continue;
-            };
-            let seen = self.generations.get(&row.task_type).copied().unwrap_or(0);
-            if row.generation <= seen {
-                continue;
-            }
-            lock(r).follow(row.phase, row.held, row.generation, &row.leader, now);
-            let lag = (chrono::Utc::now() - row.changed_at).num_microseconds();
-            let mut s = lock(&self.shared.stats);
-            s.followed += 1;
-            if let Some(us) = lag {
-                push_sample(&mut s.follow_ms, us as f64 / 1e3);
-            }
-            drop(s);
-            self.generations.insert(row.task_type, row.generation);
-        }
-    }
-
-    /// Reports use, renews the lease and asks for a slice when less than
-    /// half a slice is left; with `release`, hands back the unused part.
-    fn renew_lease(&mut self, optimizer: &Optimizer, release: bool, only_if_low: bool) {
-        let Some(budget) = &optimizer.inner.budget else {
-            return;
-        };
-        let now = optimizer.inner.clock.now();
-        let (Some(window), usage) = budget.window_usage(now) else {
-            return;
-        };
-        let config = budget.config();
-        let used_tokens = usage.spent_tokens.saturating_add(usage.reserved_tokens);
-        let used_cost = usage.spent_cost_usd + usage.reserved_cost_usd;
-        let slice = self.config.lease_slice;
-        let token_slice = config
-            .token_limit
-            .map_or(0, |l| ((l as f64 * slice).ceil() as u64).max(1));
-        let cost_slice = config.cost_limit_usd.map_or(0.0, |l| l * slice);
-        // Left of the grant of this window (nothing before the first).
-        let granted = self.granted.filter(|(w, _)| *w == window).map(|(_, l)| l);
-        let left_tokens = granted.map_or(0, |l| l.granted_tokens.saturating_sub(used_tokens));
-        let left_cost = granted.map_or(0.0, |l| l.granted_cost_usd - used_cost);
-        let low_tokens =
-            config.token_limit.is_some() && left_tokens.saturating_mul(2) < token_slice;
-        let low_cost = config.cost_limit_usd.is_some() && 2.0 * left_cost < cost_slice;
-        // The margin: what this member may use beyond its last report;
-        // half of it unreported is reported at once.
-        let margin = self.config.lease_margin;
-        let margin_tokens = config
-            .token_limit
-            .map_or(0, |l| ((l as f64 * margin).ceil() as u64).max(1));
-        let margin_cost = config.cost_limit_usd.map_or(0.0, |l| l * margin);
-        let (reported_tokens, reported_cost) = self.reported;
-        let unreported = (token_slice > 0
-            && used_tokens
-                .saturating_sub(reported_tokens)
-                .saturating_mul(2)
-                >= margin_tokens)
-            || (cost_slice > 0.0 && 2.0 * (used_cost - reported_cost) >= margin_cost);
-        if only_if_low && !unreported && (self.dry || !(low_tokens || low_cost)) {
-            return;
-        }
-        // What was used when the last grant came (nothing in a new window).
-        let since = self
-            .granted
-            .filter(|(w, _)| *w == window)
-            .map_or((0, 0.0), |_| self.used_at_grant);
-        let (name, member) = (self.config.budget.clone(), self.config.member.clone());
-        let req = LeaseRequest {
-            budget: &name,
-            member: &member,
-            window_start: window,
-            token_limit: config.token_limit,
-            cost_limit_usd: config.cost_limit_usd,
-            used_tokens,
-            used_cost_usd: used_cost,
-            margin_tokens,
-            margin_cost_usd: margin_cost,
-            // A slice, or twice what went since the last grant when that
-            // is more: a busy member asks less often.
-            want_tokens: if low_tokens {
-                token_slice.max(used_tokens.saturating_sub(since.0).saturating_mul(2))
-            } else {
-                0
-            },
-            want_cost_usd: if low_cost {
-                cost_slice.max(2.0 * (used_cost - since.1))
-            } else {
-                0.0
-            },
-            release,
-            ttl: self.config.lease_ttl,
-        };
-        let sent = Instant::now();
-        let lease = self.with_store(|store, _| store.renew_lease(&req));
-        match lease {
-            Some(lease) => {
-                // Within the grant, and within the report plus the margin:
-                // what the fleet keeps counted if this process dies now.
-                let allowance = Allowance {
-                    window_start: window,
-                    tokens: config.token_limit.map(|_| {
-                        lease
-                            .granted_tokens
-                            .min(used_tokens.saturating_add(margin_tokens))
-                    }),
-                    cost_usd: config
-                        .cost_limit_usd
-                        .map(|_| lease.granted_cost_usd.min(used_cost + margin_cost)),
-                };
-                if let Err(e) = budget.set_allowance(allowance) {
-                    self.fail(&e.to_string());
-                }
-                self.lease_deadline = Some(sent + self.config.lease_ttl.mul_f64(0.75));
-                // Asked and got nothing more: the fleet's limit is
-                // reached; ask again at the next sync, not every check.
-                let before = granted.map(|l| (l.granted_tokens, l.granted_cost_usd));
-                self.dry = (low_tokens || low_cost)
-                    && before == Some((lease.granted_tokens, lease.granted_cost_usd));
-                if !self.dry {
-                    self.used_at_grant = (used_tokens, used_cost);
-                }
-                self.reported = (used_tokens, used_cost);
-                self.granted = Some((window, lease));
-                let mut s = lock(&self.shared.stats);
-                s.renewals += 1;
-                s.lease = Some(lease);
-            }
-            None => {
-                if self.lease_deadline.is_some_and(|d| Instant::now() >= d) {
-                    // Unrenewed for too long: the fleet may reclaim the
-                    // lease, so reserve nothing more than what is used.
-                    self.lease_deadline = None;
-                    let _ = budget.set_allowance(Allowance {
-                        window_start: window,
-                        tokens: Some(used_tokens),
-                        cost_usd: Some(used_cost),
-                    });
-                    lock(&self.shared.stats).lease_lapses += 1;
-                }
             }
         }
     }
