@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tuneloop_core::{DecisionId, Phase, SufficientStatistics, TaskOutcome};
 use tuneloop_counterfactual::LoggedDecision;
 
-use crate::{Error, Result, Store, query_error};
+use crate::{Error, Result, Store, parse_decision, query_error};
 
 /// A member's report on one budget and what it asks for: the request of
 /// [`Store::renew_lease`].
@@ -670,7 +670,8 @@ impl Store {
     /// id)` cursor `after`, oldest first, at most `limit`, leaving out
     /// those whose ids carry `exclude_prefix` (this process's) and those
     /// written less than `settle` ago (a batch still committing may carry
-    /// an earlier time than one committed). With each, its cursor.
+    /// an earlier time than one committed). With each, its cursor. Records
+    /// are checked as [`decisions`](Self::decisions) checks them.
     ///
     /// # Errors
     /// [`Error::BadRecord`] naming a record that is not a decision,
@@ -708,14 +709,7 @@ impl Store {
             rows.iter()
                 .map(|row| {
                     let at: DateTime<Utc> = row.get(0);
-                    let id: String = row.get(1);
-                    let text: String = row.get(2);
-                    let bad = |message: String| Error::BadRecord {
-                        decision_id: format!("decision {id}"),
-                        message,
-                    };
-                    let d: LoggedDecision =
-                        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+                    let d = parse_decision(&row.get::<_, String>(1), &row.get::<_, String>(2))?;
                     Ok(((at, d.decision_id), d))
                 })
                 .collect()

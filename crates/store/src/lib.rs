@@ -395,21 +395,7 @@ impl Store {
                 .await
                 .map_err(query_error("reading decisions"))?;
             rows.iter()
-                .map(|row| {
-                    let id: String = row.get(0);
-                    let text: String = row.get(1);
-                    let bad = |message: String| Error::BadRecord {
-                        decision_id: format!("decision {id}"),
-                        message,
-                    };
-                    let d: LoggedDecision =
-                        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                    d.validate().map_err(|e| bad(e.to_string()))?;
-                    if d.decision_id.to_string() != id {
-                        return Err(bad(format!("its record says it is {}", d.decision_id)));
-                    }
-                    Ok(d)
-                })
+                .map(|row| parse_decision(&row.get::<_, String>(0), &row.get::<_, String>(1)))
                 .collect()
         })
     }
@@ -478,6 +464,21 @@ impl Store {
             Ok(row.get::<_, i64>(0).max(0) as u64)
         })
     }
+}
+
+/// A stored record, `text`, of the row whose id is `id`: a valid decision
+/// of that id, or [`Error::BadRecord`] naming it.
+pub(crate) fn parse_decision(id: &str, text: &str) -> Result<LoggedDecision> {
+    let bad = |message: String| Error::BadRecord {
+        decision_id: format!("decision {id}"),
+        message,
+    };
+    let d: LoggedDecision = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    d.validate().map_err(|e| bad(e.to_string()))?;
+    if d.decision_id.to_string() != id {
+        return Err(bad(format!("its record says it is {}", d.decision_id)));
+    }
+    Ok(d)
 }
 
 /// Brings the schema to [`schema_version`] in one transaction, under an
