@@ -3,7 +3,7 @@
 //! stopped (Ctrl-C).
 //!
 //! ```text
-//! cargo run --release --example admin --features admin
+//! cargo run --release --example admin
 //! curl http://127.0.0.1:PORT/metrics
 //! curl http://127.0.0.1:PORT/rollouts
 //! curl -X POST http://127.0.0.1:PORT/runtime-config -d '{"exploration_rate": 0.2}'
@@ -22,13 +22,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tuneloop::admin::{AdminConfig, serve};
 use tuneloop::core::hash::splitmix64;
 use tuneloop::core::{ArmSet, ParameterSet, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::JsonlLog;
 use tuneloop::gates::Provenance;
 use tuneloop::rollout::{RolloutConfig, SloConfig};
 use tuneloop::{Optimizer, RecommendOptions, RuntimeConfig, RuntimeConfigStore, TaskTypeConfig};
+use tuneloop_admin::{AdminConfig, serve};
 
 fn call(p: &ParameterSet, seed: &mut u64) -> TaskOutcome {
     *seed = splitmix64(*seed);

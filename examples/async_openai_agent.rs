@@ -1,10 +1,10 @@
 //! An agent on async-openai with tuneloop choosing its parameters.
 //!
 //! ```sh
-//! cargo run --release --example async_openai_agent --features async-openai
+//! cargo run --release --example async_openai_agent -p tuneloop-adapters --features async-openai
 //! # against a real OpenAI-compatible server:
 //! TUNELOOP_OPENAI_BASE_URL=http://127.0.0.1:8080/v1 TUNELOOP_MODEL=smollm2 \
-//!     cargo run --release --example async_openai_agent --features async-openai
+//!     cargo run --release --example async_openai_agent -p tuneloop-adapters --features async-openai
 //! ```
 //!
 //! Without `TUNELOOP_OPENAI_BASE_URL` a stand-in server on 127.0.0.1
@@ -16,9 +16,9 @@ mod stand_in_llm;
 
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{ChatCompletionRequestUserMessage, CreateChatCompletionRequest};
-use tuneloop::adapters::{async_openai::*, timed};
 use tuneloop::core::{ArmSet, ErrorClass, TaskFeatures, TaskOutcome};
 use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
+use tuneloop_adapters::{async_openai::*, timed};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! URL=$(scripts/local-postgres start)
-//! cargo run --release --example fleet --features postgres -- --processes 8 --database-url $URL
+//! cargo run --release --example fleet -- --processes 8 --database-url $URL
 //! ```
 //!
 //! Options: `--decisions D` per process (20,000), `--call-us T` the time a
@@ -34,11 +34,11 @@ use serde_json::{Value, json};
 use tokio_postgres::NoTls;
 use tuneloop::bandit::{LinUcbParams, PolicyConfig};
 use tuneloop::core::{Features, RiskTier};
-use tuneloop::fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig, Store};
 use tuneloop::gates::BudgetConfig;
 use tuneloop::rollout::RolloutConfig;
 use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 use tuneloop_eval::scenario::{TASKS, World};
+use tuneloop_fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig, Store};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -1,10 +1,10 @@
 //! An agent on genai with tuneloop choosing its parameters.
 //!
 //! ```sh
-//! cargo run --release --example genai_agent --features genai
+//! cargo run --release --example genai_agent -p tuneloop-adapters --features genai
 //! # against a real OpenAI-compatible server:
 //! TUNELOOP_OPENAI_BASE_URL=http://127.0.0.1:8080/v1 TUNELOOP_MODEL=smollm2 \
-//!     cargo run --release --example genai_agent --features genai
+//!     cargo run --release --example genai_agent -p tuneloop-adapters --features genai
 //! ```
 //!
 //! Without `TUNELOOP_OPENAI_BASE_URL` a stand-in server on 127.0.0.1
@@ -18,9 +18,9 @@ use genai::adapter::AdapterKind;
 use genai::chat::{ChatMessage, ChatRequest};
 use genai::resolver::{AuthData, Endpoint};
 use genai::{ModelIden, ServiceTarget};
-use tuneloop::adapters::{genai::*, timed};
 use tuneloop::core::{ArmSet, ErrorClass, TaskFeatures, TaskOutcome};
 use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
+use tuneloop_adapters::{genai::*, timed};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -398,7 +398,7 @@ fn optimizer_paths(
 /// The fleet's decision log on `url`.
 #[cfg(feature = "postgres")]
 fn fleet_log(url: &str) -> CliResult<std::sync::Arc<dyn tuneloop::counterfactual::DecisionLog>> {
-    let log = tuneloop::fleet::PgDecisionLog::open(url, tuneloop::fleet::PgLogConfig::default())
+    let log = tuneloop_fleet::PgDecisionLog::open(url, tuneloop_fleet::PgLogConfig::default())
         .map_err(|e| CliError::Other(e.into()))?;
     Ok(std::sync::Arc::new(log))
 }
@@ -412,12 +412,12 @@ fn fleet_log(_: &str) -> CliResult<std::sync::Arc<dyn tuneloop::counterfactual::
 
 /// Fleet mode beside the timed optimizer.
 #[cfg(feature = "postgres")]
-struct FleetLoad(tuneloop::fleet::Fleet);
+struct FleetLoad(tuneloop_fleet::Fleet);
 
 #[cfg(feature = "postgres")]
 impl FleetLoad {
     fn start(opt: &tuneloop::Optimizer, url: &str) -> CliResult<Self> {
-        let fleet = tuneloop::fleet::Fleet::start(opt, tuneloop::fleet::FleetConfig::new(url))
+        let fleet = tuneloop_fleet::Fleet::start(opt, tuneloop_fleet::FleetConfig::new(url))
             .map_err(|e| CliError::Other(e.into()))?;
         Ok(FleetLoad(fleet))
     }
@@ -489,9 +489,9 @@ impl AdminLoad {
             .build()
             .map_err(|e| CliError::Other(e.into()))?;
         let server = runtime
-            .block_on(tuneloop::admin::serve(
+            .block_on(tuneloop_admin::serve(
                 opt.clone(),
-                tuneloop::admin::AdminConfig::default(),
+                tuneloop_admin::AdminConfig::default(),
             ))
             .map_err(|e| CliError::Other(e.into()))?;
         let base = server.url();

@@ -132,27 +132,6 @@ pub enum Error {
     /// closure or a listener (it would wait for itself).
     #[error("runtime config: update called from inside an update closure or a listener")]
     ReentrantUpdate,
-    /// The admin endpoint cannot listen on its address.
-    #[error("admin endpoint on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The fleet's store (feature `postgres`).
-    #[cfg(feature = "postgres")]
-    #[error(transparent)]
-    Store(#[from] tuneloop_store::Error),
-    /// Outcomes for other members wait in a bounded queue while the store
-    /// is unreachable; this one did not fit.
-    #[error(
-        "the fleet's queue of {capacity} outcomes for other members is full (is the store reachable?)"
-    )]
-    FleetQueueFull {
-        /// The queue's capacity.
-        capacity: usize,
-    },
     /// A background thread could not be started.
     #[error("cannot start the {thread} thread: {source}")]
     Spawn {

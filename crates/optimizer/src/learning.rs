@@ -10,8 +10,8 @@
 //! answers with the fleet's sum of every member's contribution;
 //! [`Optimizer::finish_learning_sync`] installs that sum, plus whatever
 //! this process learned while the exchange was in flight. The learner then
-//! decides as one learner fed every member's updates. `tuneloop::fleet`
-//! (feature `postgres`) runs this against PostgreSQL every second; any
+//! decides as one learner fed every member's updates. `tuneloop-fleet`
+//! runs this against PostgreSQL every second; any
 //! other store can do the same with these two calls.
 //!
 //! With a discounted learner, each member's contribution forgets with that
@@ -23,9 +23,11 @@
 use std::sync::{Mutex, PoisonError};
 
 use tuneloop_core::SufficientStatistics;
+use tuneloop_core::hash::StableHasher;
 
 use crate::error::{Error, Result};
 use crate::optimizer::{Optimizer, lock};
+use crate::task::TaskState;
 
 /// What a task type's learner has exchanged with its fleet so far.
 #[derive(Debug, Default)]
@@ -47,6 +49,7 @@ struct Exchanged {
 #[derive(Debug, Clone)]
 pub struct LearningSync {
     task_type: String,
+    model: String,
     taken: SufficientStatistics,
     contribution: SufficientStatistics,
     generation: u64,
@@ -56,6 +59,14 @@ impl LearningSync {
     /// The task type.
     pub fn task_type(&self) -> &str {
         &self.task_type
+    }
+
+    /// A stable name of what the statistics are of: the learner's kind and
+    /// context dimension and the arm ids in order (`kind/dim/hash`). A
+    /// store sums only contributions of the same model, so members
+    /// configured differently (another deployment) learn apart.
+    pub fn model(&self) -> &str {
+        &self.model
     }
 
     /// Every update this process made to the task type's learner, summed:
@@ -94,11 +105,11 @@ impl Optimizer {
     pub fn begin_learning_sync(&self, task_type: &str) -> Result<Option<LearningSync>> {
         let (name, task) = self.task(task_type)?;
         let exchanged = lock(&task.fleet.state);
-        let statistics = task
-            .learner
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .statistics();
+        let (statistics, model) = {
+            let learner = task.learner.read().unwrap_or_else(PoisonError::into_inner);
+            let model = model_key(task, learner.kind(), learner.context_dim());
+            (learner.statistics(), model)
+        };
         let Some(taken) = statistics else {
             return Ok(None);
         };
@@ -111,6 +122,7 @@ impl Optimizer {
         contribution.merge(&delta)?;
         Ok(Some(LearningSync {
             task_type: name.to_string(),
+            model,
             taken,
             contribution,
             generation: exchanged.generation,
@@ -153,6 +165,18 @@ impl Optimizer {
         exchanged.generation = exchanged.generation.wrapping_add(1);
         Ok(())
     }
+}
+
+/// A stable name of what a task type's statistics are of: the learner's
+/// kind and dimension and the arms, in order.
+fn model_key(task: &TaskState, kind: &str, dim: usize) -> String {
+    let mut h = StableHasher::new();
+    h.write_str(kind);
+    h.write_u64(dim as u64);
+    for arm in task.arms.iter() {
+        h.write_str(&arm.id.to_string());
+    }
+    format!("{kind}/{dim}/{:016x}", h.finish())
 }
 
 fn stale(task_type: &str) -> Error {

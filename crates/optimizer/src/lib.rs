@@ -48,23 +48,19 @@
 //! | `parallel` | offline evaluation (reading rounds, bootstrap resamples) on every core |
 //! | `http` | `router` and the OpenAI-compatible HTTP provider |
 
-pub mod adapters;
-#[cfg(feature = "admin")]
-pub mod admin;
 mod builder;
 mod context;
 mod counters;
 mod decide;
 mod episode;
 mod error;
-#[cfg(feature = "postgres")]
-pub mod fleet;
 mod handle;
 mod learning;
 mod optimizer;
 mod pending;
 mod record;
 mod runtime;
+mod seams;
 mod snapshot;
 mod task;
 mod writer;
@@ -85,6 +81,7 @@ pub use runtime::{
     ConfigListener, Metadata, ProviderOverride, ProviderWeights, RUNTIME_CONFIG_SCHEMA_VERSION,
     RuntimeConfig, RuntimeConfigStore, TaskOverride, TaskSettings, WRITE_INTERVAL,
 };
+pub use seams::WeakOptimizer;
 pub use snapshot::{OptimizerSnapshot, SNAPSHOT_SCHEMA_VERSION, TaskSnapshot};
 pub use task::TaskTypeConfig;
 

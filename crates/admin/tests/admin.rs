@@ -2,7 +2,6 @@
 //! the token, the Prometheus exposition (parsed by a Prometheus text
 //! parser), the runtime configuration changing the next decision, a bad
 //! body's 400 naming the field, and the rollout actions.
-#![cfg(feature = "admin")]
 // The samples compared exactly are counts: integers, exact in an f64.
 #![allow(clippy::float_cmp)]
 
@@ -11,11 +10,11 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tuneloop::admin::{AdminConfig, serve};
 use tuneloop::core::{ArmSet, ManualClock, Phase, TaskFeatures, TaskOutcome};
 use tuneloop::gates::TrustRegion;
 use tuneloop::rollout::{ProofConfig, RolloutConfig};
 use tuneloop::{Optimizer, RecommendOptions, RuntimeConfig, RuntimeConfigStore, TaskTypeConfig};
+use tuneloop_admin::{AdminConfig, serve};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

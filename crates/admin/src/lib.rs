@@ -1,4 +1,4 @@
-//! An HTTP admin endpoint for a running optimizer (feature `admin`): what
+//! An HTTP admin endpoint for a running [`Optimizer`]: what
 //! it decided and learned as Prometheus metrics, its runtime
 //! configuration to read and change, and its rollouts to inspect, approve,
 //! hold, resume and roll back.
@@ -20,8 +20,8 @@
 //! the token: prefer a loopback address, or a proxy that adds the header).
 //!
 //! ```no_run
-//! # async fn run(optimizer: tuneloop::Optimizer) -> Result<(), tuneloop::Error> {
-//! use tuneloop::admin::{AdminConfig, serve};
+//! # async fn run(optimizer: tuneloop::Optimizer) -> Result<(), tuneloop_admin::Error> {
+//! use tuneloop_admin::{AdminConfig, serve};
 //! let admin = serve(optimizer, AdminConfig::default()).await?;
 //! println!("metrics at {}/metrics", admin.url());
 //! // ... later:
@@ -69,9 +69,36 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tuneloop_core::Phase;
 
-use crate::error::{Error, Result};
-use crate::optimizer::Optimizer;
-use crate::runtime::RuntimeConfig;
+use tuneloop::{Optimizer, RuntimeConfig};
+
+/// What can go wrong starting the endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is refused: `field` holds `value`, and `expected`
+    /// says what it may hold.
+    #[error("{field} = {value}: expected {expected}")]
+    InvalidConfig {
+        /// The field of [`AdminConfig`] (`admin.addr`, `admin.token`).
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        expected: &'static str,
+    },
+    /// The endpoint cannot listen on its address.
+    #[error("admin endpoint on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Largest request body accepted, in bytes.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -85,7 +112,7 @@ pub struct AdminConfig {
     /// required for an address that is not loopback).
     pub token: Option<String>,
     /// The decision log file the dashboard draws its charts from (the
-    /// optimizer's [`JsonlLog`](crate::counterfactual::JsonlLog) path;
+    /// optimizer's [`JsonlLog`](tuneloop::counterfactual::JsonlLog) path;
     /// default none: the dashboard shows the rollouts and the provenance
     /// chain only). Read whole on every load of the page, after the
     /// optimizer's queued records are written: a page over a log of a
@@ -152,26 +179,26 @@ struct Shared {
 /// Starts the endpoint on the current tokio runtime.
 ///
 /// # Errors
-/// [`Error::InvalidSetting`] for an address that is not loopback without
+/// [`Error::InvalidConfig`] for an address that is not loopback without
 /// a token, or an empty token; [`Error::Listen`] when the address cannot be
 /// bound.
 pub async fn serve(optimizer: Optimizer, config: AdminConfig) -> Result<AdminServer> {
     if config.token.as_deref().is_some_and(str::is_empty) {
-        return Err(Error::invalid(
-            "admin.token",
-            "\"\"",
-            "a non-empty token, or none",
-        ));
+        return Err(Error::InvalidConfig {
+            field: "admin.token",
+            value: "\"\"".to_owned(),
+            expected: "a non-empty token, or none",
+        });
     }
     if !config.addr.ip().is_loopback() && config.token.is_none() {
-        return Err(Error::invalid(
-            "admin.addr",
-            config.addr,
-            "a loopback address, or a token for any other",
-        ));
+        return Err(Error::InvalidConfig {
+            field: "admin.addr",
+            value: config.addr.to_string(),
+            expected: "a loopback address, or a token for any other",
+        });
     }
     let listen = |source| Error::Listen {
-        addr: config.addr.to_string(),
+        addr: config.addr,
         source,
     };
     let listener = tokio::net::TcpListener::bind(config.addr)
@@ -333,7 +360,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// The registry of everything the optimizer exposes, filled now.
-fn registry(o: &Optimizer) -> Result<Registry> {
+fn registry(o: &Optimizer) -> tuneloop::Result<Registry> {
     let mut r = Registry::with_prefix("tuneloop");
     let c = o.counters();
     counter(
@@ -383,7 +410,7 @@ fn registry(o: &Optimizer) -> Result<Registry> {
         c.log_failed,
     );
     let exclusions = Family::<Labels, Counter>::default();
-    for (kind, n) in tuneloop_gates::Reason::KINDS
+    for (kind, n) in tuneloop::gates::Reason::KINDS
         .iter()
         .zip(c.gate_exclusions_by_reason)
     {
@@ -651,10 +678,10 @@ async fn rollout_action(
     };
     match events {
         Ok(events) => Json(json!({ "events": events })).into_response(),
-        Err(e @ (Error::UnknownTaskType(_) | Error::NoRollout { .. })) => {
+        Err(e @ (tuneloop::Error::UnknownTaskType(_) | tuneloop::Error::NoRollout { .. })) => {
             problem(StatusCode::NOT_FOUND, e.to_string())
         }
-        Err(e @ Error::Rollout(_)) => problem(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ tuneloop::Error::Rollout(_)) => problem(StatusCode::CONFLICT, e.to_string()),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -5,17 +5,18 @@ use std::time::Instant;
 use tuneloop_gates::Allowance;
 use tuneloop_store::LeaseRequest;
 
-use super::Worker;
-use crate::optimizer::{Optimizer, lock};
+use tuneloop::Optimizer;
+
+use super::{Worker, lock};
 
 impl Worker {
     /// Reports use, renews the lease and asks for a slice when less than
     /// half a slice is left; with `release`, hands back the unused part.
     pub(super) fn renew_lease(&mut self, optimizer: &Optimizer, release: bool, only_if_low: bool) {
-        let Some(budget) = &optimizer.inner.budget else {
+        let Some(budget) = optimizer.budget() else {
             return;
         };
-        let now = optimizer.inner.clock.now();
+        let now = optimizer.now();
         let (Some(window), usage) = budget.window_usage(now) else {
             return;
         };

@@ -2,7 +2,7 @@
 //! `genai`).
 //!
 //! ```
-//! use tuneloop::adapters::genai::chat_options;
+//! use tuneloop_adapters::genai::chat_options;
 //! use tuneloop::core::ParameterSet;
 //!
 //! let params = ParameterSet::builder("gpt-4o-mini")
@@ -73,7 +73,7 @@ pub fn chat_options(params: &ParameterSet) -> ChatOptions {
 pub fn outcome(response: &ChatResponse, latency: Duration, quality: f64) -> TaskOutcome {
     let tokens = |n: Option<i32>| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
     let u = &response.usage;
-    let mut o = TaskOutcome::success(quality, super::millis(latency))
+    let mut o = TaskOutcome::success(quality, crate::millis(latency))
         .with_tokens(tokens(u.prompt_tokens), tokens(u.completion_tokens));
     if let Some(reason) = &response.stop_reason {
         o = o.with_finish_reason(match reason {

@@ -4,13 +4,24 @@
 //!
 //! | feature | client | module |
 //! |---|---|---|
-//! | `async-openai` | [async-openai](https://docs.rs/async-openai)'s chat completions (its types only: bring its client) | `tuneloop::adapters::async_openai` |
-//! | `genai` | [genai](https://docs.rs/genai)'s `ChatOptions` and `ChatResponse` | `tuneloop::adapters::genai` |
+//! | `async-openai` | [async-openai](https://docs.rs/async-openai)'s chat completions (its types only: bring its client) | `tuneloop_adapters::async_openai` |
+//! | `genai` | [genai](https://docs.rs/genai)'s `ChatOptions` and `ChatResponse` | `tuneloop_adapters::genai` |
 //!
 //! Neither adapter touches the prompt: a
 //! [`prompt_variant`](tuneloop_core::ParameterSet::prompt_variant) is the
 //! caller's to apply. Quality is the caller's too: score the answer, then
 //! pass the score to `outcome`.
+//!
+//! The adapters depend on `tuneloop-core` alone (the vocabulary the
+//! facade re-exports as `tuneloop::core`), so the types they take and
+//! give are the ones the optimizer uses:
+//!
+//! ```toml
+//! [dependencies]
+//! tuneloop = { path = "../tuneloop/crates/optimizer" }
+//! tuneloop-adapters = { path = "../tuneloop/crates/adapters", features = ["async-openai"] }
+//! async-openai = { version = "0.43", default-features = false, features = ["chat-completion", "rustls"] }
+//! ```
 
 #[cfg(feature = "async-openai")]
 pub mod async_openai;
@@ -23,7 +34,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// # futures_lite_block_on(async {
-/// let (answer, latency) = tuneloop::adapters::timed(async { 42 }).await;
+/// let (answer, latency) = tuneloop_adapters::timed(async { 42 }).await;
 /// assert_eq!(answer, 42);
 /// assert!(latency.as_secs() < 1);
 /// # });

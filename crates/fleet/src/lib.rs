@@ -1,10 +1,12 @@
-//! Fleet mode (feature `postgres`): many processes of one agent system
-//! share learning, a budget and outcomes through PostgreSQL, each serving
-//! from memory.
+//! Fleet mode: many processes of one agent system share learning, a
+//! budget, outcomes and rollouts through PostgreSQL, each serving from
+//! memory. Built on the facade's public seams (the learning exchange, the
+//! budget's allowance, rollouts driven from elsewhere) and the store
+//! ([`tuneloop_store`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use tuneloop::fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig};
+//! use tuneloop_fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig};
 //! use tuneloop::{Optimizer, TaskTypeConfig};
 //! use tuneloop::core::ArmSet;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,11 +30,11 @@
 //! - **Learning**: for each task type, this process's contribution to the
 //!   learner (every update it made, as sufficient statistics) goes to the
 //!   store, which answers with the fleet's sum; the learner installs it
-//!   plus what it learned in the meantime ([`LearningSync`](crate::LearningSync)).
+//!   plus what it learned in the meantime ([`LearningSync`](tuneloop::LearningSync)).
 //!   Members decide as one learner fed every member's updates. Members
 //!   whose arms or learner differ (another deployment) learn apart.
 //! - **Budget**: the optimizer's budget becomes a lease
-//!   ([`Budget::set_allowance`](crate::gates::Budget::set_allowance)):
+//!   ([`Budget::set_allowance`](tuneloop::gates::Budget::set_allowance)):
 //!   reservations stay in memory against what the fleet granted this
 //!   process; the thread reports what it used, renews the lease and asks
 //!   for another slice ([`lease_slice`](FleetConfig::lease_slice) of the
@@ -61,8 +63,8 @@
 //!   more), feeds those of the current phase to its rollout managers and
 //!   publishes each task type's phase when it changes, with the events as
 //!   the fleet's provenance; the others follow
-//!   ([`RolloutManager::set_follower`](crate::rollout::RolloutManager::set_follower),
-//!   [`RolloutManager::follow`](crate::rollout::RolloutManager::follow)),
+//!   ([`RolloutManager::set_follower`](tuneloop::rollout::RolloutManager::set_follower),
+//!   [`RolloutManager::follow`](tuneloop::rollout::RolloutManager::follow)),
 //!   looking four times a sync period. When the leader dies, another
 //!   takes over from the phase last published.
 //!
@@ -75,23 +77,68 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tuneloop_core::hash::StableHasher;
+use tuneloop::{Optimizer, Recorded, WeakOptimizer};
 use tuneloop_core::{DecisionId, TaskOutcome};
 pub use tuneloop_store::{
     FleetBudget, FleetRollout, Lease, LeaseRequest, LoggedRollout, PgDecisionLog, PgLogConfig,
     PgLogStats, Store,
 };
 
-use crate::error::{Error, Result};
-use crate::optimizer::{Inner, Optimizer, lock};
-use crate::record::Recorded;
-use crate::task::TaskState;
-
 mod lease;
 mod rollout;
+
+/// What can go wrong joining a fleet or passing an outcome on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting of [`FleetConfig`] (or the optimizer's budget) is refused.
+    #[error("{field} = {value}: expected {expected}")]
+    InvalidConfig {
+        /// The setting.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        expected: &'static str,
+    },
+    /// The optimizer refused (an unknown decision, an invalid outcome).
+    #[error(transparent)]
+    Optimizer(#[from] tuneloop::Error),
+    /// The store cannot be used (bad URL, unreachable, another schema
+    /// version, an edited table).
+    #[error(transparent)]
+    Store(#[from] tuneloop_store::Error),
+    /// Outcomes for other members wait in a bounded queue while the store
+    /// is unreachable; this one did not fit.
+    #[error(
+        "the fleet's queue of {capacity} outcomes for other members is full (is the store reachable?)"
+    )]
+    QueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The fleet's thread could not be started.
+    #[error("cannot start the fleet thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn invalid(field: &'static str, value: impl std::fmt::Display, expected: &'static str) -> Error {
+    Error::InvalidConfig {
+        field,
+        value: value.to_string(),
+        expected,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// How a process joins a fleet.
 #[derive(Debug, Clone)]
@@ -154,42 +201,34 @@ impl FleetConfig {
 
     fn check(&self) -> Result<()> {
         if self.sync_period < Duration::from_millis(10) {
-            return Err(Error::invalid(
+            return Err(invalid(
                 "sync_period",
                 format!("{:?}", self.sync_period),
                 "at least 10 ms",
             ));
         }
         if self.budget_check < Duration::from_millis(1) {
-            return Err(Error::invalid(
+            return Err(invalid(
                 "budget_check",
                 format!("{:?}", self.budget_check),
                 "at least 1 ms",
             ));
         }
         if !(self.lease_slice > 0.0 && self.lease_slice <= 1.0) {
-            return Err(Error::invalid("lease_slice", self.lease_slice, "in (0, 1]"));
+            return Err(invalid("lease_slice", self.lease_slice, "in (0, 1]"));
         }
         if !(self.lease_margin > 0.0 && self.lease_margin <= 1.0) {
-            return Err(Error::invalid(
-                "lease_margin",
-                self.lease_margin,
-                "in (0, 1]",
-            ));
+            return Err(invalid("lease_margin", self.lease_margin, "in (0, 1]"));
         }
         if self.lease_ttl < 2 * self.sync_period {
-            return Err(Error::invalid(
+            return Err(invalid(
                 "lease_ttl",
                 format!("{:?}", self.lease_ttl),
                 "at least two sync periods",
             ));
         }
         if self.member.is_empty() || self.budget.is_empty() {
-            return Err(Error::invalid(
-                "member",
-                "an empty name",
-                "a non-empty name",
-            ));
+            return Err(invalid("member", "an empty name", "a non-empty name"));
         }
         Ok(())
     }
@@ -257,7 +296,7 @@ struct Shared {
 /// [`shutdown`](Self::shutdown) or when dropped.
 #[derive(Debug)]
 pub struct Fleet {
-    optimizer: Weak<Inner>,
+    optimizer: WeakOptimizer,
     shared: Arc<Shared>,
     config: FleetConfig,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -269,16 +308,16 @@ impl Fleet {
     /// first lease, then starts the thread.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for a bad setting or a budget over rolling
+    /// [`Error::InvalidConfig`] for a bad setting or a budget over rolling
     /// windows; [`Error::Store`] when the database cannot be used (bad
     /// URL, unreachable, another schema version, an edited table);
     /// [`Error::Spawn`].
     pub fn start(optimizer: &Optimizer, config: FleetConfig) -> Result<Fleet> {
         config.check()?;
-        if let Some(b) = &optimizer.inner.budget
+        if let Some(b) = optimizer.budget()
             && let tuneloop_gates::Window::Rolling { .. } = b.config().window
         {
-            return Err(Error::invalid(
+            return Err(invalid(
                 "budget.window",
                 "rolling",
                 "calendar windows (a fleet shares calendar windows only)",
@@ -295,11 +334,11 @@ impl Fleet {
             outbox: Mutex::new(VecDeque::new()),
         });
         let mut worker = Worker {
-            optimizer: Arc::downgrade(&optimizer.inner),
+            optimizer: optimizer.downgrade(),
             shared: shared.clone(),
             config: config.clone(),
             store: Some(store),
-            last_install: vec![None; optimizer.inner.tasks.len()],
+            last_install: vec![None; optimizer.task_types().len()],
             lease_deadline: None,
             next_try: Instant::now(),
             granted: None,
@@ -313,20 +352,17 @@ impl Fleet {
             next_follow: Instant::now(),
         };
         // Every rollout follows until this process holds the leader's lock.
-        for (_, r) in Worker::rollout_tasks(optimizer) {
-            lock(r).set_follower(true);
+        for name in optimizer.rollout_task_types() {
+            optimizer.with_rollout(name, |r| r.set_follower(true))?;
         }
         // The first round before serving on: the fleet's learning and a lease.
         worker.round(optimizer);
         let thread = std::thread::Builder::new()
             .name("tuneloop-fleet".into())
             .spawn(move || worker.run())
-            .map_err(|source| Error::Spawn {
-                thread: "fleet",
-                source,
-            })?;
+            .map_err(Error::Spawn)?;
         Ok(Fleet {
-            optimizer: Arc::downgrade(&optimizer.inner),
+            optimizer: optimizer.downgrade(),
             shared,
             config,
             thread: Some(thread),
@@ -349,26 +385,25 @@ impl Fleet {
     /// picks it up at its next sync (returns `None`).
     ///
     /// # Errors
-    /// As [`Optimizer::record_outcome`] for this process's decisions
-    /// (an unknown one of ours is [`Error::UnknownDecision`]);
-    /// [`Error::FleetQueueFull`] when the queue for the store is full.
+    /// [`Error::Optimizer`] as [`Optimizer::record_outcome`] for this
+    /// process's decisions (an unknown one of ours is
+    /// [`tuneloop::Error::UnknownDecision`]) and for an invalid outcome;
+    /// [`Error::QueueFull`] when the queue for the store is full.
     pub fn record_outcome(
         &self,
         decision_id: DecisionId,
         outcome: &TaskOutcome,
     ) -> Result<Option<Recorded>> {
-        let Some(inner) = self.optimizer.upgrade() else {
-            return Err(Error::UnknownDecision(decision_id));
+        let Some(optimizer) = self.optimizer.upgrade() else {
+            return Err(tuneloop::Error::UnknownDecision(decision_id).into());
         };
-        let optimizer = Optimizer { inner };
-        let ours = (decision_id.as_u128() >> 64) as u64 == optimizer.inner.ids.prefix;
-        if ours {
-            return optimizer.record_outcome(decision_id, outcome).map(Some);
+        if optimizer.decided_here(decision_id) {
+            return Ok(Some(optimizer.record_outcome(decision_id, outcome)?));
         }
-        optimizer.inner.reward.reward(outcome)?;
+        optimizer.check_outcome(outcome)?;
         let mut outbox = lock(&self.shared.outbox);
         if outbox.len() >= self.config.outcome_queue {
-            return Err(Error::FleetQueueFull {
+            return Err(Error::QueueFull {
                 capacity: self.config.outcome_queue,
             });
         }
@@ -404,7 +439,7 @@ impl Drop for Fleet {
 }
 
 struct Worker {
-    optimizer: Weak<Inner>,
+    optimizer: WeakOptimizer,
     shared: Arc<Shared>,
     config: FleetConfig,
     store: Option<Store>,
@@ -435,18 +470,6 @@ struct Worker {
     next_follow: Instant,
 }
 
-/// A stable name of what a task type's statistics are of: the learner's
-/// kind and dimension and the arms, in order.
-fn model_key(task: &TaskState, kind: &str, dim: usize) -> String {
-    let mut h = StableHasher::new();
-    h.write_str(kind);
-    h.write_u64(dim as u64);
-    for arm in task.arms.iter() {
-        h.write_str(&arm.id.to_string());
-    }
-    format!("{kind}/{dim}/{:016x}", h.finish())
-}
-
 impl Worker {
     fn run(mut self) {
         let period = self.config.sync_period;
@@ -466,10 +489,9 @@ impl Worker {
                 }
             }
             let stopping = self.shared.stop.load(Ordering::SeqCst);
-            let Some(inner) = self.optimizer.upgrade() else {
+            let Some(optimizer) = self.optimizer.upgrade() else {
                 return;
             };
-            let optimizer = Optimizer { inner };
             if stopping {
                 self.last_round(&optimizer);
                 return;
@@ -484,7 +506,7 @@ impl Worker {
                 self.renew_lease(&optimizer, false, true);
                 if !self.leading && Instant::now() >= self.next_follow {
                     self.next_follow = Instant::now() + period / 4;
-                    let tasks = Self::rollout_tasks(&optimizer);
+                    let tasks = optimizer.rollout_task_types();
                     if !tasks.is_empty() {
                         self.follow(&optimizer, &tasks);
                     }
@@ -552,17 +574,6 @@ impl Worker {
         let member = self.config.member.clone();
         for (i, name) in optimizer.task_types().into_iter().enumerate() {
             let started = Instant::now();
-            let Ok((_, task)) = optimizer.task(name) else {
-                continue;
-            };
-            let (kind, dim) = {
-                let l = task
-                    .learner
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                (l.kind(), l.context_dim())
-            };
-            let model = model_key(task, kind, dim);
             let sync = match optimizer.begin_learning_sync(name) {
                 Ok(Some(s)) => s,
                 Ok(None) => continue,
@@ -572,7 +583,7 @@ impl Worker {
                 }
             };
             let fleet = self.with_store(|store, _| {
-                store.exchange_learning(name, &model, &member, sync.contribution())
+                store.exchange_learning(name, sync.model(), &member, sync.contribution())
             });
             let Some(fleet) = fleet else {
                 // The store is away: the next round carries these updates.
@@ -619,7 +630,7 @@ impl Worker {
     /// Records the outcomes other members left for this process's
     /// decisions.
     fn receive_outcomes(&mut self, optimizer: &Optimizer) {
-        let prefix = optimizer.inner.ids.prefix;
+        let prefix = optimizer.decision_id_prefix();
         let Some(got) = self.with_store(|store, _| store.outcomes_for(prefix, 10_000)) else {
             return;
         };

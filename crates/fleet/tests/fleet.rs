@@ -1,8 +1,7 @@
 //! Fleet mode against a real PostgreSQL: members share learning, one
 //! budget and outcomes. `TUNELOOP_DATABASE_URL=$(scripts/local-postgres
-//! start) cargo test -p tuneloop --features postgres --test fleet`;
+//! start) cargo test -p tuneloop-fleet --test fleet`;
 //! skipped without it.
-#![cfg(feature = "postgres")]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +9,10 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 use tuneloop::bandit::{LinUcbParams, PolicyConfig};
 use tuneloop::core::{ArmSet, Features, ParameterSet, TaskFeatures, TaskOutcome};
-use tuneloop::fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig, Store};
 use tuneloop::gates::BudgetConfig;
-use tuneloop::{Error, Optimizer, RecommendOptions, TaskTypeConfig};
+use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
+use tuneloop_fleet::Error;
+use tuneloop_fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig, Store};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

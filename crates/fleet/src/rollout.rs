@@ -1,14 +1,12 @@
 //! The fleet's rollout: the leader decides on every member's outcomes read
 //! from the log and publishes; the others follow.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
+use tuneloop::Optimizer;
 use tuneloop_core::DecisionId;
-use tuneloop_rollout::RolloutManager;
 
-use super::{Worker, push_sample};
-use crate::optimizer::{Optimizer, lock};
+use super::{Worker, lock, push_sample};
 
 /// How old a decision in the log must be before the leader reads it: a
 /// batch still committing may carry an earlier time than one committed.
@@ -18,22 +16,10 @@ const SETTLE: Duration = Duration::from_secs(2);
 const READ_BATCH: u32 = 5_000;
 
 impl Worker {
-    /// The task types with a rollout.
-    pub(super) fn rollout_tasks(optimizer: &Optimizer) -> Vec<(&str, &Mutex<RolloutManager>)> {
-        optimizer
-            .task_types()
-            .into_iter()
-            .filter_map(|name| {
-                let (_, task) = optimizer.task(name).ok()?;
-                Some((name, task.rollout.as_ref()?))
-            })
-            .collect()
-    }
-
     /// The fleet's rollouts: the member holding the leader's lock decides
     /// on every member's observations and publishes; the others follow.
     pub(super) fn rollouts(&mut self, optimizer: &Optimizer) {
-        let tasks = Self::rollout_tasks(optimizer);
+        let tasks = optimizer.rollout_task_types();
         if tasks.is_empty() {
             return;
         }
@@ -45,8 +31,8 @@ impl Worker {
                 // Take over from where the last leader left each rollout.
                 self.follow(optimizer, &tasks);
             }
-            for (_, r) in &tasks {
-                lock(r).set_follower(!leading);
+            for name in &tasks {
+                let _ = optimizer.with_rollout(name, |r| r.set_follower(!leading));
             }
             self.leading = leading;
             lock(&self.shared.stats).leader = leading;
@@ -60,7 +46,7 @@ impl Worker {
         }
     }
 
-    fn lead(&mut self, optimizer: &Optimizer, tasks: &[(&str, &Mutex<RolloutManager>)]) {
+    fn lead(&mut self, optimizer: &Optimizer, tasks: &[&str]) {
         if self.cursor.is_none() {
             let Some(now) = self.with_store(|store, _| store.now()) else {
                 return;
@@ -68,7 +54,7 @@ impl Worker {
             let start = now - chrono::Duration::from_std(SETTLE).unwrap_or_default();
             self.cursor = Some((start, DecisionId::from_u128(0)));
         }
-        let prefix = optimizer.inner.ids.prefix;
+        let prefix = optimizer.decision_id_prefix();
         // The other members' outcomes, as their logs wrote them.
         for _ in 0..20 {
             let Some(after) = self.cursor else { return };
@@ -77,22 +63,9 @@ impl Worker {
             else {
                 return;
             };
-            let now = optimizer.inner.clock.now();
             for (cursor, record) in &batch {
                 self.cursor = Some(*cursor);
-                let (Some(outcome), Some(reward)) = (&record.outcome, record.reward) else {
-                    continue;
-                };
-                let Ok((_, task)) = optimizer.task(&record.task_type) else {
-                    continue;
-                };
-                // Only what was decided in the phase the rollout is in
-                // counts for it (as a late outcome would not).
-                let current = task.rollout.as_ref().map(|r| lock(r).phase());
-                if record.reward_defaulted || record.phase != current {
-                    continue;
-                }
-                if let Err(e) = optimizer.observe_rollout(task, record, outcome, reward, now) {
+                if let Err(e) = optimizer.observe_for_rollout(record) {
                     tracing::debug!(error = %e, "a member's outcome did not fit the rollout");
                 }
             }
@@ -104,16 +77,17 @@ impl Worker {
             return;
         };
         let member = self.config.member.clone();
-        for (name, r) in tasks {
-            let (phase, held, events) = {
-                let r = lock(r);
-                let from = self.reported_events.get(*name).copied().unwrap_or(0);
+        for name in tasks {
+            let from = self.reported_events.get(*name).copied().unwrap_or(0);
+            let Ok(Some((phase, held, events))) = optimizer.with_rollout(name, |r| {
                 let history = r.history();
                 let events: Vec<serde_json::Value> = history[from.min(history.len())..]
                     .iter()
                     .filter_map(|e| serde_json::to_value(e).ok())
                     .collect();
                 (r.phase(), r.is_held(), (events, history.len()))
+            }) else {
+                continue;
             };
             let same = published
                 .iter()
@@ -132,26 +106,24 @@ impl Worker {
         }
     }
 
-    pub(super) fn follow(
-        &mut self,
-        optimizer: &Optimizer,
-        tasks: &[(&str, &Mutex<RolloutManager>)],
-    ) {
+    pub(super) fn follow(&mut self, optimizer: &Optimizer, tasks: &[&str]) {
         let Some(rows) = self.with_store(|store, _| store.rollouts()) else {
             return;
         };
-        let now = optimizer.inner.clock.now();
+        let now = optimizer.now();
         for row in rows {
-            let Some((_, r)) = tasks.iter().find(|(n, _)| *n == row.task_type) else {
+            if !tasks.contains(&row.task_type.as_str()) {
                 continue;
-            };
+            }
             let seen = self.generations.get(&row.task_type).copied().unwrap_or(0);
             if row.generation <= seen {
                 continue;
             }
-            let moved = lock(r)
-                .follow(row.phase, row.held, row.generation, &row.leader, now)
-                .is_some();
+            let moved = optimizer
+                .with_rollout(&row.task_type, |r| {
+                    r.follow(row.phase, row.held, row.generation, &row.leader, now)
+                })
+                .is_ok_and(|e| e.flatten().is_some());
             // A decision that changes nothing here (one this process took
             // over as leader, say) is not a move and has no lag.
             if moved {

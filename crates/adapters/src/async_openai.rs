@@ -6,7 +6,7 @@
 //! use async_openai::types::chat::{
 //!     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionResponse,
 //! };
-//! use tuneloop::adapters::async_openai::{apply, outcome};
+//! use tuneloop_adapters::async_openai::{apply, outcome};
 //! use tuneloop::core::{FinishReason, ParameterSet};
 //!
 //! let params = ParameterSet::builder("gpt-4o-mini").temperature(0.2).max_tokens(256).build()?;
@@ -83,7 +83,7 @@ pub fn outcome(
         (u64::from(u.prompt_tokens), u64::from(u.completion_tokens))
     });
     let mut o =
-        TaskOutcome::success(quality, super::millis(latency)).with_tokens(prompt, completion);
+        TaskOutcome::success(quality, crate::millis(latency)).with_tokens(prompt, completion);
     if let Some(reason) = response.choices.first().and_then(|c| c.finish_reason) {
         o = o.with_finish_reason(match reason {
             OpenAiFinish::Stop => FinishReason::Stop,

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tuneloop::adapters::{self, async_openai as oa, genai as ga};
 use tuneloop::core::{FinishReason, ParameterSet};
+use tuneloop_adapters::{self as adapters, async_openai as oa, genai as ga};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
