@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::params::{ArmId, ArmIdBuildHasher, ParameterSet};
+use crate::id::{ArmId, ArmIdBuildHasher};
+use crate::params::ParameterSet;
 
 /// Most arms an [`ArmSet`] may hold. A grid that would exceed it is refused
 /// before anything is allocated.

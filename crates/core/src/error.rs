@@ -1,6 +1,6 @@
 //! The error type of `tuneloop-core`.
 
-use crate::params::ArmId;
+use crate::id::{ArmId, ParseArmIdError};
 
 /// What went wrong in `tuneloop-core` (and in any [`Policy`](crate::Policy)).
 ///
@@ -184,4 +184,10 @@ macro_rules! setting_error {
             }
         }
     };
+}
+
+impl From<ParseArmIdError> for Error {
+    fn from(e: ParseArmIdError) -> Self {
+        Error::InvalidArmId { text: e.text }
+    }
 }

@@ -1,4 +1,4 @@
-//! Identifiers of decisions.
+//! Identifiers of decisions and arms.
 
 use std::fmt;
 use std::str::FromStr;
@@ -53,6 +53,90 @@ impl FromStr for DecisionId {
         Uuid::parse_str(s).map(DecisionId)
     }
 }
+
+/// The stable identity of an arm: the content hash of its
+/// [`ParameterSet`](crate::ParameterSet) ([`ParameterSet::arm_id`](crate::ParameterSet::arm_id)).
+///
+/// Displayed and serialized as 16 lowercase hexadecimal digits (a string,
+/// so that tools that read JSON numbers as doubles keep every bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArmId(u64);
+
+impl ArmId {
+    /// The id from its raw value.
+    pub const fn from_u64(v: u64) -> Self {
+        ArmId(v)
+    }
+    /// The raw value.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ArmId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A text that is not an [`ArmId`] (16 hexadecimal digits); converts
+/// into [`Error::InvalidArmId`](crate::Error::InvalidArmId).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an arm id (16 hexadecimal digits): {text:?}")]
+pub struct ParseArmIdError {
+    /// The text, cut to 64 characters.
+    pub text: String,
+}
+
+impl FromStr for ArmId {
+    type Err = ParseArmIdError;
+    fn from_str(s: &str) -> Result<Self, ParseArmIdError> {
+        let bad = || ParseArmIdError {
+            text: s.chars().take(64).collect(),
+        };
+        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        u64::from_str_radix(s, 16).map(ArmId).map_err(|_| bad())
+    }
+}
+
+impl Serialize for ArmId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ArmId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A [`std::hash::Hasher`] for maps keyed by [`ArmId`]: an arm id is already
+/// a well-mixed 64-bit hash, so it is used as is instead of being hashed
+/// again (SipHash would cost more than the lookup).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArmIdHasher(u64);
+
+impl std::hash::Hasher for ArmIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for keys other than `ArmId`: fold the bytes in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// `BuildHasher` of [`ArmIdHasher`]: `HashMap<ArmId, V, ArmIdBuildHasher>`.
+pub type ArmIdBuildHasher = std::hash::BuildHasherDefault<ArmIdHasher>;
 
 #[cfg(test)]
 mod tests {

@@ -57,13 +57,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use cohort::{Cohort, Phase};
 pub use error::{Error, InvalidSetting, Result, check_setting};
 pub use features::{DefaultFeaturizer, Features, Featurizer, RiskTier, TaskFeatures};
-pub use id::DecisionId;
+pub use id::{ArmId, ArmIdBuildHasher, ArmIdHasher, DecisionId, ParseArmIdError};
 pub use outcome::{
     ErrorClass, FinishReason, LatencyMetric, RewardFunction, RewardFunctionBuilder, TaskOutcome,
 };
-pub use params::{
-    ArmId, ArmIdBuildHasher, ArmIdHasher, ParameterSet, ParameterSetBuilder, SamplingExtras,
-};
+pub use params::{ParameterSet, ParameterSetBuilder, SamplingExtras};
 pub use policy::{
     ActionDistribution, PROBABILITY_TOLERANCE, Policy, PolicySnapshot, Selection, SelectionKey,
     check_eligible,

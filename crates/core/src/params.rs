@@ -1,12 +1,10 @@
 //! Generation parameters ([`ParameterSet`]) and their stable identity ([`ArmId`]).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hash::StableHasher;
+use crate::id::ArmId;
 
 /// Most stop sequences a parameter set may carry.
 pub const MAX_STOP_SEQUENCES: usize = 16;
@@ -418,7 +416,7 @@ impl ParameterSet {
             opt_f(&mut h, self.extras.min_p);
             opt_f(&mut h, self.extras.repeat_penalty);
         }
-        ArmId(h.finish())
+        ArmId::from_u64(h.finish())
     }
 }
 
@@ -506,55 +504,6 @@ impl ParameterSetBuilder {
     pub fn build(self) -> Result<ParameterSet> {
         self.inner.validate()?;
         Ok(self.inner)
-    }
-}
-
-/// The stable identity of an arm: the content hash of its [`ParameterSet`].
-///
-/// Displayed and serialized as 16 lowercase hexadecimal digits (a string,
-/// so that tools that read JSON numbers as doubles keep every bit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ArmId(u64);
-
-impl ArmId {
-    /// The id from its raw value.
-    pub const fn from_u64(v: u64) -> Self {
-        ArmId(v)
-    }
-    /// The raw value.
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ArmId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl FromStr for ArmId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::InvalidArmId { text: s.to_owned() });
-        }
-        u64::from_str_radix(s, 16)
-            .map(ArmId)
-            .map_err(|_| Error::InvalidArmId { text: s.to_owned() })
-    }
-}
-
-impl Serialize for ArmId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ArmId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -659,7 +608,7 @@ mod tests {
         })?;
         assert_eq!(back, id);
         assert!(matches!(
-            "xyz".parse::<ArmId>(),
+            "xyz".parse::<ArmId>().map_err(Error::from),
             Err(Error::InvalidArmId { .. })
         ));
         assert!("+123456789abcdef".parse::<ArmId>().is_err());
@@ -734,27 +683,3 @@ mod tests {
         }
     }
 }
-
-/// A [`std::hash::Hasher`] for maps keyed by [`ArmId`]: an arm id is already
-/// a well-mixed 64-bit hash, so it is used as is instead of being hashed
-/// again (SipHash would cost more than the lookup).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ArmIdHasher(u64);
-
-impl std::hash::Hasher for ArmIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached for keys other than `ArmId`: fold the bytes in.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-/// `BuildHasher` of [`ArmIdHasher`]: `HashMap<ArmId, V, ArmIdBuildHasher>`.
-pub type ArmIdBuildHasher = std::hash::BuildHasherDefault<ArmIdHasher>;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::runner::BenchmarkRun;
-use crate::supervisor::ConfigKey;
+use crate::summary::ConfigKey;
 
 /// One line of the run history: a round's headline figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -44,7 +44,9 @@ pub mod scorer;
 pub mod service;
 pub mod stats;
 pub mod suite;
+pub mod summary;
 pub mod supervisor;
+pub mod verdict;
 
 pub use error::{Error, Result};
 pub use history::{History, RoundSummary};
@@ -61,7 +63,6 @@ pub use runner::{BenchmarkConfig, BenchmarkRun, CallRecord, run_benchmark};
 pub use scorer::{Judge, ScoreError, Scorer};
 pub use service::{BenchmarkService, PassListener, RoundOutcome};
 pub use suite::{Case, Suite};
-pub use supervisor::{
-    ConfigKey, ConfigReport, ConfigSummary, Gates, Supervisor, SupervisorConfig, SupervisorReport,
-    summarize,
-};
+pub use summary::{ConfigKey, ConfigSummary, EVAL_SCHEMA_VERSION, Gates, summarize};
+pub use supervisor::{Supervisor, SupervisorConfig, SupervisorReport};
+pub use verdict::{ConfigReport, GateCheck, GateResults};

@@ -12,7 +12,8 @@ use tuneloop_rollout::Phase;
 use crate::error::{Error, Result};
 use crate::runner::{BenchmarkRun, CallRecord};
 use crate::suite::Suite;
-use crate::supervisor::{ConfigReport, EVAL_SCHEMA_VERSION};
+use crate::summary::EVAL_SCHEMA_VERSION;
+use crate::verdict::ConfigReport;
 
 /// Quality at or above which a call counts as a verified-correct answer in
 /// the scorecard.

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::runner::{BenchmarkConfig, Progress, run_benchmark};
 use crate::stats::{Moments, holm, stratified_drop_p, welch_drop_p};
 use crate::suite::Suite;
-use crate::supervisor::{ConfigKey, ConfigSummary, EVAL_SCHEMA_VERSION, Gates, summarize};
+use crate::summary::{ConfigKey, ConfigSummary, EVAL_SCHEMA_VERSION, Gates, summarize};
 
 /// Stored quality moments of every configuration: what later runs are
 /// compared with.

@@ -18,7 +18,8 @@ use crate::history::History;
 use crate::regression::Baseline;
 use crate::runner::BenchmarkConfig;
 use crate::suite::Suite;
-use crate::supervisor::{Supervisor, SupervisorReport, summarize};
+use crate::summary::summarize;
+use crate::supervisor::{Supervisor, SupervisorReport};
 
 /// Called with the report of every round that passed.
 pub type PassListener = Box<dyn Fn(&SupervisorReport) + Send + Sync>;

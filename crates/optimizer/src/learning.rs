@@ -20,7 +20,7 @@
 //! [`SufficientStatistics`]); between exchanges a member's learner also
 //! forgets the others' contributions with its own updates.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 
 use tuneloop_core::SufficientStatistics;
 use tuneloop_core::hash::StableHasher;
@@ -28,22 +28,6 @@ use tuneloop_core::hash::StableHasher;
 use crate::error::{Error, Result};
 use crate::optimizer::{Optimizer, lock};
 use crate::task::TaskState;
-
-/// What a task type's learner has exchanged with its fleet so far.
-#[derive(Debug, Default)]
-pub(crate) struct FleetLearning {
-    state: Mutex<Exchanged>,
-}
-
-#[derive(Debug, Default)]
-struct Exchanged {
-    /// The fleet's state last installed (what the learner had then).
-    base: Option<SufficientStatistics>,
-    /// Every update this process made, summed.
-    contribution: Option<SufficientStatistics>,
-    /// Counts finished exchanges, so a stale half is refused.
-    generation: u64,
-}
 
 /// The first half of an exchange, from [`Optimizer::begin_learning_sync`].
 #[derive(Debug, Clone)]

@@ -5,12 +5,11 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use tuneloop_bandit::{Fixed, LinUcbParams, PolicyConfig};
-use tuneloop_core::{ArmSet, Policy};
+use tuneloop_core::{ArmSet, Policy, SufficientStatistics};
 use tuneloop_gates::{Constraints, Gate, GateChain, QualityFloor, TrustRegion};
 use tuneloop_rollout::{RolloutConfig, RolloutManager};
 
 use crate::error::{Error, Result};
-use crate::learning::FleetLearning;
 use crate::runtime::{LiveTask, TaskSettings};
 
 /// How one task type is optimized.
@@ -81,6 +80,22 @@ impl TaskTypeConfig {
         self.rollout = Some(rollout);
         self
     }
+}
+
+/// What a task type's learner has exchanged with its fleet so far.
+#[derive(Debug, Default)]
+pub(crate) struct FleetLearning {
+    pub(crate) state: Mutex<Exchanged>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Exchanged {
+    /// The fleet's state last installed (what the learner had then).
+    pub(crate) base: Option<SufficientStatistics>,
+    /// Every update this process made, summed.
+    pub(crate) contribution: Option<SufficientStatistics>,
+    /// Counts finished exchanges, so a stale half is refused.
+    pub(crate) generation: u64,
 }
 
 /// What the optimizer keeps for one task type.

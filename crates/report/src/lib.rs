@@ -20,6 +20,7 @@
 
 mod analysis;
 mod charts;
+mod html;
 mod live;
 mod load;
 mod render;

@@ -9,7 +9,7 @@ use tuneloop_gates::ProvenanceRecord;
 use tuneloop_rollout::{RolloutEvent, Verdict};
 
 use crate::charts;
-use crate::render::esc;
+use crate::html::esc;
 
 /// A rollout's state now, as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::Log;
 use crate::analysis;
 use crate::charts;
+use crate::html::esc;
 use crate::{Error, Options, Result};
 
 /// The charts every report has, in page order (`data-chart` names).
@@ -20,13 +21,6 @@ pub const CHARTS: [&str; 6] = [
     "drift",
     "attribution",
 ];
-
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn fmt_p(p: f64) -> String {
     if p < 1e-4 {
