@@ -622,11 +622,9 @@ fn report_writes_one_page_with_every_chart_from_a_simulated_log() -> TestResult 
 #[test]
 fn report_names_a_bad_line_and_exits_2() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let log = write(
-        dir.path(),
-        "bad.jsonl",
-        "{\"task_type\": \"t\", \"arm_id\": \"00\", \"params\": {\"model\": \"m\"}, \"propensity\": 1.5, \"timestamp\": \"2026-01-01T00:00:00Z\"}\n",
-    )?;
+    let mut record = serde_json::to_value(uniform_record(&three_arms()?, 1, 0, 1.0, None)?)?;
+    record["propensity"] = serde_json::json!(1.5);
+    let log = write(dir.path(), "bad.jsonl", &format!("{record}\n"))?;
     let out = tuneloop(&["report", "--log", &log, "--out", "/dev/null"])?;
     assert_bad_input(&out, &["bad.jsonl", "line 1", "propensity"]);
     let out = tuneloop(&["report", "--log", "missing.jsonl", "--out", "x.html"])?;
@@ -861,7 +859,7 @@ fn report_skips_a_torn_line_in_the_middle_with_a_warning() -> TestResult {
     ])?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("line 6: skipped a torn line"), "{err}");
+    assert!(err.contains("line 6: torn line"), "{err}");
     Ok(())
 }
 
@@ -1172,5 +1170,98 @@ fn a_database_log_without_the_postgres_feature_exits_2_saying_so() -> TestResult
         &html,
     ])?;
     assert_bad_input(&out, &["--features postgres"]);
+    Ok(())
+}
+
+/// Every log the decision log's reader refuses, `evaluate` and `report`
+/// refuse alike: exit 2, the file and the line named, the same message.
+#[test]
+fn evaluate_and_report_refuse_the_same_logs_with_the_same_message() -> TestResult {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir()?;
+    let arms = three_arms()?;
+    let good = serde_json::to_value(uniform_record(&arms, 1, 1, 1.0, None)?)?;
+    let line = |v: &Value| v.to_string();
+    let with = |path: &[&str], value: Value| -> Value {
+        let mut v = good.clone();
+        let mut slot = &mut v;
+        for (i, key) in path.iter().enumerate() {
+            if i + 1 == path.len() {
+                slot[*key] = value.clone();
+            } else {
+                slot = &mut slot[*key];
+            }
+        }
+        v
+    };
+    let without = |key: &str| -> Value {
+        let mut v = good.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove(key);
+        }
+        v
+    };
+    let outcome = json!({"success": true, "quality": 0.5, "latency_ms": 10.0});
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "schema_version",
+            line(&with(&["schema_version"], json!(99))),
+        ),
+        ("decision_id", line(&without("decision_id"))),
+        (
+            "decision_id",
+            line(&with(&["decision_id"], json!("not-a-uuid"))),
+        ),
+        ("arm", line(&with(&["arm"], json!(7)))),
+        (
+            "temperature",
+            line(&with(&["params", "temperature"], json!(5.0))),
+        ),
+        ("propensity", line(&with(&["propensity"], json!(0.0)))),
+        ("propensity", line(&with(&["propensity"], json!(1.5)))),
+        ("reward", line(&with(&["reward"], json!(1.5)))),
+        ("eligible_ids", line(&with(&["eligible_ids"], json!([])))),
+        ("arm_id", line(&with(&["arm_id"], json!("xyz")))),
+        ("context", line(&with(&["context"], json!(["x"])))),
+        ("quality", {
+            let mut o = outcome.clone();
+            o["quality"] = json!(2.0);
+            line(&with(&["outcome"], o))
+        }),
+        ("cost_usd", {
+            let mut o = outcome.clone();
+            o["cost_usd"] = json!(-1.0);
+            line(&with(&["outcome"], o))
+        }),
+        ("schema_version", "{\"oops\": 1}".to_owned()),
+    ];
+    let bad_input = |out: &Output| -> String {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find(|l| l.contains("bad input"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (i, (field, bad)) in cases.iter().enumerate() {
+        let path = write(
+            dir.path(),
+            &format!("bad{i}.jsonl"),
+            &format!("{}\n{bad}\n{}\n", line(&good), line(&good)),
+        )?;
+        let evaluate = tuneloop(&["evaluate", "--log", &path, "--policy", "fixed:0"])?;
+        let out = dir
+            .path()
+            .join(format!("bad{i}.html"))
+            .display()
+            .to_string();
+        let report = tuneloop(&["report", "--log", &path, "--out", &out])?;
+        assert_bad_input(&evaluate, &[&path, "line 2", field]);
+        assert_bad_input(&report, &[&path, "line 2", field]);
+        assert_eq!(bad_input(&evaluate), bad_input(&report), "case {field}");
+        assert!(
+            !Path::new(&out).exists(),
+            "case {field}: a report was written"
+        );
+    }
     Ok(())
 }

@@ -94,7 +94,8 @@ impl FromStr for ArmId {
         let bad = || ParseArmIdError {
             text: s.chars().take(64).collect(),
         };
-        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // `from_str_radix` checks every digit; it also takes a leading `+`.
+        if s.len() != 16 || s.starts_with('+') {
             return Err(bad());
         }
         u64::from_str_radix(s, 16).map(ArmId).map_err(|_| bad())
@@ -109,8 +110,19 @@ impl Serialize for ArmId {
 
 impl<'de> Deserialize<'de> for ArmId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // Parsed from the input's own bytes where it allows (a log line
+        // holds an id per eligible arm: no allocation for each).
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = ArmId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an arm id (16 hexadecimal digits)")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<ArmId, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Hex)
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -130,6 +130,11 @@ impl LoggedDecision {
             && !(0.0..=1.0).contains(&r)
         {
             return bad("reward", format!("{r} is not in [0, 1]"));
+        }
+        if let Some(o) = &self.outcome
+            && let Err(e) = o.validate()
+        {
+            return bad("outcome", e.to_string());
         }
         if self.schema_version == 0 || self.schema_version > LOG_SCHEMA_VERSION {
             return bad(
@@ -316,62 +321,173 @@ pub struct LogContents {
     pub warnings: Vec<String>,
 }
 
-/// Reads a JSON Lines decision log (gzip if its name ends in `.gz`, with
-/// the `gzip` feature). A torn line, anywhere (a record whose JSON ends
-/// early: a crash or a full disk cut it), is skipped with a warning; any
-/// other bad line is an error naming it.
+/// Reads a JSON Lines decision log whole (gzip if its name ends in `.gz`,
+/// with the `gzip` feature), through [`LogReader`].
 ///
 /// # Errors
-/// [`Error::Io`], or [`Error::InvalidLine`].
+/// As [`LogReader`]: [`Error::Io`], or [`Error::InvalidLine`].
 pub fn read_log(path: &Path) -> Result<LogContents> {
-    let name = path.display().to_string();
-    let io = |source| Error::Io {
-        path: name.clone(),
-        source,
-    };
-    let mut reader = BufReader::new(crate::input::open(path).map_err(io)?);
+    let mut reader = LogReader::open(path)?;
     let mut records = Vec::new();
-    let mut warnings = Vec::new();
-    let mut buf = Vec::new();
-    let mut line_no = 0;
-    loop {
-        let n = crate::input::read_line(&mut reader, &mut buf).map_err(io)?;
-        if n == 0 {
-            break;
+    for record in &mut reader {
+        records.push(record?);
+    }
+    Ok(LogContents {
+        records,
+        warnings: reader.into_warnings(),
+    })
+}
+
+/// The one reader of the decision log: every tool that reads a log (the
+/// evaluator, the report, the dashboard, the export) reads it through
+/// this, so what one refuses, all refuse, with the same message.
+///
+/// Streams records in file order, each checked by
+/// [`LoggedDecision::validate`]. A torn line, anywhere (a record whose
+/// JSON ends early: a crash or a full disk cut it), is skipped with a
+/// warning ([`warnings`](Self::warnings)); any other bad line is an
+/// [`Error::InvalidLine`] naming the file and the line, after which the
+/// reader ends. Lines are read within
+/// [`MAX_LINE_BYTES`](crate::input::MAX_LINE_BYTES).
+///
+/// ```no_run
+/// use tuneloop_counterfactual::LogReader;
+/// let mut log = LogReader::open(std::path::Path::new("decisions.jsonl"))?;
+/// for record in &mut log {
+///     let record = record?;
+///     println!("{} {}", record.task_type, record.propensity);
+/// }
+/// for w in log.warnings() {
+///     eprintln!("{w}");
+/// }
+/// # Ok::<(), tuneloop_counterfactual::Error>(())
+/// ```
+pub struct LogReader {
+    name: String,
+    reader: BufReader<Box<dyn Read + Send>>,
+    buf: Vec<u8>,
+    line: usize,
+    warnings: Vec<String>,
+    done: bool,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader")
+            .field("path", &self.name)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogReader {
+    /// Opens `path` (inflating it when its name ends in `.gz`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let name = path.display().to_string();
+        let inner = crate::input::open(path).map_err(|source| Error::Io {
+            path: name.clone(),
+            source,
+        })?;
+        Ok(LogReader {
+            name,
+            reader: BufReader::with_capacity(1 << 20, inner),
+            buf: Vec::new(),
+            line: 0,
+            warnings: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// The number of the line read last (1-based; 0 before the first).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// What was skipped so far (torn lines), one message each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The warnings, once the reader is done with.
+    pub fn into_warnings(self) -> Vec<String> {
+        self.warnings
+    }
+
+    fn invalid(&self, reason: String) -> Error {
+        Error::InvalidLine {
+            path: self.name.clone(),
+            line: self.line,
+            reason,
         }
-        line_no += 1;
-        let complete = buf.last() == Some(&b'\n');
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        // Without its line break, so that a record cut inside a string ends
-        // early (an EOF error) rather than on a control character.
-        match serde_json::from_slice::<LoggedDecision>(buf.trim_ascii_end()) {
-            Ok(r) => {
-                r.validate().map_err(|e| Error::InvalidLine {
-                    path: name.clone(),
-                    line: line_no,
-                    reason: e.to_string(),
-                })?;
-                records.push(r);
+    }
+
+    fn next_record(&mut self) -> Result<Option<LoggedDecision>> {
+        loop {
+            let n = crate::input::read_line(&mut self.reader, &mut self.buf).map_err(|source| {
+                Error::Io {
+                    path: format!("{}: line {}", self.name, self.line + 1),
+                    source,
+                }
+            })?;
+            if n == 0 {
+                return Ok(None);
             }
-            // A record whose JSON ends early was torn by a crash or a full
-            // disk, wherever it stands; anything else is an error.
-            Err(_) if !complete || crate::input::is_torn(&buf) => {
-                warnings.push(format!(
-                    "{name}: line {line_no}: torn line (the record ends early) skipped"
-                ));
+            self.line += 1;
+            let complete = self.buf.last() == Some(&b'\n');
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
             }
-            Err(e) => {
-                return Err(Error::InvalidLine {
-                    path: name.clone(),
-                    line: line_no,
-                    reason: e.to_string(),
-                });
+            // Without its line break, so that a record cut inside a string
+            // ends early (an EOF error) rather than on a control character.
+            match serde_json::from_slice::<LoggedDecision>(self.buf.trim_ascii_end()) {
+                Ok(r) => {
+                    r.validate().map_err(|e| self.invalid(e.to_string()))?;
+                    return Ok(Some(r));
+                }
+                // A record whose JSON ends early was torn by a crash or a
+                // full disk, wherever it stands; anything else is an error.
+                Err(_) if !complete || crate::input::is_torn(&self.buf) => {
+                    let w = format!(
+                        "{}: line {}: torn line (the record ends early) skipped",
+                        self.name, self.line
+                    );
+                    self.warnings.push(w);
+                }
+                Err(e) => return Err(self.invalid(field_error(self.buf.trim_ascii_end(), e))),
             }
         }
     }
-    Ok(LogContents { records, warnings })
+}
+
+/// A record's parse error with the path of the field it failed on (the
+/// line is read again with the path tracked only when it failed, so
+/// records that parse pay nothing for it).
+fn field_error(line: &[u8], e: serde_json::Error) -> String {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    match serde_path_to_error::deserialize::<_, LoggedDecision>(&mut de) {
+        Err(tracked) if tracked.path().iter().next().is_some() => {
+            format!("{}: {}", tracked.path(), tracked.inner())
+        }
+        _ => e.to_string(),
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<LoggedDecision>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_record().transpose();
+        if !matches!(next, Some(Ok(_))) {
+            self.done = true;
+        }
+        next
+    }
 }
 
 /// Decisions waiting for their outcome, joined by id within a wait window;

@@ -1,14 +1,11 @@
-//! Reads a decision log into compact rows: one pass, the fields a report
-//! needs, each arm's parameters parsed once.
+//! Reads a decision log into compact rows: one pass through the log's one
+//! reader, the fields a report needs, each arm's parameters kept once.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::BufReader;
 use std::path::Path;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use tuneloop_core::{Cohort, ParameterSet, Phase};
+use tuneloop_core::{ArmId, Cohort, ParameterSet, Phase};
+use tuneloop_counterfactual::{LogReader, LoggedDecision};
 
 use crate::{Error, Result};
 
@@ -59,7 +56,7 @@ impl Arm {
 }
 
 /// A decision log read for a report: one compact row per decision, each
-/// arm's parameters parsed once. Read it with [`read_log`](crate::read_log).
+/// arm's parameters kept once. Read it with [`read_log`](crate::read_log).
 #[derive(Debug, Default)]
 pub struct Data {
     pub(crate) rows: Vec<Row>,
@@ -88,136 +85,87 @@ impl Data {
     }
 }
 
-#[derive(Deserialize)]
-struct Line<'a> {
-    #[serde(borrow)]
-    task_type: Cow<'a, str>,
-    #[serde(borrow)]
-    arm_id: Cow<'a, str>,
-    #[serde(borrow)]
-    params: &'a RawValue,
-    propensity: f64,
-    #[serde(default)]
-    cohort: Option<Cohort>,
-    #[serde(default)]
-    phase: Option<Phase>,
-    #[serde(borrow)]
-    timestamp: Cow<'a, str>,
-    #[serde(default)]
-    outcome: Option<OutcomeLine>,
-    #[serde(default)]
-    reward: Option<f64>,
-    #[serde(default)]
-    episode_id: Option<tuneloop_core::DecisionId>,
-}
-
-#[derive(Deserialize)]
-struct OutcomeLine {
-    quality: f64,
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    cost_usd: f64,
-}
-
-/// Reads `path` (gzip if it ends in `.gz`), reporting progress every
-/// million lines to `progress`.
+/// Reads `path` (gzip if it ends in `.gz`) through the decision log's one
+/// reader ([`LogReader`]): what `tuneloop evaluate` refuses, the report
+/// refuses, with the same message. Reports progress every million lines
+/// to `progress`.
 pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> Result<Data> {
-    let name = path.display().to_string();
-    let inner = tuneloop_counterfactual::input::open(path).map_err(|e| {
-        if matches!(
-            e.kind(),
-            std::io::ErrorKind::NotFound
-                | std::io::ErrorKind::IsADirectory
-                | std::io::ErrorKind::Unsupported
-        ) {
-            Error::BadInput(format!("{name}: {e}"))
-        } else {
-            Error::Io(format!("{name}: {e}"))
-        }
-    })?;
-    let mut reader = BufReader::with_capacity(1 << 20, inner);
+    let mut reader = LogReader::open(path).map_err(from_log)?;
     let mut data = Data::default();
     let mut tasks: HashMap<String, u16> = HashMap::new();
-    let mut arms: HashMap<(u16, String), u32> = HashMap::new();
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        let n = tuneloop_counterfactual::input::read_line(&mut reader, &mut buf).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                Error::BadInput(format!("{name}: line {}: {e}", line_no + 1))
-            } else {
-                Error::Io(format!("{name}: {e}"))
-            }
+    let mut arms: HashMap<(u16, ArmId), u32> = HashMap::new();
+    while let Some(record) = reader.next() {
+        let record = record.map_err(from_log)?;
+        if reader.line().is_multiple_of(1_000_000) {
+            progress(reader.line());
+        }
+        let row = row(&record, &mut data, &mut tasks, &mut arms).map_err(|reason| {
+            Error::BadInput(format!(
+                "{}: line {}: {reason}",
+                path.display(),
+                reader.line()
+            ))
         })?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        if line_no.is_multiple_of(1_000_000) {
-            progress(line_no);
-        }
-        let complete = buf.last() == Some(&b'\n');
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let parsed = parse(&buf, &mut data, &mut tasks, &mut arms);
-        match parsed {
-            Ok(row) => data.rows.push(row),
-            Err(reason) if !complete || tuneloop_counterfactual::input::is_torn(&buf) => {
-                data.warnings.push(format!(
-                    "{name}: line {line_no}: skipped a torn line ({reason})"
-                ));
-            }
-            Err(reason) => {
-                return Err(Error::BadInput(format!("{name}: line {line_no}: {reason}")));
-            }
-        }
+        data.rows.push(row);
     }
+    data.warnings = reader.into_warnings();
     if data.rows.is_empty() {
-        return Err(Error::BadInput(format!("{name}: no decision in the log")));
+        return Err(Error::BadInput(format!(
+            "{}: no decision in the log",
+            path.display()
+        )));
     }
     // Decisions are logged when their outcome arrives: order by decision time.
     data.rows.sort_by(|a, b| a.t.total_cmp(&b.t));
     Ok(data)
 }
 
-fn parse(
-    buf: &[u8],
+/// The log reader's refusals are bad input; a file that cannot be read
+/// for another reason is the machine's.
+fn from_log(e: tuneloop_counterfactual::Error) -> Error {
+    use tuneloop_counterfactual::Error as E;
+    let bad_input = match &e {
+        E::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::IsADirectory
+                | std::io::ErrorKind::InvalidData
+                | std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::Unsupported
+        ),
+        _ => true,
+    };
+    if bad_input {
+        Error::BadInput(e.to_string())
+    } else {
+        Error::Io(e.to_string())
+    }
+}
+
+/// One record as a compact row; the task type and arm are numbered on
+/// first sight (bounded: [`MAX_REPORT_ARMS`]).
+fn row(
+    l: &LoggedDecision,
     data: &mut Data,
     tasks: &mut HashMap<String, u16>,
-    arms: &mut HashMap<(u16, String), u32>,
+    arms: &mut HashMap<(u16, ArmId), u32>,
 ) -> Result<Row, String> {
-    let l: Line<'_> = serde_json::from_slice(buf).map_err(|e| e.to_string())?;
-    let t = chrono::DateTime::parse_from_rfc3339(&l.timestamp)
-        .map_err(|e| format!("timestamp: {e}"))?;
-    let t = t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) * 1e-9;
-    if !(l.propensity.is_finite() && l.propensity > 0.0 && l.propensity <= 1.0) {
-        return Err(format!("propensity: {} is not in (0, 1]", l.propensity));
-    }
-    if let Some(r) = l.reward
-        && !(r.is_finite() && (0.0..=1.0).contains(&r))
-    {
-        return Err(format!("reward: {r} is not in [0, 1]"));
-    }
-    let task = match tasks.get(l.task_type.as_ref()) {
+    let t = l.timestamp.timestamp() as f64 + f64::from(l.timestamp.timestamp_subsec_nanos()) * 1e-9;
+    let task = match tasks.get(l.task_type.as_str()) {
         Some(&i) => i,
         None => {
             let i = u16::try_from(data.tasks.len())
                 .map_err(|_| "task_type: more than 65535 task types".to_owned())?;
-            tasks.insert(l.task_type.to_string(), i);
-            data.tasks.push(l.task_type.to_string());
+            tasks.insert(l.task_type.clone(), i);
+            data.tasks.push(l.task_type.clone());
             i
         }
     };
-    let key = (task, l.arm_id.to_string());
+    let key = (task, l.arm_id);
     let arm = match arms.get(&key) {
         Some(&a) => a,
         None => {
-            let params: ParameterSet =
-                serde_json::from_str(l.params.get()).map_err(|e| format!("params: {e}"))?;
             if data.arms.len() >= MAX_REPORT_ARMS {
                 return Err(format!(
                     "arm_id: more than {MAX_REPORT_ARMS} distinct arms in the log (a task type has at most {})",
@@ -227,30 +175,15 @@ fn parse(
             let a = data.arms.len() as u32;
             data.arms.push(Arm {
                 task,
-                id: key.1.clone(),
-                params,
+                id: l.arm_id.to_string(),
+                params: l.params.clone(),
             });
             arms.insert(key, a);
             a
         }
     };
     let (quality, cost, tokens) = match &l.outcome {
-        Some(o) => {
-            if !(o.quality.is_finite() && (0.0..=1.0).contains(&o.quality)) {
-                return Err(format!("outcome.quality: {} is not in [0, 1]", o.quality));
-            }
-            if !(o.cost_usd.is_finite() && o.cost_usd >= 0.0) {
-                return Err(format!(
-                    "outcome.cost_usd: {} is not a finite value >= 0",
-                    o.cost_usd
-                ));
-            }
-            (
-                o.quality as f32,
-                o.cost_usd as f32,
-                (o.prompt_tokens + o.completion_tokens) as f32,
-            )
-        }
+        Some(o) => (o.quality as f32, o.cost_usd as f32, o.total_tokens() as f32),
         None => (f32::NAN, f32::NAN, f32::NAN),
     };
     if let Some(e) = l.episode_id {
