@@ -27,8 +27,9 @@ use tuneloop::core::{ArmSet, ParameterSet, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::JsonlLog;
 use tuneloop::gates::Provenance;
 use tuneloop::rollout::{RolloutConfig, SloConfig};
-use tuneloop::{Optimizer, RecommendOptions, RuntimeConfig, RuntimeConfigStore, TaskTypeConfig};
+use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 use tuneloop_admin::{AdminConfig, serve};
+use tuneloop_config::{RuntimeConfig, RuntimeConfigStore};
 
 fn call(p: &ParameterSet, seed: &mut u64) -> TaskOutcome {
     *seed = splitmix64(*seed);
@@ -78,11 +79,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .incumbent(incumbent)
                 .rollout(rollout),
         )
-        .runtime_config(store)
         .decision_log(Arc::new(JsonlLog::open(&log_path, 256 << 20, 2)?))
         .provenance(Arc::new(std::sync::Mutex::new(Provenance::in_memory())))
         .seed(1)
         .build()?;
+    store.attach(&optimizer)?;
     let addr = match std::env::var("TUNELOOP_ADMIN_ADDR") {
         Ok(a) => a.parse()?,
         Err(_) => AdminConfig::default().addr,
@@ -94,6 +95,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             addr,
             token,
             dashboard_log: Some(log_path.clone()),
+            runtime_config: Some(store),
         },
     )
     .await?;

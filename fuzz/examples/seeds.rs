@@ -11,7 +11,8 @@ use std::sync::Arc;
 use tuneloop::core::{ArmSet, ManualClock, ParameterSet, TaskFeatures, TaskOutcome};
 use tuneloop::rollout::RolloutConfig;
 use tuneloop::counterfactual::JsonlLog;
-use tuneloop::{Optimizer, RuntimeConfig, TaskTypeConfig};
+use tuneloop::{Optimizer, TaskTypeConfig};
+use tuneloop_config::RuntimeConfig;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 

@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("runtime.json");
     std::fs::write(&path, data).expect("a temporary file");
-    if let Ok(store) = tuneloop::RuntimeConfigStore::open(&path) {
+    if let Ok(store) = tuneloop_config::RuntimeConfigStore::open(&path) {
         let _ = store.get();
     }
 });

@@ -69,7 +69,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tuneloop_core::Phase;
 
-use tuneloop::{Optimizer, RuntimeConfig};
+use tuneloop::Optimizer;
+use tuneloop_config::{RuntimeConfig, RuntimeConfigStore};
 
 /// What can go wrong starting the endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +104,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Largest request body accepted, in bytes.
 const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// Where the endpoint listens and who may use it.
-#[derive(Clone, PartialEq, Eq)]
+/// Where the endpoint listens, who may use it and what it serves.
+#[derive(Clone)]
 pub struct AdminConfig {
     /// The address (default `127.0.0.1:0`: loopback, a free port).
     pub addr: SocketAddr,
@@ -118,6 +119,10 @@ pub struct AdminConfig {
     /// optimizer's queued records are written: a page over a log of a
     /// million decisions takes seconds.
     pub dashboard_log: Option<PathBuf>,
+    /// The runtime configuration `/runtime-config` reads and changes (the
+    /// store the optimizer is [attached](RuntimeConfigStore::attach) to;
+    /// default none: those routes answer 404).
+    pub runtime_config: Option<Arc<RuntimeConfigStore>>,
 }
 
 impl Default for AdminConfig {
@@ -126,6 +131,7 @@ impl Default for AdminConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
             dashboard_log: None,
+            runtime_config: None,
         }
     }
 }
@@ -136,6 +142,10 @@ impl std::fmt::Debug for AdminConfig {
             .field("addr", &self.addr)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("dashboard_log", &self.dashboard_log)
+            .field(
+                "runtime_config",
+                &self.runtime_config.as_ref().map(|r| r.path()),
+            )
             .finish()
     }
 }
@@ -174,6 +184,7 @@ struct Shared {
     optimizer: Optimizer,
     token: Option<String>,
     dashboard_log: Option<Arc<PathBuf>>,
+    runtime: Option<Arc<RuntimeConfigStore>>,
 }
 
 /// Starts the endpoint on the current tokio runtime.
@@ -209,6 +220,7 @@ pub async fn serve(optimizer: Optimizer, config: AdminConfig) -> Result<AdminSer
         optimizer,
         token: config.token,
         dashboard_log: config.dashboard_log.map(Arc::new),
+        runtime: config.runtime_config,
     };
     let protected = Router::new()
         .route("/", get(dashboard))
@@ -360,7 +372,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// The registry of everything the optimizer exposes, filled now.
-fn registry(o: &Optimizer) -> tuneloop::Result<Registry> {
+fn registry(o: &Optimizer, runtime: Option<&RuntimeConfigStore>) -> tuneloop::Result<Registry> {
     let mut r = Registry::with_prefix("tuneloop");
     let c = o.counters();
     counter(
@@ -459,7 +471,7 @@ fn registry(o: &Optimizer) -> tuneloop::Result<Registry> {
             );
         }
     }
-    if let Some(store) = o.runtime_config() {
+    if let Some(store) = runtime {
         gauge(
             &mut r,
             "exploration_rate",
@@ -573,7 +585,7 @@ fn registry(o: &Optimizer) -> tuneloop::Result<Registry> {
 
 async fn metrics(State(s): State<Shared>) -> Response {
     let mut text = String::new();
-    let encoded = registry(&s.optimizer)
+    let encoded = registry(&s.optimizer, s.runtime.as_deref())
         .map_err(|e| e.to_string())
         .and_then(|r| encode(&mut text, &r).map_err(|e| e.to_string()));
     match encoded {
@@ -590,20 +602,20 @@ async fn metrics(State(s): State<Shared>) -> Response {
 }
 
 async fn get_config(State(s): State<Shared>) -> Response {
-    match s.optimizer.runtime_config() {
+    match &s.runtime {
         Some(store) => Json(store.get()).into_response(),
         None => problem(
             StatusCode::NOT_FOUND,
-            "the optimizer has no runtime configuration",
+            "the endpoint was started without a runtime configuration",
         ),
     }
 }
 
 async fn post_config(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
-    let Some(store) = s.optimizer.runtime_config() else {
+    let Some(store) = &s.runtime else {
         return problem(
             StatusCode::NOT_FOUND,
-            "the optimizer has no runtime configuration",
+            "the endpoint was started without a runtime configuration",
         );
     };
     let new: RuntimeConfig = match serde_json::from_slice(&body) {

@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use tuneloop::core::{ArmSet, ManualClock, Phase, TaskFeatures, TaskOutcome};
 use tuneloop::gates::TrustRegion;
 use tuneloop::rollout::{ProofConfig, RolloutConfig};
-use tuneloop::{Optimizer, RecommendOptions, RuntimeConfig, RuntimeConfigStore, TaskTypeConfig};
+use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
 use tuneloop_admin::{AdminConfig, serve};
+use tuneloop_config::{RuntimeConfig, RuntimeConfigStore};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -81,10 +82,10 @@ async fn the_endpoint_exposes_metrics_changes_the_config_and_drives_rollouts() -
                 ..TrustRegion::default()
             }),
         )
-        .runtime_config(store.clone())
         .clock(Arc::new(clock))
         .seed(4)
         .build()?;
+    store.attach(&optimizer)?;
     let ask = |task: &str| {
         optimizer.recommend_parameters(task, &TaskFeatures::default(), &RecommendOptions::default())
     };
@@ -98,6 +99,7 @@ async fn the_endpoint_exposes_metrics_changes_the_config_and_drives_rollouts() -
         optimizer.clone(),
         AdminConfig {
             token: Some(TOKEN.into()),
+            runtime_config: Some(store.clone()),
             ..AdminConfig::default()
         },
     )

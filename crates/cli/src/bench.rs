@@ -264,7 +264,7 @@ fn optimizer_paths(
     // A runtime configuration the benchmark service writes to (with
     // --admin), read on every decision either way.
     let store = std::sync::Arc::new(
-        tuneloop::RuntimeConfigStore::in_memory(tuneloop::RuntimeConfig::default())
+        tuneloop_config::RuntimeConfigStore::in_memory(tuneloop_config::RuntimeConfig::default())
             .map_err(|e| CliError::Other(e.into()))?,
     );
     let jsonl = std::env::temp_dir().join(format!("tuneloop-bench-{}.jsonl", std::process::id()));
@@ -301,10 +301,10 @@ fn optimizer_paths(
             default_floor: 0.1,
             ..QualityFloorConfig::default()
         })
-        .runtime_config(store.clone())
         .seed(1)
         .build()
         .map_err(|e| CliError::Other(e.into()))?;
+    store.attach(&opt).map_err(|e| CliError::Other(e.into()))?;
     let fleet = match load {
         Load::Fleet(url) => Some(FleetLoad::start(&opt, url)?),
         _ => None,
@@ -463,11 +463,11 @@ struct AdminLoad {
 impl AdminLoad {
     fn start(
         opt: &tuneloop::Optimizer,
-        store: std::sync::Arc<tuneloop::RuntimeConfigStore>,
+        store: std::sync::Arc<tuneloop_config::RuntimeConfigStore>,
     ) -> CliResult<Self> {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-        let (service, service_rt) = crate::eval::simulated_service(store)?;
+        let (service, service_rt) = crate::eval::simulated_service(store.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let service = std::thread::Builder::new()
@@ -491,7 +491,10 @@ impl AdminLoad {
         let server = runtime
             .block_on(tuneloop_admin::serve(
                 opt.clone(),
-                tuneloop_admin::AdminConfig::default(),
+                tuneloop_admin::AdminConfig {
+                    runtime_config: Some(store),
+                    ..tuneloop_admin::AdminConfig::default()
+                },
             ))
             .map_err(|e| CliError::Other(e.into()))?;
         let base = server.url();
@@ -536,7 +539,7 @@ struct AdminLoad;
 impl AdminLoad {
     fn start(
         _: &tuneloop::Optimizer,
-        _: std::sync::Arc<tuneloop::RuntimeConfigStore>,
+        _: std::sync::Arc<tuneloop_config::RuntimeConfigStore>,
     ) -> CliResult<Self> {
         Err(CliError::bad(
             "--admin needs a tuneloop built with --features admin",

@@ -460,7 +460,7 @@ fn eval_run_recommends_per_task_type_and_writes_a_plan_the_router_and_optimizer_
     // Progress went to stderr, JSON alone to stdout.
     assert!(String::from_utf8_lossy(&out.stderr).contains("eval run ["));
 
-    let store = tuneloop::RuntimeConfigStore::open(plan.join("runtime-config.json"))?;
+    let store = tuneloop_config::RuntimeConfigStore::open(plan.join("runtime-config.json"))?;
     let rc = store.get();
     assert_eq!(
         rc.metadata.optimized_by.as_deref(),

@@ -19,13 +19,10 @@ use crate::counters::AtomicCounters;
 use crate::error::{Error, Result};
 use crate::optimizer::{DecisionIds, Inner, Optimizer, lock};
 use crate::pending::Pending;
-use crate::runtime::RuntimeConfigStore;
+use crate::settings::TaskSettings;
 use crate::snapshot::OptimizerSnapshot;
 use crate::task::{TaskState, TaskTypeConfig};
 use crate::writer::LogWriter;
-
-/// The exploration floor of the incumbent without a runtime configuration.
-const DEFAULT_EXPLORATION_RATE: f64 = 0.02;
 
 /// Builds an [`Optimizer`].
 #[derive(Debug)]
@@ -43,7 +40,6 @@ pub struct OptimizerBuilder {
     log_queue: usize,
     snapshot: Option<OptimizerSnapshot>,
     gates: Vec<Arc<dyn Gate>>,
-    runtime: Option<Arc<RuntimeConfigStore>>,
     provenance: Option<Arc<Mutex<Provenance>>>,
     #[cfg(feature = "router")]
     scorecard: Option<Arc<tuneloop_providers::Scorecard>>,
@@ -68,7 +64,6 @@ impl Optimizer {
             log_queue: 65_536,
             snapshot: None,
             gates: Vec::new(),
-            runtime: None,
             provenance: None,
             #[cfg(feature = "router")]
             scorecard: None,
@@ -171,13 +166,6 @@ impl OptimizerBuilder {
         self.provenance = Some(chain);
         self
     }
-    /// The runtime configuration the optimizer (and its caller) read: the
-    /// incumbent's exploration floor is its `exploration_rate` at build.
-    #[must_use]
-    pub fn runtime_config(mut self, store: Arc<RuntimeConfigStore>) -> Self {
-        self.runtime = Some(store);
-        self
-    }
 
     /// The providers' scorecard (shared with the `Router`), saved and
     /// restored with the optimizer's snapshots.
@@ -213,41 +201,25 @@ impl OptimizerBuilder {
         let dim = self.featurizer.dim();
         let budget = self.budget.map(Budget::new).transpose()?;
         let floor = self.floor.map(QualityFloor::new).transpose()?.map(Arc::new);
-        // What each task type reads of the runtime configuration, kept
-        // current by a listener.
-        let runtime_now = self.runtime.as_ref().map(|r| r.get());
-        let settings = |name: &str| match &runtime_now {
-            Some(c) => c.for_task(name),
-            None => crate::runtime::TaskSettings {
-                exploration_rate: DEFAULT_EXPLORATION_RATE,
-                learning: true,
-                rollout_hold: false,
-            },
-        };
         let mut tasks = HashMap::new();
-        let mut live = Vec::new();
         for (name, config) in self.tasks {
             if tasks.contains_key(name.as_str()) {
                 return Err(Error::DuplicateTaskType { task_type: name });
             }
-            let s = settings(&name);
+            let s = TaskSettings::default();
             let state = TaskState::new(&name, config, dim, s, floor.as_ref(), &self.gates, now)?;
-            live.push((name.clone(), state.live.clone()));
             tasks.insert(Arc::<str>::from(name), state);
-        }
-        if let Some(store) = &self.runtime {
-            store.subscribe(Box::new(move |c| {
-                for (name, l) in &live {
-                    l.set(c.for_task(name));
-                }
-            }));
         }
         let mut counter = 0;
         if let Some(snapshot) = self.snapshot {
             counter = snapshot.apply(&mut tasks, dim, budget.as_ref())?;
             #[cfg(feature = "router")]
             if let (Some(sc), Some(saved)) = (&self.scorecard, snapshot.scorecard) {
-                sc.import(saved);
+                let entries = serde_json::from_value(saved).map_err(|e| Error::Snapshot {
+                    path: "the snapshot".into(),
+                    reason: format!("scorecard: {e}"),
+                })?;
+                sc.import(entries);
             }
         }
         if let Some(chain) = &self.provenance {
@@ -280,7 +252,6 @@ impl OptimizerBuilder {
                 floor,
                 log,
                 counters: AtomicCounters::default(),
-                runtime: self.runtime,
                 provenance: self.provenance,
                 #[cfg(feature = "router")]
                 scorecard: self.scorecard,

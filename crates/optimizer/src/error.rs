@@ -119,19 +119,6 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
-    /// A runtime configuration file that cannot be read or does not
-    /// validate.
-    #[error("runtime config {path}: {reason}")]
-    ConfigFile {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// `RuntimeConfigStore::update` was called from inside an update's
-    /// closure or a listener (it would wait for itself).
-    #[error("runtime config: update called from inside an update closure or a listener")]
-    ReentrantUpdate,
     /// A background thread could not be started.
     #[error("cannot start the {thread} thread: {source}")]
     Spawn {

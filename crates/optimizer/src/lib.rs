@@ -59,8 +59,8 @@ mod learning;
 mod optimizer;
 mod pending;
 mod record;
-mod runtime;
 mod seams;
+mod settings;
 mod snapshot;
 mod task;
 mod writer;
@@ -77,11 +77,8 @@ pub use handle::{DROPPED, Decision};
 pub use learning::LearningSync;
 pub use optimizer::{Optimizer, RolloutStatus, SHUTDOWN};
 pub use record::Recorded;
-pub use runtime::{
-    ConfigListener, Metadata, ProviderOverride, ProviderWeights, RUNTIME_CONFIG_SCHEMA_VERSION,
-    RuntimeConfig, RuntimeConfigStore, TaskOverride, TaskSettings, WRITE_INTERVAL,
-};
 pub use seams::WeakOptimizer;
+pub use settings::TaskSettings;
 pub use snapshot::{OptimizerSnapshot, SNAPSHOT_SCHEMA_VERSION, TaskSnapshot};
 pub use task::TaskTypeConfig;
 
@@ -105,6 +102,6 @@ mod tests {
     static_assertions::assert_impl_all!(Counters: Send, Sync);
     static_assertions::assert_impl_all!(OptimizerSnapshot: Send, Sync);
     static_assertions::assert_impl_all!(TaskTypeConfig: Send, Sync);
-    static_assertions::assert_impl_all!(RuntimeConfig: Send, Sync);
-    static_assertions::assert_impl_all!(RuntimeConfigStore: Send, Sync);
+    static_assertions::assert_impl_all!(TaskSettings: Send, Sync);
+    static_assertions::assert_impl_all!(WeakOptimizer: Send, Sync);
 }

@@ -14,7 +14,6 @@ use tuneloop_rollout::{CohortSummary, RolloutEvent, RolloutManager, Verdict};
 use crate::counters::{AtomicCounters, Counters, add};
 use crate::error::{Error, Result};
 use crate::pending::Pending;
-use crate::runtime::RuntimeConfigStore;
 use crate::task::TaskState;
 use crate::writer::LogWriter;
 
@@ -52,7 +51,6 @@ pub(crate) struct Inner {
     pub(crate) floor: Option<Arc<QualityFloor>>,
     pub(crate) log: Option<LogWriter>,
     pub(crate) counters: AtomicCounters,
-    pub(crate) runtime: Option<Arc<RuntimeConfigStore>>,
     pub(crate) provenance: Option<Arc<Mutex<Provenance>>>,
     #[cfg(feature = "router")]
     pub(crate) scorecard: Option<Arc<tuneloop_providers::Scorecard>>,
@@ -202,11 +200,6 @@ impl Optimizer {
                 Optimizer { inner }.sweep_expired();
             }
         }
-    }
-
-    /// The runtime configuration store, if one was given.
-    pub fn runtime_config(&self) -> Option<&Arc<RuntimeConfigStore>> {
-        self.inner.runtime.as_ref()
     }
 
     /// Decisions waiting for their outcome.

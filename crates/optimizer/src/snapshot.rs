@@ -31,11 +31,13 @@ pub struct OptimizerSnapshot {
     /// The budget's spend, if a budget is configured.
     #[serde(default)]
     pub budget: Option<BudgetSnapshot>,
-    /// The providers' scorecard, if one is attached (feature `router`; a
-    /// build without it ignores the field on load).
-    #[cfg(feature = "router")]
+    /// The providers' scorecard, if one is attached
+    /// ([`OptimizerBuilder::scorecard`](crate::OptimizerBuilder::scorecard),
+    /// feature `router`): its entries by key as the providers crate writes
+    /// them. Kept as JSON so that the snapshot has one shape in every
+    /// build: a build without `router` keeps the field as it read it.
     #[serde(default)]
-    pub scorecard: Option<BTreeMap<String, tuneloop_providers::Entry>>,
+    pub scorecard: Option<serde_json::Value>,
 }
 
 /// One task type's learned state.
@@ -131,8 +133,7 @@ impl Optimizer {
             decision_counter: inner.ids.counter.load(Ordering::Relaxed),
             task_types,
             budget: inner.budget.as_ref().map(Budget::snapshot),
-            #[cfg(feature = "router")]
-            scorecard: inner.scorecard.as_ref().map(|s| s.export()),
+            scorecard: scorecard(inner),
         })
     }
 
@@ -152,4 +153,16 @@ impl Optimizer {
         tuneloop_core::fs::write_atomic(path, &json).map_err(|e| bad(e.to_string()))?;
         Ok(())
     }
+}
+
+/// The attached scorecard's entries, as JSON.
+#[cfg(feature = "router")]
+fn scorecard(inner: &crate::optimizer::Inner) -> Option<serde_json::Value> {
+    let entries = inner.scorecard.as_ref()?.export();
+    serde_json::to_value(entries).ok()
+}
+
+#[cfg(not(feature = "router"))]
+fn scorecard(_: &crate::optimizer::Inner) -> Option<serde_json::Value> {
+    None
 }

@@ -10,7 +10,7 @@ use tuneloop_gates::{Constraints, Gate, GateChain, QualityFloor, TrustRegion};
 use tuneloop_rollout::{RolloutConfig, RolloutManager};
 
 use crate::error::{Error, Result};
-use crate::runtime::{LiveTask, TaskSettings};
+use crate::settings::{LiveTask, TaskSettings};
 
 /// How one task type is optimized.
 #[derive(Debug, Clone)]

@@ -539,7 +539,7 @@ fn write_runtime_config(
     runs: u32,
     path: &Path,
 ) -> CliResult<()> {
-    let mut rc = tuneloop::RuntimeConfig::default();
+    let mut rc = tuneloop_config::RuntimeConfig::default();
     apply_plan(&mut rc, plan, runs, "tuneloop eval run");
     rc.validate()
         .map_err(|e| CliError::Other(anyhow::anyhow!("runtime config: {e}")))?;
@@ -551,12 +551,12 @@ fn write_runtime_config(
 /// Sets `rc` from a routing plan: its default parameters, each provider's
 /// model, its disabled providers, and where the values came from.
 fn apply_plan(
-    rc: &mut tuneloop::RuntimeConfig,
+    rc: &mut tuneloop_config::RuntimeConfig,
     plan: &tuneloop_eval::RoutingPlan,
     runs: u32,
     by: &str,
 ) {
-    use tuneloop::{Metadata, ProviderOverride};
+    use tuneloop_config::{Metadata, ProviderOverride};
     rc.default_parameters = plan.default_parameters.clone();
     rc.metadata = Metadata {
         optimized_by: Some(by.to_owned()),

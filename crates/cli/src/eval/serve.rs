@@ -81,7 +81,7 @@ pub(crate) fn serve(suite: &str, o: ServeOptions) -> CliResult<serde_json::Value
     let store = o
         .runtime_config
         .as_ref()
-        .map(|p| tuneloop::RuntimeConfigStore::open(p).map(Arc::new))
+        .map(|p| tuneloop_config::RuntimeConfigStore::open(p).map(Arc::new))
         .transpose()
         .map_err(|e| CliError::bad(format!("--runtime-config: {e}")))?;
     if let Some(store) = &store {
@@ -146,7 +146,7 @@ struct Defaults {
 /// puts next to the optimizer.
 #[cfg(feature = "admin")]
 pub(crate) fn simulated_service(
-    store: Arc<tuneloop::RuntimeConfigStore>,
+    store: Arc<tuneloop_config::RuntimeConfigStore>,
 ) -> CliResult<(tuneloop_eval::BenchmarkService, tokio::runtime::Runtime)> {
     use clap::Parser as _;
     let o = Defaults::try_parse_from(["tuneloop"])

@@ -23,9 +23,8 @@ use std::time::Duration;
 
 use tuneloop::core::{ArmSet, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::{JsonlLog, read_log};
-use tuneloop::{
-    Optimizer, OptimizerSnapshot, RecommendOptions, RuntimeConfigStore, TaskTypeConfig,
-};
+use tuneloop::{Optimizer, OptimizerSnapshot, RecommendOptions, TaskTypeConfig};
+use tuneloop_config::RuntimeConfigStore;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -45,13 +44,14 @@ fn build(dir: &Path) -> Result<(Optimizer, Arc<RuntimeConfigStore>), Box<dyn std
             dir.join("decisions.jsonl"),
             u64::MAX,
             0,
-        )?))
-        .runtime_config(store.clone());
+        )?));
     let snapshot = dir.join("snapshot.json");
     if snapshot.exists() {
         b = b.restore(OptimizerSnapshot::load(&snapshot)?);
     }
-    Ok((b.build()?, store))
+    let optimizer = b.build()?;
+    store.attach(&optimizer)?;
+    Ok((optimizer, store))
 }
 
 /// The writer: runs until killed.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tuneloop::{Error, RuntimeConfig, RuntimeConfigStore};
+use tuneloop_config::{Error, RuntimeConfig, RuntimeConfigStore};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -95,7 +95,7 @@ fn a_write_that_fails_is_reported_not_acknowledged_silently()
     // Once the directory exists, the next flush writes it.
     std::fs::create_dir_all(path.parent().ok_or("parent")?)?;
     store.flush()?;
-    let written: tuneloop::RuntimeConfig = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let written: RuntimeConfig = serde_json::from_slice(&std::fs::read(&path)?)?;
     assert!((written.exploration_rate - 0.2).abs() < 1e-15);
     Ok(())
 }
@@ -158,7 +158,8 @@ fn closures_and_listeners_that_call_back_into_the_store_do_not_deadlock() -> Tes
 fn the_runtime_configuration_takes_effect_on_the_next_decision() -> TestResult {
     use tuneloop::core::{ArmSet, ManualClock, TaskFeatures, TaskOutcome};
     use tuneloop::rollout::{RolloutConfig, RolloutEvent};
-    use tuneloop::{Optimizer, RecommendOptions, TaskOverride, TaskTypeConfig};
+    use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
+    use tuneloop_config::TaskOverride;
     let store = Arc::new(RuntimeConfigStore::in_memory(RuntimeConfig {
         exploration_rate: 0.0,
         ..RuntimeConfig::default()
@@ -175,10 +176,10 @@ fn the_runtime_configuration_takes_effect_on_the_next_decision() -> TestResult {
             "code",
             TaskTypeConfig::new(arms).rollout(RolloutConfig::default()),
         )
-        .runtime_config(store.clone())
         .clock(Arc::new(clock))
         .seed(4)
         .build()?;
+    store.attach(&o)?;
     let ask = || {
         o.recommend_parameters(
             "code",
@@ -341,4 +342,16 @@ fn provider_weights_reorder_the_router_on_its_next_call() -> TestResult {
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     Ok(())
+}
+
+proptest::proptest! {
+    /// A configuration file of arbitrary content: an error or a value,
+    /// never a panic.
+    #[test]
+    fn arbitrary_runtime_config_files_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("runtime.json");
+        std::fs::write(&path, &bytes)?;
+        let _ = RuntimeConfigStore::open(&path);
+    }
 }

@@ -1,20 +1,90 @@
 //! [`RuntimeConfig`]: the settings an operator (or an optimization job)
 //! changes while the system runs, kept by a [`RuntimeConfigStore`] that
 //! validates every update, tells listeners, and persists it as JSON with
-//! debounced, atomic writes.
+//! debounced, atomic writes. [`RuntimeConfigStore::attach`] keeps an
+//! optimizer's task settings ([`TaskSettings`]) on it, and
+//! [`RuntimeConfigStore::drive_router`] (feature `router`) a router's
+//! provider weights.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tuneloop::{Optimizer, TaskTypeConfig};
+//! use tuneloop::core::ArmSet;
+//! use tuneloop_config::{RuntimeConfig, RuntimeConfigStore};
+//!
+//! let arms = ArmSet::grid().models(["m"]).temperatures([0.0, 0.7]).build()?;
+//! let optimizer = Optimizer::builder().task_type("code", TaskTypeConfig::new(arms)).build()?;
+//! let store = Arc::new(RuntimeConfigStore::in_memory(RuntimeConfig::default())?);
+//! store.attach(&optimizer)?;
+//! store.update(|c| c.exploration_rate = 0.1)?;
+//! assert_eq!(optimizer.task_settings("code")?.exploration_rate, 0.1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tuneloop_core::ParameterSet;
+use tuneloop::core::ParameterSet;
+use tuneloop::{Optimizer, TaskSettings};
 
-use crate::error::{Error, Result};
+/// What can go wrong with the runtime configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is refused: `field` holds `value`, and `expected` says
+    /// what it may hold.
+    #[error("{field} = {value}: expected {expected}")]
+    InvalidSetting {
+        /// The setting, as a path (`task_types.code.exploration_rate`).
+        field: String,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        expected: &'static str,
+    },
+    /// A configuration file that cannot be read, written, or does not
+    /// validate.
+    #[error("runtime config {path}: {reason}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// [`RuntimeConfigStore::update`] was called from inside an update's
+    /// closure or a listener (it would wait for itself).
+    #[error("runtime config: update called from inside an update closure or a listener")]
+    ReentrantUpdate,
+    /// The optimizer refused the settings.
+    #[error(transparent)]
+    Optimizer(#[from] tuneloop::Error),
+    /// The writer thread could not be started.
+    #[error("cannot start the runtime config writer: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+impl Error {
+    fn invalid(
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        expected: &'static str,
+    ) -> Self {
+        Error::InvalidSetting {
+            field: field.into(),
+            value: value.to_string(),
+            expected,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Version of the runtime configuration format.
 pub const RUNTIME_CONFIG_SCHEMA_VERSION: u32 = 1;
@@ -215,77 +285,6 @@ impl RuntimeConfig {
     }
 }
 
-/// The runtime settings of one task type ([`RuntimeConfig::for_task`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TaskSettings {
-    /// The incumbent's exploration floor.
-    pub exploration_rate: f64,
-    /// Whether the learner learns.
-    pub learning: bool,
-    /// Whether the rollout is held.
-    pub rollout_hold: bool,
-}
-
-/// What an optimizer reads of the runtime configuration on every decision,
-/// kept in atomics by a listener so that the hot path takes no lock.
-#[derive(Debug)]
-pub(crate) struct LiveTask {
-    exploration_bits: AtomicU64,
-    learning: AtomicBool,
-    hold: AtomicBool,
-    /// The rollout is held by the configuration (not by a breach or a person).
-    held_by_config: AtomicBool,
-}
-
-impl LiveTask {
-    pub(crate) fn new(s: TaskSettings) -> Self {
-        let t = LiveTask {
-            exploration_bits: AtomicU64::new(0),
-            learning: AtomicBool::new(true),
-            hold: AtomicBool::new(false),
-            held_by_config: AtomicBool::new(false),
-        };
-        t.set(s);
-        t
-    }
-
-    pub(crate) fn set(&self, s: TaskSettings) {
-        self.exploration_bits
-            .store(s.exploration_rate.to_bits(), Ordering::Relaxed);
-        self.learning.store(s.learning, Ordering::Relaxed);
-        self.hold.store(s.rollout_hold, Ordering::Relaxed);
-    }
-
-    pub(crate) fn exploration_rate(&self) -> f64 {
-        f64::from_bits(self.exploration_bits.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn learning(&self) -> bool {
-        self.learning.load(Ordering::Relaxed)
-    }
-
-    /// Holds `rollout` if the configuration says so, before an observation
-    /// can promote it, and resumes it when the configuration lets go, if it
-    /// was the configuration that held it (not a breach or a person).
-    pub(crate) fn apply_hold(
-        &self,
-        rollout: &mut tuneloop_rollout::RolloutManager,
-        now: DateTime<Utc>,
-    ) -> Option<tuneloop_rollout::RolloutEvent> {
-        if self.hold.load(Ordering::Relaxed) {
-            if rollout.is_held() {
-                return None;
-            }
-            self.held_by_config.store(true, Ordering::Relaxed);
-            Some(rollout.hold("runtime config: rollout_hold", now))
-        } else if self.held_by_config.swap(false, Ordering::Relaxed) && rollout.is_held() {
-            Some(rollout.resume(now))
-        } else {
-            None
-        }
-    }
-}
-
 /// A change listener.
 pub type ConfigListener = Box<dyn Fn(&RuntimeConfig) + Send + Sync>;
 
@@ -354,7 +353,7 @@ impl Shared {
         };
         let result = serde_json::to_vec_pretty(config)
             .map_err(std::io::Error::other)
-            .and_then(|json| tuneloop_core::fs::write_atomic(path, &json));
+            .and_then(|json| tuneloop::core::fs::write_atomic(path, &json));
         match result {
             Ok(()) => {
                 self.writes.fetch_add(1, Ordering::Relaxed);
@@ -473,10 +472,7 @@ impl RuntimeConfigStore {
                     }
                 }
             })
-            .map_err(|source| Error::Spawn {
-                thread: "runtime config writer",
-                source,
-            })?;
+            .map_err(Error::Spawn)?;
         Ok(RuntimeConfigStore {
             shared,
             writer: Some(writer),
@@ -550,6 +546,26 @@ impl RuntimeConfigStore {
                 let _ = r.set_weights(Some(to_weights(&c.provider_weights)));
             }
         }));
+    }
+
+    /// Keeps `optimizer`'s task settings on this configuration: applies
+    /// the current one now ([`RuntimeConfig::for_task`] for each task
+    /// type) and every future one as it takes effect. Holds the optimizer
+    /// weakly: it is not kept alive by the store.
+    ///
+    /// # Errors
+    /// [`Error::Optimizer`] if the optimizer refuses the current settings.
+    pub fn attach(&self, optimizer: &Optimizer) -> Result<()> {
+        let current = self.get();
+        optimizer.apply_settings(|name| current.for_task(name))?;
+        let weak = optimizer.downgrade();
+        self.subscribe(Box::new(move |c| {
+            if let Some(o) = weak.upgrade() {
+                // The configuration validated the same ranges.
+                let _ = o.apply_settings(|name| c.for_task(name));
+            }
+        }));
+        Ok(())
     }
 
     /// Calls `listener` with every future configuration.
