@@ -36,7 +36,7 @@ use tuneloop::bandit::{LinUcbParams, PolicyConfig};
 use tuneloop::core::{Features, RiskTier};
 use tuneloop::gates::BudgetConfig;
 use tuneloop::rollout::RolloutConfig;
-use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
+use tuneloop::{Featurized, Optimizer, RecommendOptions, TaskTypeConfig};
 use tuneloop_eval::scenario::{TASKS, World};
 use tuneloop_fleet::{Fleet, FleetConfig, PgDecisionLog, PgLogConfig, Store};
 
@@ -180,24 +180,25 @@ fn member(args: &Args, m: usize) -> AnyResult<()> {
         let s: f64 = 2.0 * rng.random::<f64>() - 1.0;
         let prompt = (200.0 * 20f64.powf((s + 1.0) / 2.0)) as u64;
         let x = Features::new(vec![1.0, s])?;
-        let rec = match optimizer.recommend_with_context(
-            task.name,
-            x,
-            RiskTier::Low,
-            prompt,
-            &RecommendOptions::default(),
-        ) {
-            Ok(r) => r,
-            Err(_) => {
-                // Over the fleet's budget: the call is not made (the
-                // request still took its time to arrive).
-                refused += 1;
-                if args.call_us > 0 {
-                    std::thread::sleep(Duration::from_micros(args.call_us));
-                }
-                continue;
-            }
+        let context = Featurized {
+            features: x,
+            risk_tier: RiskTier::Low,
+            prompt_tokens: prompt,
         };
+        let rec =
+            match optimizer.recommend_parameters(task.name, &context, &RecommendOptions::default())
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    // Over the fleet's budget: the call is not made (the
+                    // request still took its time to arrive).
+                    refused += 1;
+                    if args.call_us > 0 {
+                        std::thread::sleep(Duration::from_micros(args.call_us));
+                    }
+                    continue;
+                }
+            };
         served += 1;
         if served == 1 {
             // The parent finds this process's decisions by the id's prefix.

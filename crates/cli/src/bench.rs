@@ -134,7 +134,7 @@ pub(crate) fn run(
                 "resident_kib_after_10pct_and_100pct": rss,
             }),
         );
-        // The same through a decision handle: `recommend_for` and
+        // The same through a decision handle: `recommend` and
         // `Decision::record`.
         let (rec, record, _, _) = optimizer_paths(
             dims,
@@ -334,7 +334,7 @@ fn optimizer_paths(
             let context = BenchContext(&xs[i % xs.len()]);
             let t = Instant::now();
             let decision = opt
-                .recommend_for("bench", &context, &RecommendOptions::default())
+                .recommend("bench", &context, &RecommendOptions::default())
                 .map_err(|e| CliError::Other(e.into()))?;
             let a = t.elapsed().as_nanos() as u64;
             let t = Instant::now();
@@ -343,16 +343,10 @@ fn optimizer_paths(
                 .map_err(|e| CliError::Other(e.into()))?;
             (a, t.elapsed().as_nanos() as u64)
         } else {
-            let x = xs[i % xs.len()].clone();
+            let context = BenchContext(&xs[i % xs.len()]);
             let t = Instant::now();
             let rec = opt
-                .recommend_with_context(
-                    "bench",
-                    x,
-                    RiskTier::Medium,
-                    500,
-                    &RecommendOptions::default(),
-                )
+                .recommend_parameters("bench", &context, &RecommendOptions::default())
                 .map_err(|e| CliError::Other(e.into()))?;
             let a = t.elapsed().as_nanos() as u64;
             let t = Instant::now();
@@ -556,7 +550,7 @@ impl AdminLoad {
 struct BenchContext<'a>(&'a Features);
 
 impl tuneloop::Context for BenchContext<'_> {
-    fn features(&self) -> tuneloop_core::Result<Features> {
+    fn features(&self, _: &dyn tuneloop_core::Featurizer) -> tuneloop_core::Result<Features> {
         Ok(self.0.clone())
     }
     fn risk_tier(&self) -> tuneloop_core::RiskTier {

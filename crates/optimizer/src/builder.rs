@@ -81,7 +81,7 @@ impl OptimizerBuilder {
     /// A gate of one's own for every task type, applied after the built-in
     /// ones and before each task type's own
     /// ([`TaskTypeConfig::gate`]); see
-    /// [`Optimizer::recommend_with_context`] for the whole order.
+    /// [`Optimizer::recommend_parameters`] for the whole order.
     #[must_use]
     pub fn gate(mut self, gate: impl Gate + 'static) -> Self {
         self.gates.push(Arc::new(gate));
@@ -94,7 +94,7 @@ impl OptimizerBuilder {
         self
     }
     /// Learn from a [`Context`](crate::Context) type of the caller's own,
-    /// of `dim` values, with [`Optimizer::recommend_for`], instead of
+    /// of `dim` values, with [`Optimizer::recommend`], instead of
     /// [`TaskFeatures`](tuneloop_core::TaskFeatures) (which this optimizer
     /// then refuses).
     #[must_use]

@@ -8,13 +8,14 @@ use serde::Serialize;
 use tuneloop_bandit::Fixed;
 use tuneloop_core::hash::StableHasher;
 use tuneloop_core::{
-    ActionDistribution, ArmId, Cohort, DecisionId, Features, ParameterSet, Phase, Policy, RiskTier,
-    Selection, SelectionKey, TaskFeatures,
+    ActionDistribution, ArmId, Cohort, DecisionId, Features, ParameterSet, Phase, Policy,
+    Selection, SelectionKey,
 };
 use tuneloop_counterfactual::LoggedDecision;
 use tuneloop_counterfactual::log::LOG_SCHEMA_VERSION;
 use tuneloop_gates::{Constraints, Eligibility, Exclusion, Gate, GateContext};
 
+use crate::context::Context;
 use crate::counters::add;
 use crate::error::Result;
 use crate::optimizer::{Optimizer, lock};
@@ -30,11 +31,6 @@ pub struct RecommendOptions<'a> {
     /// Extra hard rules for this request only.
     pub constraints: Option<&'a Constraints>,
 }
-
-/// The former name of [`RecommendOptions`] (it clashed with the HTTP
-/// clients' `Request`).
-#[deprecated(since = "0.1.0", note = "renamed to `RecommendOptions`")]
-pub type Request<'a> = RecommendOptions<'a>;
 
 /// What to call the model with, and what to report back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,65 +83,45 @@ struct Choice {
 const SWEEP_EVERY: u64 = 4096;
 
 impl Optimizer {
-    /// Parameters for the next call of `task_type` on a task described by
-    /// `features`.
-    ///
-    /// # Errors
-    /// [`Error::UnknownTaskType`](crate::Error::UnknownTaskType); gate
-    /// errors (nothing eligible); featurizer errors.
-    pub fn recommend_parameters(
-        &self,
-        task_type: &str,
-        features: &TaskFeatures,
-        options: &RecommendOptions<'_>,
-    ) -> Result<Recommendation> {
-        let x = self.inner.featurizer.featurize(features)?;
-        self.recommend_with_context(
-            task_type,
-            x,
-            features.risk_tier,
-            features.prompt_tokens,
-            options,
-        )
-    }
-
-    /// As [`recommend_parameters`](Self::recommend_parameters), for a
-    /// context the caller featurized (of the featurizer's dimension).
+    /// Parameters for the next call of `task_type` on `context` (the
+    /// built-in [`TaskFeatures`], or any [`Context`]), for an outcome
+    /// recorded later by id ([`record_outcome`](Self::record_outcome)):
+    /// [`recommend`](Self::recommend) without the handle.
     ///
     /// The gates apply in this order: the task type's constraints, its
     /// trust region, the quality floor, the optimizer's own gates
     /// ([`OptimizerBuilder::gate`](crate::OptimizerBuilder::gate)), the
     /// task type's own ([`TaskTypeConfig::gate`](crate::TaskTypeConfig::gate)),
-    /// the request's constraints, then the budget. The budget is held from its gate to the reservation of the
-    /// chosen arm, so an arm it lets through always fits.
+    /// the request's constraints, then the budget. The budget is held from
+    /// its gate to the reservation of the chosen arm, so an arm it lets
+    /// through always fits.
     ///
     /// # Errors
-    /// As [`recommend_parameters`](Self::recommend_parameters), and
-    /// [`Error::Core`](crate::Error::Core) for a context of the wrong
-    /// dimension.
-    pub fn recommend_with_context(
+    /// [`Error::UnknownTaskType`](crate::Error::UnknownTaskType); gate
+    /// errors (nothing eligible); the context's or the featurizer's
+    /// errors, and a context of the wrong dimension
+    /// ([`Error::Core`](crate::Error::Core)).
+    pub fn recommend_parameters(
         &self,
         task_type: &str,
-        x: Features,
-        risk_tier: RiskTier,
-        prompt_tokens: u64,
+        context: &(impl Context + ?Sized),
         options: &RecommendOptions<'_>,
     ) -> Result<Recommendation> {
-        self.decide(task_type, x, risk_tier, prompt_tokens, options, None)
+        self.decide(task_type, context, options, None)
     }
 
     /// The decision, as one of `episode` when given.
     pub(crate) fn decide(
         &self,
         task_type: &str,
-        x: Features,
-        risk_tier: RiskTier,
-        prompt_tokens: u64,
+        context: &(impl Context + ?Sized),
         options: &RecommendOptions<'_>,
         episode: Option<DecisionId>,
     ) -> Result<Recommendation> {
-        let _span = tracing::debug_span!("recommend_parameters", task_type).entered();
+        let _span = tracing::debug_span!("recommend", task_type).entered();
         let inner = &*self.inner;
+        let x = context.features(&*inner.featurizer)?;
+        let (risk_tier, prompt_tokens) = (context.risk_tier(), context.prompt_tokens());
         let (name, task) = self.task(task_type)?;
         x.expect_dim(inner.featurizer.dim())?;
         let now = inner.clock.now();

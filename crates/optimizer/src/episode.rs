@@ -1,7 +1,7 @@
 //! [`Episode`]: an agent task of several LLM calls with one outcome at the
 //! end (plan, act, check), credited to each of its decisions.
 
-use tuneloop_core::{DecisionId, TaskFeatures, TaskOutcome};
+use tuneloop_core::{DecisionId, TaskOutcome};
 use tuneloop_rollout::RolloutEvent;
 
 use crate::context::Context;
@@ -91,68 +91,25 @@ impl Episode {
         &self.decisions
     }
 
-    /// The episode's next decision (see [`Optimizer::recommend_parameters`]).
+    /// The episode's next decision, on any [`Context`] (see
+    /// [`Optimizer::recommend_parameters`]): recorded with the episode's
+    /// outcome by [`finish`](Self::finish).
     ///
     /// # Errors
     /// As [`Optimizer::recommend_parameters`].
     pub fn recommend(
         &mut self,
         task_type: &str,
-        features: &TaskFeatures,
-        options: &RecommendOptions<'_>,
-    ) -> Result<Recommendation> {
-        let inner = &self.optimizer.inner;
-        let x = inner.featurizer.featurize(features)?;
-        self.decide(
-            task_type,
-            x,
-            features.risk_tier,
-            features.prompt_tokens,
-            options,
-        )
-    }
-
-    /// As [`recommend`](Self::recommend), for a [`Context`] of the caller's
-    /// own type.
-    ///
-    /// # Errors
-    /// As [`Optimizer::recommend_for`].
-    pub fn recommend_for(
-        &mut self,
-        task_type: &str,
-        context: &impl Context,
-        options: &RecommendOptions<'_>,
-    ) -> Result<Recommendation> {
-        let x = context.features()?;
-        self.decide(
-            task_type,
-            x,
-            context.risk_tier(),
-            context.prompt_tokens(),
-            options,
-        )
-    }
-
-    fn decide(
-        &mut self,
-        task_type: &str,
-        x: tuneloop_core::Features,
-        risk_tier: tuneloop_core::RiskTier,
-        prompt_tokens: u64,
+        context: &(impl Context + ?Sized),
         options: &RecommendOptions<'_>,
     ) -> Result<Recommendation> {
         let options = RecommendOptions {
             key: Some(options.key.unwrap_or(&self.key)),
             ..*options
         };
-        let rec = self.optimizer.decide(
-            task_type,
-            x,
-            risk_tier,
-            prompt_tokens,
-            &options,
-            Some(self.id),
-        )?;
+        let rec = self
+            .optimizer
+            .decide(task_type, context, &options, Some(self.id))?;
         self.decisions.push(rec.decision_id);
         Ok(rec)
     }

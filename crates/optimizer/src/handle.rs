@@ -1,8 +1,9 @@
 //! [`Decision`]: a recommendation in hand, recorded or abandoned exactly
 //! once.
 
-use tuneloop_core::{DecisionId, ParameterSet, TaskFeatures, TaskOutcome};
+use tuneloop_core::{DecisionId, ParameterSet, TaskOutcome};
 
+use crate::context::Context;
 use crate::decide::{RecommendOptions, Recommendation};
 use crate::error::Result;
 use crate::optimizer::Optimizer;
@@ -105,18 +106,22 @@ impl Drop for Decision {
 }
 
 impl Optimizer {
-    /// As [`recommend_parameters`](Self::recommend_parameters), returning a
-    /// [`Decision`] that records its outcome (or its absence) itself.
+    /// Parameters for the next call of `task_type` on `context` (the
+    /// built-in [`TaskFeatures`](tuneloop_core::TaskFeatures), or any
+    /// [`Context`]), as a [`Decision`] that records its outcome (or its
+    /// absence) itself. [`recommend_parameters`](Self::recommend_parameters)
+    /// is the same decision without the handle, for an outcome recorded
+    /// later by id.
     ///
     /// # Errors
     /// As [`recommend_parameters`](Self::recommend_parameters).
     pub fn recommend(
         &self,
         task_type: &str,
-        features: &TaskFeatures,
+        context: &(impl Context + ?Sized),
         options: &RecommendOptions<'_>,
     ) -> Result<Decision> {
-        let recommendation = self.recommend_parameters(task_type, features, options)?;
+        let recommendation = self.recommend_parameters(task_type, context, options)?;
         Ok(self.hand(recommendation))
     }
 

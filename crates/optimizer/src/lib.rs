@@ -66,10 +66,8 @@ mod task;
 mod writer;
 
 pub use builder::OptimizerBuilder;
-pub use context::Context;
+pub use context::{Context, Featurized};
 pub use counters::Counters;
-#[allow(deprecated)]
-pub use decide::Request;
 pub use decide::{RecommendOptions, Recommendation};
 pub use episode::{EPISODE_DROPPED, Episode, EpisodeRecorded};
 pub use error::{Error, Result};

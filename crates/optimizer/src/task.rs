@@ -66,7 +66,7 @@ impl TaskTypeConfig {
     /// A gate of one's own for this task type, applied after the built-in
     /// ones and the optimizer's own gates
     /// ([`OptimizerBuilder::gate`](crate::OptimizerBuilder::gate)); see
-    /// [`Optimizer::recommend_with_context`](crate::Optimizer::recommend_with_context)
+    /// [`Optimizer::recommend_parameters`](crate::Optimizer::recommend_parameters)
     /// for the whole order. A hard gate (`is_hard`) is never crossed; a
     /// soft one yields to the incumbent when nothing else is eligible.
     #[must_use]

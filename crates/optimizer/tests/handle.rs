@@ -366,7 +366,10 @@ struct Ticket {
 }
 
 impl tuneloop::Context for Ticket {
-    fn features(&self) -> Result<tuneloop::core::Features, tuneloop::core::Error> {
+    fn features(
+        &self,
+        _: &dyn tuneloop::core::Featurizer,
+    ) -> Result<tuneloop::core::Features, tuneloop::core::Error> {
         tuneloop::core::Features::new(vec![1.0, f64::from(u8::from(self.urgent))])
     }
 }
@@ -386,7 +389,7 @@ fn an_optimizer_learns_from_a_context_type_of_the_callers_own() -> TestResult {
     // from the context.
     for i in 0..600 {
         let ticket = Ticket { urgent: i % 2 == 0 };
-        let d = o.recommend_for("triage", &ticket, &RecommendOptions::default())?;
+        let d = o.recommend("triage", &ticket, &RecommendOptions::default())?;
         let cold = d.params().temperature() == 0.0;
         let q = if cold == ticket.urgent { 0.9 } else { 0.1 };
         d.record(&TaskOutcome::success(q, 100.0))?;
@@ -394,7 +397,7 @@ fn an_optimizer_learns_from_a_context_type_of_the_callers_own() -> TestResult {
     let mut right = 0;
     for i in 0..200 {
         let ticket = Ticket { urgent: i % 2 == 0 };
-        let d = o.recommend_for("triage", &ticket, &RecommendOptions::default())?;
+        let d = o.recommend("triage", &ticket, &RecommendOptions::default())?;
         right += usize::from((d.params().temperature() == 0.0) == ticket.urgent);
         d.abandon("evaluation")?;
     }
@@ -409,7 +412,7 @@ fn an_optimizer_learns_from_a_context_type_of_the_callers_own() -> TestResult {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(err.contains("recommend_for"), "{err}");
+    assert!(err.contains("Context"), "{err}");
     Ok(())
 }
 
@@ -417,7 +420,10 @@ fn an_optimizer_learns_from_a_context_type_of_the_callers_own() -> TestResult {
 struct Step(u8);
 
 impl tuneloop::Context for Step {
-    fn features(&self) -> Result<tuneloop::core::Features, tuneloop::core::Error> {
+    fn features(
+        &self,
+        _: &dyn tuneloop::core::Featurizer,
+    ) -> Result<tuneloop::core::Features, tuneloop::core::Error> {
         tuneloop::core::Features::new(vec![1.0, f64::from(self.0)])
     }
 }
@@ -500,14 +506,14 @@ fn episodes_credit_every_decision_and_are_evaluated_whole() -> TestResult {
     const N: usize = 20_000;
     for _ in 0..N {
         let mut episode = o.episode();
-        let first = episode.recommend_for("step", &Step(0), &RecommendOptions::default())?;
-        let second = episode.recommend_for("step", &Step(1), &RecommendOptions::default())?;
+        let first = episode.recommend("step", &Step(0), &RecommendOptions::default())?;
+        let second = episode.recommend("step", &Step(1), &RecommendOptions::default())?;
         let done = episode.finish(&TaskOutcome::success(pay(first.arm, second.arm), 100.0))?;
         assert_eq!(done.decisions, 2);
     }
     // A dropped episode abandons its decisions.
     let mut dropped = o.episode();
-    dropped.recommend_for("step", &Step(0), &RecommendOptions::default())?;
+    dropped.recommend("step", &Step(0), &RecommendOptions::default())?;
     drop(dropped);
     assert_eq!(o.pending(), 0);
     let k = o.counters();

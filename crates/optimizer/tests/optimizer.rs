@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use tuneloop::core::{
-    ArmSet, Features, ManualClock, ParameterSet, RiskTier, TaskFeatures, TaskOutcome,
-};
+use tuneloop::core::{ArmSet, Features, ManualClock, ParameterSet, TaskFeatures, TaskOutcome};
 use tuneloop::counterfactual::MemoryLog;
 use tuneloop::gates::{BudgetConfig, Constraints, Parameter, Rule};
 use tuneloop::rollout::{Phase, RolloutConfig};
@@ -158,14 +156,8 @@ fn bad_calls_are_typed_errors_and_change_nothing() -> TestResult {
     ));
     let wrong_dim = Features::new(vec![1.0, 2.0])?;
     assert!(
-        opt.recommend_with_context(
-            "code",
-            wrong_dim,
-            RiskTier::Low,
-            0,
-            &RecommendOptions::default()
-        )
-        .is_err()
+        opt.recommend_parameters("code", &wrong_dim, &RecommendOptions::default())
+            .is_err()
     );
     Ok(())
 }
