@@ -58,30 +58,10 @@ impl From<tuneloop_core::Error> for CliError {
 
 impl From<tuneloop_counterfactual::Error> for CliError {
     fn from(e: tuneloop_counterfactual::Error) -> Self {
-        use tuneloop_counterfactual::Error as E;
-        match e {
-            E::InvalidLine { .. }
-            | E::InvalidRound { .. }
-            | E::Empty
-            | E::EmptyFile { .. }
-            | E::NeedsRewardModel { .. }
-            | E::InvalidSetting { .. } => CliError::BadInput(e.to_string()),
-            // A file that is missing, a directory, not gzip where its name
-            // says so, or cut short: the input is bad, not the machine.
-            E::Io { ref source, .. }
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::NotFound
-                        | std::io::ErrorKind::IsADirectory
-                        | std::io::ErrorKind::InvalidData
-                        | std::io::ErrorKind::InvalidInput
-                        | std::io::ErrorKind::UnexpectedEof
-                        | std::io::ErrorKind::Unsupported
-                ) =>
-            {
-                CliError::BadInput(e.to_string())
-            }
-            other => CliError::Other(other.into()),
+        if e.is_bad_input() {
+            CliError::BadInput(e.to_string())
+        } else {
+            CliError::Other(e.into())
         }
     }
 }

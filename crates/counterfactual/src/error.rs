@@ -63,6 +63,33 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the input is at fault rather than the machine: a bad line
+    /// or round, an empty input, a setting out of range, or a file that
+    /// is missing, a directory, not what its name says (gzip) or cut
+    /// short. A command-line tool exits 2 for these, 1 for the rest.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::InvalidLine { .. }
+            | Error::InvalidRound { .. }
+            | Error::Empty
+            | Error::EmptyFile { .. }
+            | Error::NeedsRewardModel { .. }
+            | Error::InvalidSetting { .. } => true,
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::InvalidInput
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::Unsupported
+            ),
+            Error::Core(_) => false,
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

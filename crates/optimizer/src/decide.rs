@@ -84,7 +84,7 @@ const SWEEP_EVERY: u64 = 4096;
 
 impl Optimizer {
     /// Parameters for the next call of `task_type` on `context` (the
-    /// built-in [`TaskFeatures`], or any [`Context`]), for an outcome
+    /// built-in [`TaskFeatures`](tuneloop_core::TaskFeatures), or any [`Context`]), for an outcome
     /// recorded later by id ([`record_outcome`](Self::record_outcome)):
     /// [`recommend`](Self::recommend) without the handle.
     ///

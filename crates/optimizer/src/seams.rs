@@ -72,7 +72,7 @@ impl Optimizer {
     /// passed on to the process that decided.
     ///
     /// # Errors
-    /// [`Error::Core`] naming the invalid field.
+    /// [`Error::Core`](crate::Error::Core) naming the invalid field.
     pub fn check_outcome(&self, outcome: &TaskOutcome) -> Result<f64> {
         Ok(self.inner.reward.reward(outcome)?)
     }
@@ -84,7 +84,7 @@ impl Optimizer {
     /// type wait for it.
     ///
     /// # Errors
-    /// [`Error::UnknownTaskType`].
+    /// [`Error::UnknownTaskType`](crate::Error::UnknownTaskType).
     pub fn with_rollout<T>(
         &self,
         task_type: &str,
@@ -114,7 +114,7 @@ impl Optimizer {
     /// [`begin_learning_sync`](Self::begin_learning_sync).
     ///
     /// # Errors
-    /// [`Error::UnknownTaskType`]; [`Error::Rollout`] when the record does
+    /// [`Error::UnknownTaskType`](crate::Error::UnknownTaskType); [`Error::Rollout`](crate::Error::Rollout) when the record does
     /// not fit the rollout.
     pub fn observe_for_rollout(&self, record: &LoggedDecision) -> Result<bool> {
         let (_, task) = self.task(&record.task_type)?;

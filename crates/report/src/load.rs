@@ -123,20 +123,7 @@ pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> Result<Data> {
 /// The log reader's refusals are bad input; a file that cannot be read
 /// for another reason is the machine's.
 fn from_log(e: tuneloop_counterfactual::Error) -> Error {
-    use tuneloop_counterfactual::Error as E;
-    let bad_input = match &e {
-        E::Io { source, .. } => matches!(
-            source.kind(),
-            std::io::ErrorKind::NotFound
-                | std::io::ErrorKind::IsADirectory
-                | std::io::ErrorKind::InvalidData
-                | std::io::ErrorKind::InvalidInput
-                | std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::Unsupported
-        ),
-        _ => true,
-    };
-    if bad_input {
+    if e.is_bad_input() {
         Error::BadInput(e.to_string())
     } else {
         Error::Io(e.to_string())
