@@ -357,25 +357,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let online_wall = started.elapsed();
-    let snapshot = optimizer.snapshot()?;
+    // The learned choice per task type: the learner's most likely arm.
+    let mut learned = BTreeMap::new();
+    for t in TASK_TYPES {
+        learned.insert(t, optimizer.learned(t, &TaskFeatures::default())?.choice);
+    }
     let counters = optimizer.counters();
     optimizer.shutdown().await;
     drop(optimizer);
-
-    // The learned choice per task type: the frozen learner's most likely arm.
-    let featurizer = DefaultFeaturizer::default();
-    let context = featurizer.featurize(&TaskFeatures::default())?;
-    let mut learned = BTreeMap::new();
-    for t in TASK_TYPES {
-        let policy = tuneloop::bandit::restore(&snapshot.task_types[t].learner)?;
-        let d = policy.distribution(&context, &arms.all_indices())?;
-        let best = d
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(arm, _)| arm)
-            .ok_or("empty distribution")?;
-        learned.insert(t, best);
-    }
 
     // 2. Ground truth: every arm on held-out tasks (a stream of their own).
     let mut held = Rng(args.seed ^ 0x005e_ed0f_4e1d);
@@ -462,7 +451,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. Off-policy, per task type, on the online log.
     let records = read_log(&args.log)?.records;
-    let dim = featurizer.dim();
+    let dim = DefaultFeaturizer::default().dim();
     let evaluator = OfflineEvaluator {
         settings: EstimatorSettings {
             bootstrap: 2_000,

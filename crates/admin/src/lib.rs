@@ -11,6 +11,7 @@
 //! | `GET /runtime-config` | the runtime configuration, JSON |
 //! | `POST /runtime-config` | replaces it (fields left out take their defaults); 400 naming the bad field |
 //! | `GET /rollouts` | every task type's rollout status |
+//! | `GET /learned` | per task type, what its learner learned ([`Optimizer::learned`] for the default task description): each arm's outcomes, mean reward and interval, choice probability, and the arm it would choose |
 //! | `POST /rollouts/{task}/{approve,hold,resume,rollback}` | body `{"reason": "..."}` or `{"approver": "..."}`, optional |
 //!
 //! The endpoint listens on 127.0.0.1 by default. With a token, every route
@@ -227,6 +228,7 @@ pub async fn serve(optimizer: Optimizer, config: AdminConfig) -> Result<AdminSer
         .route("/metrics", get(metrics))
         .route("/runtime-config", get(get_config).post(post_config))
         .route("/rollouts", get(rollouts))
+        .route("/learned", get(learned))
         .route("/rollouts/{task}/{action}", post(rollout_action))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth));
     let app = Router::new()
@@ -648,6 +650,28 @@ async fn rollouts(State(s): State<Shared>) -> Response {
                 out.insert(t.to_owned(), json!(status));
             }
             Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+    Json(Value::Object(out)).into_response()
+}
+
+/// Per task type, what its learner learned ([`Optimizer::learned`]) for
+/// the default task description.
+async fn learned(State(s): State<Shared>) -> Response {
+    let mut out = serde_json::Map::new();
+    for t in s.optimizer.task_types() {
+        match s
+            .optimizer
+            .learned(t, &tuneloop::core::TaskFeatures::default())
+        {
+            Ok(l) => {
+                out.insert(t.to_owned(), json!(l));
+            }
+            // An optimizer learning from a context type of its own has no
+            // default context to ask about.
+            Err(e) => {
+                out.insert(t.to_owned(), json!({ "error": e.to_string() }));
+            }
         }
     }
     Json(Value::Object(out)).into_response()

@@ -241,6 +241,29 @@ async fn the_endpoint_exposes_metrics_changes_the_config_and_drives_rollouts() -
         .await?;
     assert_eq!(status["code"]["phase"], "shadow");
     assert_eq!(status["chat"], Value::Null);
+
+    // What it learned: "chat" learned from its 10 outcomes, "code" from none.
+    let learned: Value = http
+        .get(format!("{base}/learned"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let outcomes = |task: &str| -> u64 {
+        learned[task]["arms"]
+            .as_array()
+            .map(|arms| {
+                arms.iter()
+                    .filter_map(|a| a["tally"]["outcomes"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(u64::MAX)
+    };
+    assert_eq!(learned["chat"]["arms"].as_array().map(Vec::len), Some(4));
+    assert_eq!(outcomes("chat"), 10);
+    assert_eq!(outcomes("code"), 0);
+    assert!(learned["chat"]["choice"].as_u64().is_some_and(|c| c < 4));
     let act = |task: &str, action: &str| {
         http.post(format!("{base}/rollouts/{task}/{action}"))
             .bearer_auth(TOKEN)

@@ -2,8 +2,6 @@
 //! outcome of a recommendation, one of an outside decision, or none (the
 //! expiry sweep).
 
-use std::sync::PoisonError;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tuneloop_core::{ArmId, Cohort, DecisionId, Features, Phase, TaskFeatures, TaskOutcome};
@@ -67,10 +65,7 @@ impl Optimizer {
         // The runtime configuration may have turned learning off.
         if task.live.learning() {
             let context = Features::new(record.context.clone())?;
-            task.learner
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .update(&context, record.arm, reward)?;
+            task.learn(&context, record.arm, reward)?;
         }
         if let Some(b) = &inner.budget {
             // The reservation may have expired meanwhile; the spend is
@@ -244,10 +239,7 @@ impl Optimizer {
         let reward = inner.reward.reward(outcome)?;
         let x = inner.featurizer.featurize(features)?;
         if task.live.learning() {
-            task.learner
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .update(&x, arm_index, reward)?;
+            task.learn(&x, arm_index, reward)?;
         }
         let (decision_id, _, _) = inner.ids.next();
         let rec = Recommendation {

@@ -12,6 +12,7 @@ use tuneloop_gates::{Budget, BudgetSnapshot};
 use tuneloop_rollout::RolloutManager;
 
 use crate::error::{Error, Result};
+use crate::learned::ArmTally;
 use crate::optimizer::{Optimizer, lock};
 use crate::task::TaskState;
 
@@ -47,6 +48,11 @@ pub struct TaskSnapshot {
     pub learner: PolicySnapshot,
     /// The rollout, if any.
     pub rollout: Option<RolloutManager>,
+    /// Per arm, the rewards the learner learned from (what
+    /// [`Optimizer::learned`] reports; empty in snapshots written before
+    /// it was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tallies: Vec<ArmTally>,
 }
 
 impl OptimizerSnapshot {
@@ -97,6 +103,18 @@ impl OptimizerSnapshot {
                 });
             }
             state.learner = RwLock::new(learner);
+            if t.tallies.len() == state.arms.len() {
+                state.tallies = Mutex::new(t.tallies.clone());
+            } else if !t.tallies.is_empty() {
+                return Err(Error::Snapshot {
+                    path: "the snapshot".into(),
+                    reason: format!(
+                        "task type `{name}`: {} arm tallies for {} arms",
+                        t.tallies.len(),
+                        state.arms.len()
+                    ),
+                });
+            }
             if let (Some(r), Some(slot)) = (&t.rollout, state.rollout.as_mut()) {
                 // A snapshot is a file: its rollout settings are checked as
                 // the builder's are.
@@ -126,7 +144,15 @@ impl Optimizer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .snapshot()?;
             let rollout = t.rollout.as_ref().map(|r| lock(r).clone());
-            task_types.insert(name.to_string(), TaskSnapshot { learner, rollout });
+            let tallies = lock(&t.tallies).clone();
+            task_types.insert(
+                name.to_string(),
+                TaskSnapshot {
+                    learner,
+                    rollout,
+                    tallies,
+                },
+            );
         }
         Ok(OptimizerSnapshot {
             schema_version: SNAPSHOT_SCHEMA_VERSION,

@@ -1,15 +1,17 @@
 //! A task type: how it is configured ([`TaskTypeConfig`]) and what the
 //! optimizer keeps for it while it runs.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use tuneloop_bandit::{Fixed, LinUcbParams, PolicyConfig};
-use tuneloop_core::{ArmSet, Policy, SufficientStatistics};
+use tuneloop_core::{ArmSet, Features, Policy, SufficientStatistics};
 use tuneloop_gates::{Constraints, Gate, GateChain, QualityFloor, TrustRegion};
 use tuneloop_rollout::{RolloutConfig, RolloutManager};
 
 use crate::error::{Error, Result};
+use crate::learned::ArmTally;
+use crate::optimizer::lock;
 use crate::settings::{LiveTask, TaskSettings};
 
 /// How one task type is optimized.
@@ -114,6 +116,8 @@ pub(crate) struct TaskState {
     pub(crate) live: Arc<LiveTask>,
     /// What the learner exchanged with a fleet.
     pub(crate) fleet: FleetLearning,
+    /// Per arm, the rewards the learner learned from.
+    pub(crate) tallies: Mutex<Vec<ArmTally>>,
 }
 
 impl TaskState {
@@ -161,6 +165,7 @@ impl TaskState {
             .map(|r| RolloutManager::new(r, now))
             .transpose()?
             .map(Mutex::new);
+        let arms_len = arms.len();
         Ok(TaskState {
             arms,
             incumbent,
@@ -169,7 +174,23 @@ impl TaskState {
             gates,
             rollout,
             live: Arc::new(LiveTask::new(settings)),
+            tallies: Mutex::new(vec![ArmTally::default(); arms_len]),
             fleet: FleetLearning::default(),
         })
+    }
+}
+
+impl TaskState {
+    /// The learner learns `reward` for `arm` on `x`, and the arm's tally
+    /// counts it.
+    pub(crate) fn learn(&self, x: &Features, arm: usize, reward: f64) -> Result<()> {
+        self.learner
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(x, arm, reward)?;
+        if let Some(t) = lock(&self.tallies).get_mut(arm) {
+            t.add(reward);
+        }
+        Ok(())
     }
 }

@@ -677,3 +677,64 @@ fn flush_log_returns_when_every_earlier_record_is_in_the_sink() -> TestResult {
     assert_eq!(opt.counters().log_dropped, 0);
     Ok(())
 }
+
+/// What it learned, against the closed form: each arm's count, mean
+/// reward and normal 95% interval `mean ± 1.959964·s/√n` of the rewards
+/// recorded for it (reward = quality here), kept across a snapshot.
+#[test]
+fn what_it_learned_is_each_arms_tally_and_its_choice() -> TestResult {
+    use tuneloop::core::RewardFunction;
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0])
+        .build()?;
+    let ids: Vec<_> = arms.iter().map(|a| a.id).collect();
+    let build = |snapshot: Option<tuneloop::OptimizerSnapshot>| -> Result<Optimizer, Error> {
+        let mut b = Optimizer::builder()
+            .task_type("code", TaskTypeConfig::new(arms.clone()))
+            .reward(
+                RewardFunction::builder()
+                    .quality_weight(1.0)
+                    .latency_weight(0.0)
+                    .cost_weight(0.0)
+                    .build()?,
+            )
+            .seed(2);
+        if let Some(s) = snapshot {
+            b = b.restore(s);
+        }
+        b.build()
+    };
+    let opt = build(None)?;
+    let task = TaskFeatures::default();
+    for (arm, q) in [(0, 0.2), (0, 0.4), (0, 0.6), (1, 1.0), (1, 0.0), (2, 0.9)] {
+        opt.record_external("code", &task, ids[arm], 0.5, &TaskOutcome::success(q, 10.0))?;
+    }
+    let check = |opt: &Optimizer| -> TestResult {
+        let l = opt.learned("code", &task)?;
+        let tol = 1e-12;
+        let a0 = &l.arms[0];
+        assert_eq!(a0.tally.outcomes, 3);
+        assert!((a0.mean_reward.ok_or("mean")? - 0.4).abs() < tol);
+        let half = 1.959_963_984_540_054 * 0.2 / 3f64.sqrt();
+        let (lo, hi) = a0.interval_95.ok_or("interval")?;
+        assert!((lo - (0.4 - half)).abs() < tol && (hi - (0.4 + half)).abs() < tol);
+        // Arm 1: mean 0.5, s = √0.5, half-width 0.98: clamped to [0, 1].
+        assert_eq!(l.arms[1].interval_95, Some((0.0, 1.0)));
+        // Arm 2: one outcome, no interval.
+        assert_eq!(l.arms[2].tally.outcomes, 1);
+        assert_eq!(l.arms[2].interval_95, None);
+        let total: f64 = l.arms.iter().map(|a| a.probability).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+        let most = l
+            .arms
+            .iter()
+            .map(|a| a.probability)
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!((l.arms[l.choice].probability - most).abs() < 1e-12);
+        Ok(())
+    };
+    check(&opt)?;
+    check(&build(Some(opt.snapshot()?))?)?;
+    Ok(())
+}
