@@ -52,7 +52,7 @@ pub use estimators::{
 pub use evaluator::{Comparison, EpisodeEvaluation, Evaluation, OfflineEvaluator, replay};
 pub use log::{
     DecisionLog, JoinError, JsonlLog, LogReader, LoggedDecision, MemoryLog, PendingDecisions,
-    read_log,
+    RecordError, read_log,
 };
 pub use reward_model::{cross_fit_ridge, cross_fit_ridge_with_arm_features};
 

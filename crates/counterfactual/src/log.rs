@@ -442,23 +442,50 @@ impl LogReader {
             }
             // Without its line break, so that a record cut inside a string
             // ends early (an EOF error) rather than on a control character.
-            match serde_json::from_slice::<LoggedDecision>(self.buf.trim_ascii_end()) {
-                Ok(r) => {
-                    r.validate().map_err(|e| self.invalid(e.to_string()))?;
-                    return Ok(Some(r));
-                }
+            match LoggedDecision::from_json(self.buf.trim_ascii_end()) {
+                Ok(r) => return Ok(Some(r)),
                 // A record whose JSON ends early was torn by a crash or a
                 // full disk, wherever it stands; anything else is an error.
-                Err(_) if !complete || crate::input::is_torn(&self.buf) => {
+                Err(RecordError::Syntax(_)) if !complete || crate::input::is_torn(&self.buf) => {
                     let w = format!(
                         "{}: line {}: torn line (the record ends early) skipped",
                         self.name, self.line
                     );
                     self.warnings.push(w);
                 }
-                Err(e) => return Err(self.invalid(field_error(self.buf.trim_ascii_end(), e))),
+                Err(e) => return Err(self.invalid(e.to_string())),
             }
         }
+    }
+}
+
+/// Why a record was refused by [`LoggedDecision::from_json`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Not a record's JSON (the message names the field where it can).
+    #[error("{0}")]
+    Syntax(String),
+    /// A record whose values break its rules ([`LoggedDecision::validate`]).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LoggedDecision {
+    /// Reads one record from its JSON (a line of a log, a row of a
+    /// store) and checks it: the way every reader of the decision log
+    /// reads a record, so that what one refuses, all refuse, with the
+    /// same message.
+    ///
+    /// # Errors
+    /// [`RecordError`] saying what is wrong and where.
+    pub fn from_json(text: &[u8]) -> std::result::Result<Self, RecordError> {
+        let record: LoggedDecision =
+            serde_json::from_slice(text).map_err(|e| RecordError::Syntax(field_error(text, e)))?;
+        record
+            .validate()
+            .map_err(|e| RecordError::Invalid(e.to_string()))?;
+        Ok(record)
     }
 }
 
