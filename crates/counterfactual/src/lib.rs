@@ -40,6 +40,7 @@ mod evaluator;
 pub mod input;
 pub mod log;
 mod par;
+mod reader;
 mod reward_model;
 
 pub use data::{
@@ -50,10 +51,8 @@ pub use estimators::{
     Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, percentile_sorted,
 };
 pub use evaluator::{Comparison, EpisodeEvaluation, Evaluation, OfflineEvaluator, replay};
-pub use log::{
-    DecisionLog, JoinError, JsonlLog, LogReader, LoggedDecision, MemoryLog, PendingDecisions,
-    RecordError, read_log,
-};
+pub use log::{DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions};
+pub use reader::{LogContents, LogReader, RecordError, read_log};
 pub use reward_model::{cross_fit_ridge, cross_fit_ridge_with_arm_features};
 
 #[cfg(test)]
