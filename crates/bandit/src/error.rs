@@ -30,6 +30,19 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What kind of failure it is: a hyperparameter or a snapshot that
+    /// cannot be used is bad input; a core error says its own.
+    pub fn kind(&self) -> tuneloop_core::ErrorKind {
+        match self {
+            Error::Core(e) => e.kind(),
+            Error::InvalidParameter { .. } | Error::Snapshot { .. } => {
+                tuneloop_core::ErrorKind::BadInput
+            }
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -39,30 +39,36 @@ impl From<anyhow::Error> for CliError {
     }
 }
 
+impl CliError {
+    /// An error of a library, by its kind: bad input exits 2, the rest 1.
+    pub(crate) fn of_kind<E>(kind: tuneloop_core::ErrorKind, e: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match kind {
+            tuneloop_core::ErrorKind::BadInput => CliError::BadInput(e.to_string()),
+            _ => CliError::Other(e.into()),
+        }
+    }
+}
+
 impl From<tuneloop_bandit::Error> for CliError {
     /// A policy's hyperparameters, shape and snapshots come from the
     /// command line and its files: bad input (exit 2).
     fn from(e: tuneloop_bandit::Error) -> Self {
-        match e {
-            tuneloop_bandit::Error::Core(e) => e.into(),
-            other => CliError::bad(other.to_string()),
-        }
+        CliError::of_kind(e.kind(), e)
     }
 }
 
 impl From<tuneloop_core::Error> for CliError {
     fn from(e: tuneloop_core::Error) -> Self {
-        CliError::Other(e.into())
+        CliError::of_kind(e.kind(), e)
     }
 }
 
 impl From<tuneloop_counterfactual::Error> for CliError {
     fn from(e: tuneloop_counterfactual::Error) -> Self {
-        if e.is_bad_input() {
-            CliError::BadInput(e.to_string())
-        } else {
-            CliError::Other(e.into())
-        }
+        CliError::of_kind(e.kind(), e)
     }
 }
 

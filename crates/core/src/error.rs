@@ -134,6 +134,30 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of failure an error is, for a caller that branches on it (a
+/// command line's exit status, a server's response): each crate's error
+/// says its own with `kind()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input is at fault: a value, a setting or a file's content that a
+    /// caller or a file controls. A command line exits 2.
+    BadInput,
+    /// The machine or a service: a file that cannot be read or written, a
+    /// thread that cannot start, a server away.
+    Io,
+    /// Neither: a state the caller did not cause.
+    Internal,
+}
+
+impl Error {
+    /// What kind of failure it is: every error of the vocabulary is a value
+    /// outside its rules, so [`ErrorKind::BadInput`].
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::BadInput
+    }
+}
+
 /// A setting outside its range, as [`check_setting`] reports it. Each crate
 /// turns it into the `InvalidSetting` (or `InvalidParameter`) variant of its
 /// own error, with the same fields.

@@ -55,7 +55,7 @@ pub mod sufficient;
 pub use arms::{Arm, ArmGrid, ArmSet, MAX_ARMS};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cohort::{Cohort, Phase};
-pub use error::{Error, InvalidSetting, Result, check_setting};
+pub use error::{Error, ErrorKind, InvalidSetting, Result, check_setting};
 pub use features::{DefaultFeaturizer, Features, Featurizer, RiskTier, TaskFeatures};
 pub use id::{ArmId, ArmIdBuildHasher, ArmIdHasher, DecisionId, ParseArmIdError};
 pub use outcome::{

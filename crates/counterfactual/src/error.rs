@@ -1,5 +1,7 @@
 //! The error type of `tuneloop-counterfactual`.
 
+use tuneloop_core::ErrorKind;
+
 /// What went wrong reading logs or estimating a policy's value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,28 +66,29 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the input is at fault rather than the machine: a bad line
-    /// or round, an empty input, a setting out of range, or a file that
-    /// is missing, a directory, not what its name says (gzip) or cut
-    /// short. A command-line tool exits 2 for these, 1 for the rest.
-    pub fn is_bad_input(&self) -> bool {
+    /// What kind of failure it is: bad input for a bad line or round, an
+    /// empty input, a setting out of range, or a file that is missing, a
+    /// directory, not what its name says (gzip) or cut short; I/O for the
+    /// other failures to read or write; the core error's kind for a core
+    /// error.
+    pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidLine { .. }
             | Error::InvalidRound { .. }
             | Error::Empty
             | Error::EmptyFile { .. }
             | Error::NeedsRewardModel { .. }
-            | Error::InvalidSetting { .. } => true,
-            Error::Io { source, .. } => matches!(
-                source.kind(),
+            | Error::InvalidSetting { .. } => ErrorKind::BadInput,
+            Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound
-                    | std::io::ErrorKind::IsADirectory
-                    | std::io::ErrorKind::InvalidData
-                    | std::io::ErrorKind::InvalidInput
-                    | std::io::ErrorKind::UnexpectedEof
-                    | std::io::ErrorKind::Unsupported
-            ),
-            Error::Core(_) => false,
+                | std::io::ErrorKind::IsADirectory
+                | std::io::ErrorKind::InvalidData
+                | std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::Unsupported => ErrorKind::BadInput,
+                _ => ErrorKind::Io,
+            },
+            Error::Core(e) => e.kind(),
         }
     }
 }

@@ -58,5 +58,21 @@ impl Error {
     }
 }
 
+impl Error {
+    /// What kind of failure it is: a suite, a setting or a file's content
+    /// that cannot be used, or a file that is not there, is bad input; the
+    /// other I/O failures are I/O.
+    pub fn kind(&self) -> tuneloop_core::ErrorKind {
+        use tuneloop_core::ErrorKind;
+        match self {
+            Error::Suite { .. } | Error::Setting { .. } | Error::File { .. } => ErrorKind::BadInput,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::BadInput
+            }
+            _ => ErrorKind::Io,
+        }
+    }
+}
+
 /// The crate's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -123,10 +123,9 @@ pub(crate) fn load(path: &Path, progress: &dyn Fn(usize)) -> Result<Data> {
 /// The log reader's refusals are bad input; a file that cannot be read
 /// for another reason is the machine's.
 fn from_log(e: tuneloop_counterfactual::Error) -> Error {
-    if e.is_bad_input() {
-        Error::BadInput(e.to_string())
-    } else {
-        Error::Io(e.to_string())
+    match e.kind() {
+        tuneloop_core::ErrorKind::BadInput => Error::BadInput(e.to_string()),
+        _ => Error::Io(e.to_string()),
     }
 }
 

@@ -40,14 +40,7 @@ const SIM_HINTS: [&str; 2] = ["Think step by step before answering.", SIM_INSTRU
 
 impl From<tuneloop_eval::Error> for CliError {
     fn from(e: tuneloop_eval::Error) -> Self {
-        use tuneloop_eval::Error as E;
-        match e {
-            E::Suite { .. } | E::Setting { .. } | E::File { .. } => CliError::bad(e.to_string()),
-            E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                CliError::bad(e.to_string())
-            }
-            other => CliError::Other(anyhow::Error::new(other)),
-        }
+        CliError::of_kind(e.kind(), e)
     }
 }
 
