@@ -95,12 +95,13 @@ impl ChatClient {
 // ---------------------------------------------------------------------------
 
 /// Step 1: map the recommendation onto the client's own request type.
-fn to_request(rec: &Recommendation, prompts: &HashMap<&str, &str>, user: &str) -> ChatRequest {
+fn to_request(rec: &Recommendation, user: &str) -> ChatRequest {
     let p = &rec.params;
-    // The prompt variant (if arms carry one) picks the system prompt.
-    let system = p
-        .prompt_variant()
-        .and_then(|v| prompts.get(v).copied())
+    // The prompt of the arm's prompt variant (registered with the task
+    // type), or the usual one for arms without a variant.
+    let system = rec
+        .prompt
+        .as_deref()
         .unwrap_or("You are a helpful assistant.");
     ChatRequest {
         model: p.model().to_owned(),
@@ -166,7 +167,12 @@ async fn agent() -> Result<(), Box<dyn std::error::Error>> {
     let build =
         |snapshot: Option<OptimizerSnapshot>| -> Result<Optimizer, Box<dyn std::error::Error>> {
             let mut b = Optimizer::builder()
-                .task_type("code", TaskTypeConfig::new(code_arms.clone()))
+                .task_type(
+                    "code",
+                    TaskTypeConfig::new(code_arms.clone())
+                        .prompt("terse", "You write code. Reply with code only.")
+                        .prompt("explain", "You write code and explain it briefly."),
+                )
                 .task_type("prose", TaskTypeConfig::new(prose_arms.clone()))
                 .decision_log(Arc::new(JsonlLog::open(
                     dir.path().join("decisions.jsonl"),
@@ -180,10 +186,6 @@ async fn agent() -> Result<(), Box<dyn std::error::Error>> {
             Ok(b.build()?)
         };
     let optimizer = build(None)?;
-    let prompts: HashMap<&str, &str> = HashMap::from([
-        ("terse", "You write code. Reply with code only."),
-        ("explain", "You write code and explain it briefly."),
-    ]);
     let client = ChatClient {
         state: std::sync::Mutex::new(1),
     };
@@ -202,7 +204,7 @@ async fn agent() -> Result<(), Box<dyn std::error::Error>> {
         // recommend_parameters and record_outcome do no I/O: call them
         // straight from async code.
         let rec = optimizer.recommend_parameters(task, &features, &RecommendOptions::default())?;
-        let request = to_request(&rec, &prompts, user);
+        let request = to_request(&rec, user);
         let started = Instant::now();
         let result = client.chat(&request).await;
         let outcome = to_outcome(&result, started.elapsed(), 0.6e-6);

@@ -322,7 +322,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .reward(reward.clone())
         .seed(args.seed);
     for t in TASK_TYPES {
-        builder = builder.task_type(t, TaskTypeConfig::new(arms.clone()).incumbent(incumbent));
+        builder = builder.task_type(
+            t,
+            TaskTypeConfig::new(arms.clone())
+                .incumbent(incumbent)
+                .prompt("terse", TERSE),
+        );
     }
     let optimizer = builder.build()?;
 

@@ -9,7 +9,8 @@
 //!
 //! Neither adapter touches the prompt: a
 //! [`prompt_variant`](tuneloop_core::ParameterSet::prompt_variant) is the
-//! caller's to apply. Quality is the caller's too: score the answer, then
+//! caller's to apply (the facade's `Decision::prompt` gives the prompt the
+//! task type registered for it). Quality is the caller's too: score the answer, then
 //! pass the score to `outcome`.
 //!
 //! The adapters depend on `tuneloop-core` alone (the vocabulary the

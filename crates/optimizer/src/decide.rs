@@ -1,7 +1,7 @@
 //! Deciding: cohort → gates → choice → reservation, then the decision
 //! waits for its outcome.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -59,6 +59,12 @@ pub struct Recommendation {
     pub reasons: Vec<Exclusion>,
     /// True when every arm was gated and the incumbent was used.
     pub fell_back_to_incumbent: bool,
+    /// The prompt the arm's prompt variant stands for, as registered with
+    /// [`TaskTypeConfig::prompt`](crate::TaskTypeConfig::prompt); `None`
+    /// for an arm without a variant. Not serialized: the variant's name is
+    /// in `params`.
+    #[serde(skip)]
+    pub prompt: Option<Arc<str>>,
 }
 
 /// The rollout's word on one request.
@@ -171,6 +177,7 @@ impl Optimizer {
             policy_version: choice.policy_version,
             reasons: eligibility.excluded,
             fell_back_to_incumbent: eligibility.fell_back_to_incumbent,
+            prompt: task.prompts.get(choice.selection.arm).cloned().flatten(),
         };
         let mut record = decision_record(
             name,

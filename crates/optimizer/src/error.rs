@@ -50,6 +50,20 @@ pub enum Error {
         /// How many arms the task type has.
         arms: usize,
     },
+    /// An arm names a prompt variant that the task type has no prompt for
+    /// ([`TaskTypeConfig::prompt`](crate::TaskTypeConfig::prompt)).
+    #[error(
+        "task type `{task_type}`: an arm names the prompt variant `{variant}`, which has no prompt (registered: {})",
+        if registered.is_empty() { "none".to_owned() } else { registered.join(", ") }
+    )]
+    PromptMissing {
+        /// The task type.
+        task_type: String,
+        /// The variant without a prompt.
+        variant: String,
+        /// The variants that have one.
+        registered: Vec<String>,
+    },
     /// An arm id that is not one of the task type's arms.
     #[error("arm {arm_id} is not an arm of `{task_type}`")]
     UnknownArm {

@@ -56,6 +56,13 @@ impl Decision {
         &self.recommendation.params
     }
 
+    /// The prompt of the arm's prompt variant (see
+    /// [`TaskTypeConfig::prompt`](crate::TaskTypeConfig::prompt)); `None`
+    /// when the arm names no variant, and your usual prompt applies.
+    pub fn prompt(&self) -> Option<&str> {
+        self.recommendation.prompt.as_deref()
+    }
+
     /// Everything the optimizer decided (arm, propensity, cohort, gates).
     pub fn recommendation(&self) -> &Recommendation {
         &self.recommendation

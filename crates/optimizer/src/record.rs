@@ -255,6 +255,7 @@ impl Optimizer {
             policy_version: 0,
             reasons: Vec::new(),
             fell_back_to_incumbent: false,
+            prompt: task.prompts.get(arm_index).cloned().flatten(),
         };
         let mut record = decision_record(
             name,

@@ -1,6 +1,7 @@
 //! A task type: how it is configured ([`TaskTypeConfig`]) and what the
 //! optimizer keeps for it while it runs.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ pub struct TaskTypeConfig {
     trust_region: Option<TrustRegion>,
     rollout: Option<RolloutConfig>,
     gates: Vec<Arc<dyn Gate>>,
+    prompts: BTreeMap<String, Arc<str>>,
 }
 
 impl TaskTypeConfig {
@@ -39,6 +41,7 @@ impl TaskTypeConfig {
             trust_region: None,
             rollout: None,
             gates: Vec::new(),
+            prompts: BTreeMap::new(),
         }
     }
     /// The arm in use today (the baseline of a rollout, the fallback of the gates).
@@ -74,6 +77,20 @@ impl TaskTypeConfig {
     #[must_use]
     pub fn gate(mut self, gate: impl Gate + 'static) -> Self {
         self.gates.push(Arc::new(gate));
+        self
+    }
+    /// The prompt that the prompt variant `variant` stands for: a decision
+    /// whose arm names the variant carries it
+    /// ([`Decision::prompt`](crate::Decision::prompt)). Every variant the
+    /// arms name needs one, or [`build`](crate::OptimizerBuilder::build)
+    /// refuses the task type ([`Error::PromptMissing`]), so a misspelt
+    /// variant is found when the optimizer is built, not by a model that
+    /// never gets its prompt. Registering a variant again replaces its
+    /// prompt.
+    #[must_use]
+    pub fn prompt(mut self, variant: impl Into<String>, prompt: impl Into<String>) -> Self {
+        self.prompts
+            .insert(variant.into(), Arc::from(prompt.into().into_boxed_str()));
         self
     }
     /// Roll the learner out against the incumbent in stages.
@@ -118,6 +135,8 @@ pub(crate) struct TaskState {
     pub(crate) fleet: FleetLearning,
     /// Per arm, the rewards the learner learned from.
     pub(crate) tallies: Mutex<Vec<ArmTally>>,
+    /// Per arm, the prompt its variant stands for (`None`: no variant).
+    pub(crate) prompts: Vec<Option<Arc<str>>>,
 }
 
 impl TaskState {
@@ -139,8 +158,10 @@ impl TaskState {
             trust_region,
             rollout,
             gates: own_gates,
+            prompts,
         } = config;
         constraints.check()?;
+        let prompts = arm_prompts(name, &arms, &prompts)?;
         if incumbent >= arms.len() {
             return Err(Error::IncumbentOutOfRange {
                 task_type: name.to_owned(),
@@ -176,8 +197,32 @@ impl TaskState {
             live: Arc::new(LiveTask::new(settings)),
             tallies: Mutex::new(vec![ArmTally::default(); arms_len]),
             fleet: FleetLearning::default(),
+            prompts,
         })
     }
+}
+
+/// Per arm, the prompt of its variant; every variant named needs one.
+fn arm_prompts(
+    task_type: &str,
+    arms: &ArmSet,
+    prompts: &BTreeMap<String, Arc<str>>,
+) -> Result<Vec<Option<Arc<str>>>> {
+    arms.iter()
+        .map(|arm| {
+            let Some(variant) = arm.params.prompt_variant() else {
+                return Ok(None);
+            };
+            prompts
+                .get(variant)
+                .map(|p| Some(p.clone()))
+                .ok_or_else(|| Error::PromptMissing {
+                    task_type: task_type.to_owned(),
+                    variant: variant.to_owned(),
+                    registered: prompts.keys().cloned().collect(),
+                })
+        })
+        .collect()
 }
 
 impl TaskState {

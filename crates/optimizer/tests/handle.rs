@@ -579,3 +579,45 @@ fn an_episode_charges_the_budget_once() -> TestResult {
     assert_eq!(spent.spent_tokens, 300, "charged once, not three times");
     Ok(())
 }
+
+#[test]
+fn a_prompt_variant_without_a_prompt_is_refused_when_built_and_the_prompt_rides_on_the_decision()
+-> TestResult {
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0])
+        .prompt_variants([None, Some("concise"), Some("step-by-step")])
+        .build()?;
+    // A typo in a registered name: `step-by-step` has no prompt.
+    let misspelt = TaskTypeConfig::new(arms.clone())
+        .prompt("concise", "Answer in one line.")
+        .prompt("step_by_step", "Think step by step.");
+    let err = Optimizer::builder()
+        .task_type("qa", misspelt)
+        .build()
+        .err()
+        .ok_or("an arm with an unregistered variant was accepted")?;
+    assert!(matches!(&err, Error::PromptMissing { variant, .. } if variant == "step-by-step"));
+    let message = err.to_string();
+    assert!(message.contains("`qa`") && message.contains("concise, step_by_step"), "{message}");
+
+    let config = TaskTypeConfig::new(arms)
+        .prompt("concise", "Answer in one line.")
+        .prompt("step-by-step", "Think step by step.");
+    let o = Optimizer::builder().task_type("qa", config).seed(3).build()?;
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..200 {
+        let d = ask(&o)?;
+        let expected = match d.params().prompt_variant() {
+            None => None,
+            Some("concise") => Some("Answer in one line."),
+            Some("step-by-step") => Some("Think step by step."),
+            Some(other) => return Err(format!("unexpected variant {other}").into()),
+        };
+        assert_eq!(d.prompt(), expected);
+        *seen.entry(d.params().prompt_variant().map(str::to_owned)).or_insert(0) += 1;
+        d.abandon("not called")?;
+    }
+    assert_eq!(seen.len(), 3, "every arm was tried: {seen:?}");
+    Ok(())
+}
