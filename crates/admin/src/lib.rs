@@ -67,6 +67,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use tuneloop::Optimizer;
+use tuneloop::core::ErrorKind;
 use tuneloop_config::{RuntimeConfig, RuntimeConfigStore};
 
 use crate::metrics::registry;
@@ -95,6 +96,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// What kind of failure it is: a configuration is
+    /// [`BadInput`](ErrorKind::BadInput), an address that cannot be
+    /// listened on [`Io`](ErrorKind::Io).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidConfig { .. } => ErrorKind::BadInput,
+            Error::Listen { .. } => ErrorKind::Io,
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].
@@ -253,6 +266,18 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// The response to a library error, by its kind: bad input is 400, a
+/// refusal of the current state 409, a file or thread of the machine 503.
+fn failure(kind: ErrorKind, e: &dyn std::error::Error) -> Response {
+    let status = match kind {
+        ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+        ErrorKind::Refused => StatusCode::CONFLICT,
+        ErrorKind::Io => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    problem(status, e.to_string())
+}
+
 async fn auth(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -403,7 +428,7 @@ async fn post_config(State(s): State<Shared>, body: axum::body::Bytes) -> Respon
     }
     match store.update(|c| *c = new) {
         Ok(c) => Json(c).into_response(),
-        Err(e) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failure(e.kind(), &e),
     }
 }
 
@@ -414,7 +439,7 @@ async fn rollouts(State(s): State<Shared>) -> Response {
             Ok(status) => {
                 out.insert(t.to_owned(), json!(status));
             }
-            Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(e) => return failure(e.kind(), &e),
         }
     }
     Json(Value::Object(out)).into_response()
@@ -482,7 +507,6 @@ async fn rollout_action(
         Err(e @ (tuneloop::Error::UnknownTaskType(_) | tuneloop::Error::NoRollout { .. })) => {
             problem(StatusCode::NOT_FOUND, e.to_string())
         }
-        Err(e @ tuneloop::Error::Rollout(_)) => problem(StatusCode::CONFLICT, e.to_string()),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => failure(e.kind(), &e),
     }
 }

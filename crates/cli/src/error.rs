@@ -74,7 +74,7 @@ impl From<tuneloop_counterfactual::Error> for CliError {
 
 impl From<tuneloop::Error> for CliError {
     fn from(e: tuneloop::Error) -> Self {
-        CliError::Other(e.into())
+        CliError::of_kind(e.kind(), e)
     }
 }
 

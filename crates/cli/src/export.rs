@@ -13,17 +13,13 @@ use crate::error::{CliError, CliResult};
 pub(crate) fn run(url: &str, out: &Path) -> CliResult<Value> {
     use serde_json::json;
     use std::io::Write as _;
-    use tuneloop_store::Error;
-    let store = tuneloop_store::Store::connect(url).map_err(|e| match e {
-        Error::InvalidUrl { .. } | Error::SchemaVersion { .. } | Error::Schema { .. } => {
-            CliError::bad(format!("--database-url: {e}"))
-        }
-        other => CliError::Other(other.into()),
+    let store = tuneloop_store::Store::connect(url).map_err(|e| match e.kind() {
+        tuneloop_core::ErrorKind::BadInput => CliError::bad(format!("--database-url: {e}")),
+        kind => CliError::of_kind(kind, e),
     })?;
-    let decisions = store.decisions().map_err(|e| match e {
-        Error::BadRecord { .. } => CliError::bad(e.to_string()),
-        other => CliError::Other(other.into()),
-    })?;
+    let decisions = store
+        .decisions()
+        .map_err(|e| CliError::of_kind(e.kind(), e))?;
     let mut text = Vec::with_capacity(decisions.len() * 1024);
     for d in &decisions {
         serde_json::to_writer(&mut text, d)?;

@@ -10,10 +10,7 @@ use crate::error::{CliError, CliResult};
 
 impl From<Error> for CliError {
     fn from(e: Error) -> Self {
-        match e {
-            Error::BadInput(m) => CliError::BadInput(m),
-            other => CliError::Other(other.into()),
-        }
+        CliError::of_kind(e.kind(), e)
     }
 }
 

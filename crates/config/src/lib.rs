@@ -21,6 +21,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use tuneloop::core::ErrorKind;
+
 mod config;
 mod store;
 
@@ -45,14 +47,33 @@ pub enum Error {
         /// What it may be.
         expected: &'static str,
     },
-    /// A configuration file that cannot be read, written, or does not
-    /// validate.
-    #[error("runtime config {path}: {reason}")]
-    ConfigFile {
+    /// A configuration file that cannot be read or written.
+    #[error("runtime config {path}: {source}")]
+    ConfigIo {
         /// The file.
         path: String,
-        /// What went wrong.
-        reason: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A configuration file that is not the configuration's JSON (the
+    /// error names the line and column).
+    #[error("runtime config {path}: {source}")]
+    ConfigFormat {
+        /// The file.
+        path: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A configuration file whose values do not validate.
+    #[error("runtime config {path}: {source}")]
+    ConfigInvalid {
+        /// The file.
+        path: String,
+        /// The setting refused.
+        #[source]
+        source: Box<Error>,
     },
     /// [`RuntimeConfigStore::update`] was called from inside an update's
     /// closure or a listener (it would wait for itself).
@@ -67,6 +88,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of failure it is: a file that cannot be read or written,
+    /// or a writer that cannot start, is [`Io`](ErrorKind::Io); a reentrant
+    /// update is [`Internal`](ErrorKind::Internal) (a bug of the caller's
+    /// listener); the rest is a value or a file's content at fault
+    /// ([`BadInput`](ErrorKind::BadInput)), or the optimizer's own kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Optimizer(e) => e.kind(),
+            Error::ConfigIo { .. } | Error::Spawn(_) => ErrorKind::Io,
+            Error::ReentrantUpdate => ErrorKind::Internal,
+            Error::InvalidSetting { .. }
+            | Error::ConfigFormat { .. }
+            | Error::ConfigInvalid { .. } => ErrorKind::BadInput,
+        }
+    }
+
     fn invalid(
         field: impl Into<String>,
         value: impl std::fmt::Display,

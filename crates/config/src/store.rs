@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tuneloop::Optimizer;
 
-use crate::config::{ProviderWeights, RuntimeConfig};
+use crate::config::RuntimeConfig;
 use crate::{Error, Result};
 
 /// Shortest time between two writes of the configuration file.
@@ -82,6 +82,8 @@ impl Shared {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        // Serializing a validated configuration does not fail; were it to,
+        // the write fails as an I/O error would.
         let result = serde_json::to_vec_pretty(config)
             .map_err(std::io::Error::other)
             .and_then(|json| tuneloop::core::fs::write_atomic(path, &json));
@@ -93,9 +95,9 @@ impl Shared {
             Err(e) => {
                 self.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(path = %path.display(), error = %e, "runtime config write failed");
-                Err(Error::ConfigFile {
+                Err(Error::ConfigIo {
                     path: path.display().to_string(),
-                    reason: e.to_string(),
+                    source: e,
                 })
             }
         }
@@ -117,18 +119,26 @@ impl RuntimeConfigStore {
     /// exists, else starts from the defaults.
     ///
     /// # Errors
-    /// [`Error::ConfigFile`] for a file that cannot be read, does not
-    /// parse or does not validate.
+    /// [`Error::ConfigIo`] for a file that cannot be read,
+    /// [`Error::ConfigFormat`] for one that does not parse,
+    /// [`Error::ConfigInvalid`] for one that does not validate.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         let config = if path.exists() {
-            let bad = |reason: String| Error::ConfigFile {
-                path: path.display().to_string(),
-                reason,
-            };
-            let text = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
-            let c: RuntimeConfig = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-            c.validate().map_err(|e| bad(e.to_string()))?;
+            let shown = path.display().to_string();
+            let text = std::fs::read(&path).map_err(|source| Error::ConfigIo {
+                path: shown.clone(),
+                source,
+            })?;
+            let c: RuntimeConfig =
+                serde_json::from_slice(&text).map_err(|source| Error::ConfigFormat {
+                    path: shown.clone(),
+                    source,
+                })?;
+            c.validate().map_err(|e| Error::ConfigInvalid {
+                path: shown,
+                source: Box::new(e),
+            })?;
             c
         } else {
             RuntimeConfig::default()
@@ -264,7 +274,7 @@ impl RuntimeConfigStore {
     /// and follow every change of them on its next call (feature `router`).
     #[cfg(feature = "router")]
     pub fn drive_router(&self, router: &Arc<tuneloop_providers::Router>) {
-        let to_weights = |w: &ProviderWeights| tuneloop_providers::ScoreWeights {
+        let to_weights = |w: &crate::config::ProviderWeights| tuneloop_providers::ScoreWeights {
             latency: w.latency,
             cost: w.cost,
             reliability: w.reliability,
@@ -322,7 +332,8 @@ impl RuntimeConfigStore {
     /// Writes the current configuration now, and says whether it could.
     ///
     /// # Errors
-    /// [`Error::ConfigFile`] naming the file and why.
+    /// [`Error::ConfigIo`] naming the file, with the I/O error as its
+    /// source.
     pub fn flush(&self) -> Result<()> {
         let config = self.get();
         self.shared.write(&config)

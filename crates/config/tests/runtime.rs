@@ -89,7 +89,7 @@ fn a_write_that_fails_is_reported_not_acknowledged_silently()
     let path = dir.path().join("missing").join("runtime.json");
     let store = RuntimeConfigStore::open(&path)?;
     store.update(|c| c.exploration_rate = 0.2)?;
-    assert!(matches!(store.flush(), Err(Error::ConfigFile { .. })));
+    assert!(matches!(store.flush(), Err(Error::ConfigIo { .. })));
     assert!(store.write_errors() >= 1);
     assert!(!path.exists());
     // Once the directory exists, the next flush writes it.

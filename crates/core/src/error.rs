@@ -143,6 +143,11 @@ pub enum ErrorKind {
     /// The input is at fault: a value, a setting or a file's content that a
     /// caller or a file controls. A command line exits 2.
     BadInput,
+    /// A valid request that a limit refuses now: a budget spent, no arm
+    /// that passes the hard gates, an operation the current state does not
+    /// allow. The same request may pass later; a server answers 429 or
+    /// 409, a command line exits 1.
+    Refused,
     /// The machine or a service: a file that cannot be read or written, a
     /// thread that cannot start, a server away.
     Io,

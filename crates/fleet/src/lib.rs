@@ -87,6 +87,8 @@ pub use tuneloop_store::{
     PgLogStats, Store,
 };
 
+use tuneloop::core::ErrorKind;
+
 mod lease;
 mod rollout;
 
@@ -123,6 +125,23 @@ pub enum Error {
     /// The fleet's thread could not be started.
     #[error("cannot start the fleet thread: {0}")]
     Spawn(#[source] std::io::Error),
+}
+
+impl Error {
+    /// What kind of failure it is: a full queue is
+    /// [`Refused`](ErrorKind::Refused) (the outcome may be passed on again
+    /// when the store is back); a thread that cannot start is
+    /// [`Io`](ErrorKind::Io); a setting is [`BadInput`](ErrorKind::BadInput);
+    /// the optimizer's and the store's errors say their own.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidConfig { .. } => ErrorKind::BadInput,
+            Error::Optimizer(e) => e.kind(),
+            Error::Store(e) => e.kind(),
+            Error::QueueFull { .. } => ErrorKind::Refused,
+            Error::Spawn(_) => ErrorKind::Io,
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].

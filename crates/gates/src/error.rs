@@ -1,6 +1,6 @@
 //! The error type of `tuneloop-gates`.
 
-use tuneloop_core::DecisionId;
+use tuneloop_core::{DecisionId, ErrorKind};
 
 /// What went wrong configuring or running a gate.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,26 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// What kind of failure it is: a spent budget and an empty eligible
+    /// set are [`Refused`](ErrorKind::Refused); a file that cannot be read
+    /// or written is [`Io`](ErrorKind::Io); the rest is a value, a setting
+    /// or a file's content at fault ([`BadInput`](ErrorKind::BadInput)).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Core(e) => e.kind(),
+            Error::OverBudget { .. } | Error::NothingEligible { .. } => ErrorKind::Refused,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::InvalidSetting { .. }
+            | Error::UnknownTaskType(_)
+            | Error::UnknownModel(_)
+            | Error::UnknownReservation(_)
+            | Error::DuplicateReservation(_)
+            | Error::Tampered { .. } => ErrorKind::BadInput,
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].

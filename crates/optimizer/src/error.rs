@@ -1,6 +1,6 @@
 //! The error type of the facade.
 
-use tuneloop_core::{ArmId, DecisionId};
+use tuneloop_core::{ArmId, DecisionId, ErrorKind};
 
 /// What went wrong in the optimizer. Lower crates' errors are wrapped.
 #[derive(Debug, thiserror::Error)]
@@ -125,13 +125,33 @@ pub enum Error {
         /// The featurizer's dimension.
         dim: usize,
     },
-    /// A snapshot that cannot be written or read.
+    /// A snapshot whose content does not fit (its tallies, its
+    /// scorecard).
     #[error("snapshot {path}: {reason}")]
     Snapshot {
         /// The file.
         path: String,
         /// What went wrong.
         reason: String,
+    },
+    /// A snapshot file that is not a snapshot's JSON (the error names the
+    /// line and column).
+    #[error("snapshot {path}: {source}")]
+    SnapshotFormat {
+        /// The file.
+        path: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A snapshot file that cannot be read or written.
+    #[error("snapshot {path}: {source}")]
+    SnapshotIo {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
     /// A background thread could not be started.
     #[error("cannot start the {thread} thread: {source}")]
@@ -144,6 +164,39 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of failure it is, for a caller that branches on it (an
+    /// exit status, an HTTP status): a call or a file at fault is
+    /// [`BadInput`](ErrorKind::BadInput); a budget spent, or no arm that
+    /// passes the hard gates, is [`Refused`](ErrorKind::Refused) (the same
+    /// call may pass later); a file or a thread of the machine is
+    /// [`Io`](ErrorKind::Io). Wrapped errors say their own.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Core(e) => e.kind(),
+            Error::Bandit(e) => e.kind(),
+            Error::Gates(e) => e.kind(),
+            Error::Rollout(e) => e.kind(),
+            Error::Log(e) => e.kind(),
+            Error::SnapshotIo { .. } | Error::Spawn { .. } => ErrorKind::Io,
+            Error::UnknownTaskType(_)
+            | Error::UnknownDecision(_)
+            | Error::Expired(_)
+            | Error::NoTaskTypes
+            | Error::DuplicateTaskType { .. }
+            | Error::IncumbentOutOfRange { .. }
+            | Error::PromptMissing { .. }
+            | Error::UnknownArm { .. }
+            | Error::InvalidPropensity { .. }
+            | Error::NoRollout { .. }
+            | Error::InvalidSetting { .. }
+            | Error::SnapshotVersion { .. }
+            | Error::SnapshotTaskType { .. }
+            | Error::SnapshotMismatch { .. }
+            | Error::Snapshot { .. }
+            | Error::SnapshotFormat { .. } => ErrorKind::BadInput,
+        }
+    }
+
     pub(crate) fn invalid(
         field: impl Into<String>,
         value: impl std::fmt::Display,

@@ -61,12 +61,14 @@ impl OptimizerSnapshot {
     /// # Errors
     /// [`Error::Snapshot`].
     pub fn load(path: &Path) -> Result<Self> {
-        let bad = |reason: String| Error::Snapshot {
+        let text = std::fs::read(path).map_err(|source| Error::SnapshotIo {
             path: path.display().to_string(),
-            reason,
-        };
-        let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))
+            source,
+        })?;
+        serde_json::from_slice(&text).map_err(|source| Error::SnapshotFormat {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Puts the snapshot's state into freshly built task types and budget;
@@ -171,12 +173,14 @@ impl Optimizer {
     /// [`Error::Snapshot`].
     pub fn save_snapshot(&self, path: &Path) -> Result<()> {
         let snap = self.snapshot()?;
-        let bad = |reason: String| Error::Snapshot {
+        let json = serde_json::to_vec(&snap).map_err(|source| Error::SnapshotFormat {
             path: path.display().to_string(),
-            reason,
-        };
-        let json = serde_json::to_vec(&snap).map_err(|e| bad(e.to_string()))?;
-        tuneloop_core::fs::write_atomic(path, &json).map_err(|e| bad(e.to_string()))?;
+            source,
+        })?;
+        tuneloop_core::fs::write_atomic(path, &json).map_err(|source| Error::SnapshotIo {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tuneloop_core::ErrorClass;
+use tuneloop_core::{ErrorClass, ErrorKind};
 
 /// A provider's failure, classified so the router knows what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -68,6 +68,21 @@ impl ProviderError {
         )
     }
 
+    /// What kind of failure it is, for a caller outside the router: a
+    /// rate limit is [`Refused`](ErrorKind::Refused); a transient failure
+    /// or a timeout is [`Io`](ErrorKind::Io) (the server or the network);
+    /// a request the provider will never accept (context length,
+    /// credentials, any other 4xx) is [`BadInput`](ErrorKind::BadInput).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProviderError::RateLimited { .. } => ErrorKind::Refused,
+            ProviderError::Transient { .. } | ProviderError::Timeout { .. } => ErrorKind::Io,
+            ProviderError::ContextLength { .. }
+            | ProviderError::Authentication { .. }
+            | ProviderError::Permanent { .. } => ErrorKind::BadInput,
+        }
+    }
+
     /// The error class recorded in outcomes.
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -99,4 +114,20 @@ pub enum RouterError {
     /// A configuration that cannot be used.
     #[error("invalid router configuration: {0}")]
     Config(String),
+}
+
+impl RouterError {
+    /// What kind of failure it is: a configuration is
+    /// [`BadInput`](ErrorKind::BadInput); a passed deadline is
+    /// [`Io`](ErrorKind::Io); with every provider exhausted, the last
+    /// provider error's kind ([`Io`](ErrorKind::Io) when none was tried).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RouterError::Config(_) => ErrorKind::BadInput,
+            RouterError::Deadline(_) => ErrorKind::Io,
+            RouterError::Exhausted { last, .. } => {
+                last.as_ref().map_or(ErrorKind::Io, ProviderError::kind)
+            }
+        }
+    }
 }

@@ -47,6 +47,17 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// What kind of failure it is: the variant says it.
+    pub fn kind(&self) -> tuneloop_core::ErrorKind {
+        match self {
+            Error::BadInput(_) => tuneloop_core::ErrorKind::BadInput,
+            Error::Io(_) => tuneloop_core::ErrorKind::Io,
+            Error::Internal(_) => tuneloop_core::ErrorKind::Internal,
+        }
+    }
+}
+
 impl From<tuneloop_counterfactual::Error> for Error {
     fn from(e: tuneloop_counterfactual::Error) -> Self {
         Error::Internal(e.to_string())

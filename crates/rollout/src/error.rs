@@ -1,5 +1,7 @@
 //! The error type of `tuneloop-rollout`.
 
+use tuneloop_core::ErrorKind;
+
 /// What went wrong in a rollout.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -29,6 +31,18 @@ pub enum Error {
     /// nothing awaiting approval, promoting past general).
     #[error("not allowed now: {0}")]
     NotAllowed(&'static str),
+}
+
+impl Error {
+    /// What kind of failure it is: an operation the rollout's state does
+    /// not allow now is [`Refused`](ErrorKind::Refused); a value out of
+    /// range is [`BadInput`](ErrorKind::BadInput).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotAllowed(_) => ErrorKind::Refused,
+            Error::InvalidObservation { .. } | Error::InvalidSetting { .. } => ErrorKind::BadInput,
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].

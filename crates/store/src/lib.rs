@@ -38,6 +38,7 @@ mod log;
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
+use tuneloop_core::ErrorKind;
 use tuneloop_counterfactual::LoggedDecision;
 
 pub use fleet::{FleetBudget, FleetRollout, Lease, LeaseRequest, LogCursor, LoggedRollout};
@@ -60,8 +61,11 @@ pub enum Error {
     Connect {
         /// Host and port (no password).
         target: String,
-        /// Why.
+        /// Why (the server's message when it sent one).
         message: String,
+        /// The client's error, when there is one.
+        #[source]
+        source: Option<tokio_postgres::Error>,
     },
     /// The database's schema is of a version this crate does not know.
     #[error(
@@ -97,10 +101,29 @@ pub enum Error {
         what: &'static str,
         /// The server's or the client's message.
         message: String,
+        /// The client's error (its `code()` is the server's SQLSTATE).
+        #[source]
+        source: tokio_postgres::Error,
     },
     /// The store's runtime or thread could not start.
     #[error("cannot start the store's background work: {0}")]
     Runtime(String),
+}
+
+impl Error {
+    /// What kind of failure it is: a URL, a schema or a stored record at
+    /// fault is [`BadInput`](ErrorKind::BadInput) (the database's content
+    /// is read as a file's is); a connection, a query or the store's
+    /// thread is [`Io`](ErrorKind::Io).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidUrl { .. }
+            | Error::SchemaVersion { .. }
+            | Error::Schema { .. }
+            | Error::BadRecord { .. } => ErrorKind::BadInput,
+            Error::Connect { .. } | Error::Query { .. } | Error::Runtime(_) => ErrorKind::Io,
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].
@@ -303,6 +326,7 @@ pub(crate) fn query_error(what: &'static str) -> impl Fn(tokio_postgres::Error) 
     move |e| Error::Query {
         what,
         message: db_message(&e),
+        source: e,
     }
 }
 
@@ -330,6 +354,7 @@ pub(crate) async fn connect_client(url: &str) -> Result<Client> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Connect {
         target,
         message: db_message(&e),
+        source: Some(e),
     })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

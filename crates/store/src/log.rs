@@ -10,7 +10,7 @@ use chrono::SecondsFormat;
 use tokio_postgres::Client;
 use tuneloop_counterfactual::{DecisionLog, LoggedDecision};
 
-use crate::{Error, Result, connect_client, db_message, redact};
+use crate::{Error, Result, connect_client, query_error, redact};
 
 /// How the log buffers and retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,16 +330,14 @@ impl Writer {
             let client = self.client.as_ref().ok_or_else(|| Error::Connect {
                 target: redact(&url),
                 message: "no connection".into(),
+                source: None,
             })?;
             let column = |i: usize| batch.iter().map(|r| r[i].as_str()).collect::<Vec<&str>>();
             let (ids, tasks, times, records) = (column(0), column(1), column(2), column(3));
             client
                 .execute(INSERT, &[&ids, &tasks, &times, &records])
                 .await
-                .map_err(|e| Error::Query {
-                    what: "writing decisions",
-                    message: db_message(&e),
-                })?;
+                .map_err(query_error("writing decisions"))?;
             Ok(())
         })
     }
