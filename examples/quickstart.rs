@@ -108,6 +108,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }]);
     let mut fixed = false;
     let mut in_general = 0;
+    // The task type, resolved once.
+    let answer = optimizer.task("answer")?;
     println!("learning, in shadow:");
     while calls < 60_000 {
         let size = noise.next();
@@ -116,8 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..TaskFeatures::default()
         };
         let user = format!("user-{}", calls % 997);
-        let rec = optimizer.recommend_parameters(
-            "answer",
+        let rec = answer.recommend_parameters(
             &task,
             &RecommendOptions {
                 key: Some(&user),

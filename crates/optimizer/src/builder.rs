@@ -222,6 +222,10 @@ impl OptimizerBuilder {
                 sc.import(entries);
             }
         }
+        let tasks: HashMap<Arc<str>, Arc<TaskState>> = tasks
+            .into_iter()
+            .map(|(name, state)| (name, Arc::new(state)))
+            .collect();
         if let Some(chain) = &self.provenance {
             for (name, task) in &tasks {
                 if let Some(r) = &task.rollout {

@@ -20,6 +20,7 @@ use crate::counters::add;
 use crate::error::Result;
 use crate::optimizer::{Optimizer, lock};
 use crate::task::TaskState;
+use crate::task_handle::{TaskType, with_state};
 
 /// Per-request options of [`Optimizer::recommend`] and
 /// [`Optimizer::recommend_parameters`].
@@ -109,26 +110,30 @@ impl Optimizer {
     /// ([`Error::Core`](crate::Error::Core)).
     pub fn recommend_parameters(
         &self,
-        task_type: &str,
+        task_type: &(impl TaskType + ?Sized),
         context: &(impl Context + ?Sized),
         options: &RecommendOptions<'_>,
     ) -> Result<Recommendation> {
-        self.decide(task_type, context, options, None)
+        with_state(task_type, self, |name, task| {
+            self.decide(name, task, context, options, None)
+        })
     }
 
-    /// The decision, as one of `episode` when given.
+    /// The decision for the task type `name` (its state `task`), as one
+    /// of `episode` when given.
     pub(crate) fn decide(
         &self,
-        task_type: &str,
+        name: &Arc<str>,
+        task: &TaskState,
         context: &(impl Context + ?Sized),
         options: &RecommendOptions<'_>,
         episode: Option<DecisionId>,
     ) -> Result<Recommendation> {
+        let task_type: &str = name;
         let _span = tracing::debug_span!("recommend", task_type).entered();
         let inner = &*self.inner;
         let x = context.features(&*inner.featurizer)?;
         let (risk_tier, prompt_tokens) = (context.risk_tier(), context.prompt_tokens());
-        let (name, task) = self.task(task_type)?;
         x.expect_dim(inner.featurizer.dim())?;
         let now = inner.clock.now();
         let (decision_id, key, n) = inner.ids.next();

@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::decide::{RecommendOptions, Recommendation};
 use crate::error::{Error, Result};
 use crate::optimizer::Optimizer;
+use crate::task_handle::{TaskType, with_state};
 
 /// What a dropped, unfinished [`Episode`] logs as its decisions' reason.
 pub const EPISODE_DROPPED: &str = "episode dropped unfinished";
@@ -99,7 +100,7 @@ impl Episode {
     /// As [`Optimizer::recommend_parameters`].
     pub fn recommend(
         &mut self,
-        task_type: &str,
+        task_type: &(impl TaskType + ?Sized),
         context: &(impl Context + ?Sized),
         options: &RecommendOptions<'_>,
     ) -> Result<Recommendation> {
@@ -107,9 +108,10 @@ impl Episode {
             key: Some(options.key.unwrap_or(&self.key)),
             ..*options
         };
-        let rec = self
-            .optimizer
-            .decide(task_type, context, &options, Some(self.id))?;
+        let (optimizer, id) = (&self.optimizer, self.id);
+        let rec = with_state(task_type, optimizer, |name, task| {
+            optimizer.decide(name, task, context, &options, Some(id))
+        })?;
         self.decisions.push(rec.decision_id);
         Ok(rec)
     }

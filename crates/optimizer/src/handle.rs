@@ -8,6 +8,7 @@ use crate::decide::{RecommendOptions, Recommendation};
 use crate::error::Result;
 use crate::optimizer::Optimizer;
 use crate::record::Recorded;
+use crate::task_handle::TaskType;
 
 /// What a dropped, unrecorded [`Decision`] logs as its reason.
 pub const DROPPED: &str = "dropped unrecorded";
@@ -124,7 +125,7 @@ impl Optimizer {
     /// As [`recommend_parameters`](Self::recommend_parameters).
     pub fn recommend(
         &self,
-        task_type: &str,
+        task_type: &(impl TaskType + ?Sized),
         context: &(impl Context + ?Sized),
         options: &RecommendOptions<'_>,
     ) -> Result<Decision> {

@@ -2,7 +2,7 @@
 //! it learned from and their mean reward with an interval, the learner's
 //! probability of choosing it for a context, and the arm it would choose.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use tuneloop_core::{ArmId, ParameterSet};
@@ -10,6 +10,8 @@ use tuneloop_core::{ArmId, ParameterSet};
 use crate::context::Context;
 use crate::error::Result;
 use crate::optimizer::{Optimizer, lock};
+use crate::task::TaskState;
+use crate::task_handle::{TaskType, with_state};
 
 /// The rewards an arm's learner learned from: their count, sum and sum of
 /// squares (kept in snapshots).
@@ -113,9 +115,23 @@ impl Optimizer {
     /// # Errors
     /// [`Error::UnknownTaskType`](crate::Error::UnknownTaskType); the
     /// context's errors, and a context of the wrong dimension.
-    pub fn learned(&self, task_type: &str, context: &(impl Context + ?Sized)) -> Result<Learned> {
+    pub fn learned(
+        &self,
+        task_type: &(impl TaskType + ?Sized),
+        context: &(impl Context + ?Sized),
+    ) -> Result<Learned> {
+        with_state(task_type, self, |name, task| {
+            self.learned_in(name, task, context)
+        })
+    }
+
+    fn learned_in(
+        &self,
+        name: &Arc<str>,
+        task: &TaskState,
+        context: &(impl Context + ?Sized),
+    ) -> Result<Learned> {
         let x = context.features(&*self.inner.featurizer)?;
-        let (name, task) = self.task(task_type)?;
         x.expect_dim(self.inner.featurizer.dim())?;
         let (kind, distribution) = {
             let learner = task.learner.read().unwrap_or_else(PoisonError::into_inner);

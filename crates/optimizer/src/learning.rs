@@ -70,7 +70,7 @@ impl Optimizer {
     /// [`Error::UnknownTaskType`].
     pub fn learned_statistics(&self, task_type: &str) -> Result<Option<SufficientStatistics>> {
         Ok(self
-            .task(task_type)?
+            .task_state(task_type)?
             .1
             .learner
             .read()
@@ -87,7 +87,7 @@ impl Optimizer {
     /// # Errors
     /// [`Error::UnknownTaskType`].
     pub fn begin_learning_sync(&self, task_type: &str) -> Result<Option<LearningSync>> {
-        let (name, task) = self.task(task_type)?;
+        let (name, task) = self.task_state(task_type)?;
         let exchanged = lock(&task.fleet.state);
         let (statistics, model) = {
             let learner = task.learner.read().unwrap_or_else(PoisonError::into_inner);
@@ -130,7 +130,7 @@ impl Optimizer {
         sync: LearningSync,
         fleet: &SufficientStatistics,
     ) -> Result<()> {
-        let (_, task) = self.task(&sync.task_type)?;
+        let (_, task) = self.task_state(&sync.task_type)?;
         let mut exchanged = lock(&task.fleet.state);
         if exchanged.generation != sync.generation {
             return Err(stale(&sync.task_type));

@@ -64,6 +64,7 @@ mod seams;
 mod settings;
 mod snapshot;
 mod task;
+mod task_handle;
 mod writer;
 
 pub use builder::OptimizerBuilder;
@@ -81,6 +82,7 @@ pub use seams::WeakOptimizer;
 pub use settings::TaskSettings;
 pub use snapshot::{OptimizerSnapshot, SNAPSHOT_SCHEMA_VERSION, TaskSnapshot};
 pub use task::TaskTypeConfig;
+pub use task_handle::{Task, TaskType};
 
 pub use tuneloop_bandit as bandit;
 pub use tuneloop_core as core;

@@ -39,7 +39,7 @@ pub struct Optimizer {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) tasks: HashMap<Arc<str>, TaskState>,
+    pub(crate) tasks: HashMap<Arc<str>, Arc<TaskState>>,
     pub(crate) featurizer: Box<dyn Featurizer>,
     pub(crate) reward: RewardFunction,
     pub(crate) clock: Arc<dyn Clock>,
@@ -97,7 +97,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Optimizer {
-    pub(crate) fn task(&self, name: &str) -> Result<(&Arc<str>, &TaskState)> {
+    /// Whether `other` is a handle of this same optimizer.
+    pub(crate) fn same_as(&self, other: &Optimizer) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn task_state(&self, name: &str) -> Result<(&Arc<str>, &Arc<TaskState>)> {
         self.inner
             .tasks
             .get_key_value(name)
@@ -105,7 +110,7 @@ impl Optimizer {
     }
 
     fn rollout(&self, task_type: &str) -> Result<&Mutex<RolloutManager>> {
-        self.task(task_type)?
+        self.task_state(task_type)?
             .1
             .rollout
             .as_ref()
@@ -213,7 +218,7 @@ impl Optimizer {
     /// [`Error::UnknownTaskType`].
     pub fn phase(&self, task_type: &str) -> Result<Option<Phase>> {
         Ok(self
-            .task(task_type)?
+            .task_state(task_type)?
             .1
             .rollout
             .as_ref()
@@ -235,7 +240,7 @@ impl Optimizer {
     /// # Errors
     /// [`Error::UnknownTaskType`].
     pub fn rollout_status(&self, task_type: &str) -> Result<Option<RolloutStatus>> {
-        let Some(r) = &self.task(task_type)?.1.rollout else {
+        let Some(r) = &self.task_state(task_type)?.1.rollout else {
             return Ok(None);
         };
         let r = lock(r);

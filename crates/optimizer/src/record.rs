@@ -61,7 +61,7 @@ impl Optimizer {
     ) -> Result<Vec<RolloutEvent>> {
         let inner = &*self.inner;
         let decision_id = record.decision_id;
-        let (_, task) = self.task(&record.task_type)?;
+        let (_, task) = self.task_state(&record.task_type)?;
         // The runtime configuration may have turned learning off.
         if task.live.learning() {
             let context = Features::new(record.context.clone())?;
@@ -224,7 +224,7 @@ impl Optimizer {
         outcome: &TaskOutcome,
     ) -> Result<Recorded> {
         let inner = &*self.inner;
-        let (name, task) = self.task(task_type)?;
+        let (name, task) = self.task_state(task_type)?;
         if !(propensity.is_finite() && propensity > 0.0 && propensity <= 1.0) {
             return Err(Error::InvalidPropensity { value: propensity });
         }

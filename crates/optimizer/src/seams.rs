@@ -90,7 +90,7 @@ impl Optimizer {
         task_type: &str,
         f: impl FnOnce(&mut RolloutManager) -> T,
     ) -> Result<Option<T>> {
-        let (_, task) = self.task(task_type)?;
+        let (_, task) = self.task_state(task_type)?;
         Ok(task.rollout.as_ref().map(|r| f(&mut lock(r))))
     }
 
@@ -99,7 +99,7 @@ impl Optimizer {
         self.task_types()
             .into_iter()
             .filter(|name| {
-                self.task(name)
+                self.task_state(name)
                     .is_ok_and(|(_, task)| task.rollout.is_some())
             })
             .collect()
@@ -117,7 +117,7 @@ impl Optimizer {
     /// [`Error::UnknownTaskType`](crate::Error::UnknownTaskType); [`Error::Rollout`](crate::Error::Rollout) when the record does
     /// not fit the rollout.
     pub fn observe_for_rollout(&self, record: &LoggedDecision) -> Result<bool> {
-        let (_, task) = self.task(&record.task_type)?;
+        let (_, task) = self.task_state(&record.task_type)?;
         let (Some(outcome), Some(reward), false) =
             (&record.outcome, record.reward, record.reward_defaulted)
         else {

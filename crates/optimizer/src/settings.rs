@@ -80,7 +80,7 @@ impl Optimizer {
     /// # Errors
     /// [`Error::UnknownTaskType`].
     pub fn task_settings(&self, task_type: &str) -> Result<TaskSettings> {
-        Ok(self.task(task_type)?.1.live.get())
+        Ok(self.task_state(task_type)?.1.live.get())
     }
 }
 

@@ -599,12 +599,18 @@ fn a_prompt_variant_without_a_prompt_is_refused_when_built_and_the_prompt_rides_
         .ok_or("an arm with an unregistered variant was accepted")?;
     assert!(matches!(&err, Error::PromptMissing { variant, .. } if variant == "step-by-step"));
     let message = err.to_string();
-    assert!(message.contains("`qa`") && message.contains("concise, step_by_step"), "{message}");
+    assert!(
+        message.contains("`qa`") && message.contains("concise, step_by_step"),
+        "{message}"
+    );
 
     let config = TaskTypeConfig::new(arms)
         .prompt("concise", "Answer in one line.")
         .prompt("step-by-step", "Think step by step.");
-    let o = Optimizer::builder().task_type("qa", config).seed(3).build()?;
+    let o = Optimizer::builder()
+        .task_type("qa", config)
+        .seed(3)
+        .build()?;
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..200 {
         let d = ask(&o)?;
@@ -615,9 +621,49 @@ fn a_prompt_variant_without_a_prompt_is_refused_when_built_and_the_prompt_rides_
             Some(other) => return Err(format!("unexpected variant {other}").into()),
         };
         assert_eq!(d.prompt(), expected);
-        *seen.entry(d.params().prompt_variant().map(str::to_owned)).or_insert(0) += 1;
+        *seen
+            .entry(d.params().prompt_variant().map(str::to_owned))
+            .or_insert(0) += 1;
         d.abandon("not called")?;
     }
     assert_eq!(seen.len(), 3, "every arm was tried: {seen:?}");
+    Ok(())
+}
+
+#[test]
+fn a_task_handle_decides_as_its_name_does_and_an_unknown_name_fails_once() -> TestResult {
+    let c = clock();
+    let by_name = optimizer(&c, Arc::new(MemoryLog::new()))?;
+    let by_handle = optimizer(&c, Arc::new(MemoryLog::new()))?;
+    assert!(matches!(by_handle.task("q a"), Err(Error::UnknownTaskType(t)) if t == "q a"));
+    let qa = by_handle.task("qa")?;
+    assert_eq!(qa.name(), "qa");
+    let (features, options) = (TaskFeatures::default(), RecommendOptions::default());
+    for i in 0..300u32 {
+        // Same seed, same calls: the same arms with the same propensities.
+        let a = by_name.recommend("qa", &features, &options)?;
+        let b = qa.recommend(&features, &options)?;
+        assert_eq!(a.recommendation().arm, b.recommendation().arm, "call {i}");
+        assert_eq!(
+            a.recommendation().propensity.to_bits(),
+            b.recommendation().propensity.to_bits()
+        );
+        let quality = f64::from(u8::from((a.params().temperature() - 0.5).abs() < 1e-9));
+        a.record(&TaskOutcome::success(quality, 100.0))?;
+        b.record(&TaskOutcome::success(quality, 100.0))?;
+    }
+    let (learned_a, learned_b) = (by_name.learned("qa", &features)?, qa.learned(&features)?);
+    assert_eq!(learned_a.choice, learned_b.choice);
+    let middle = by_handle.learned("qa", &features)?.arms[1].mean_reward;
+    // The middle arm (temperature 0.5) had quality 1 every time; its reward
+    // is above the others' (quality 0) whatever the cost and latency terms.
+    let others = by_handle.learned("qa", &features)?.arms[0].mean_reward;
+    assert!(middle > others, "{middle:?} vs {others:?}");
+
+    // A handle of one optimizer given to another is looked up by name there:
+    // the decision is the other's.
+    let d = by_name.recommend(&qa, &features, &options)?;
+    assert_eq!((by_name.pending(), by_handle.pending()), (1, 0));
+    d.abandon("not called")?;
     Ok(())
 }
