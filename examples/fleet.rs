@@ -369,11 +369,17 @@ fn parent(args: &Args) -> AnyResult<()> {
     let store = Store::connect(&url)?;
     let records = store.decisions()?;
     let ids: HashSet<_> = records.iter().map(|r| r.decision_id).collect();
-    let with_outcome = records.iter().filter(|r| r.outcome.is_some()).count();
-    let defaulted = records.iter().filter(|r| r.reward_defaulted).count();
+    let with_outcome = records
+        .iter()
+        .filter(|r| r.resolution.outcome().is_some())
+        .count();
+    let defaulted = records
+        .iter()
+        .filter(|r| r.resolution.is_defaulted())
+        .count();
     let spent: u64 = records
         .iter()
-        .filter_map(|r| r.outcome.as_ref())
+        .filter_map(|r| r.resolution.outcome())
         .map(|o| o.total_tokens())
         .sum();
     let today = chrono::Utc::now().timestamp().div_euclid(86_400) * 86_400;
@@ -388,11 +394,8 @@ fn parent(args: &Args) -> AnyResult<()> {
     let mut per_task = serde_json::Map::new();
     for task in &TASKS {
         let mut single = config.build_for_arms(&world.arms, 2)?;
-        for r in records
-            .iter()
-            .filter(|r| r.task_type == task.name && !r.reward_defaulted)
-        {
-            if let Some(reward) = r.reward {
+        for r in records.iter().filter(|r| r.task_type == task.name) {
+            if let Some(reward) = r.resolution.recorded_reward() {
                 single.update(&Features::new(r.context.clone())?, r.arm, reward)?;
             }
         }

@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let half = records.len() / 2;
     let mut learned = LinUcbParams::default().build_shared(&arms, dim)?;
     for r in records[..half].iter() {
-        if let Some(reward) = r.reward {
+        if let Some(reward) = r.resolution.recorded_reward() {
             learned.update(&Features::new(r.context.clone())?, r.arm, reward)?;
         }
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use tuneloop_bandit::{EpsilonGreedyParams, LinUcbParams, PolicyConfig, ThompsonParams};
 use tuneloop_core::{Features, Policy, PolicySnapshot};
-use tuneloop_counterfactual::{EstimatorSettings, OfflineEvaluator, read_log};
+use tuneloop_counterfactual::{DefaultedRewards, EstimatorSettings, OfflineEvaluator, read_log};
 
 use crate::error::{CliError, CliResult};
 
@@ -57,6 +57,7 @@ fn parse_spec(spec: &str) -> CliResult<Candidate> {
 pub(crate) struct Options {
     pub(crate) train_fraction: Option<f64>,
     pub(crate) settings: EstimatorSettings,
+    pub(crate) defaulted: DefaultedRewards,
 }
 
 pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
@@ -102,8 +103,10 @@ pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
             {
                 train += 1;
             }
+            // The training learns what the optimizer's learner learns: no
+            // default reward.
             for (i, r) in records[..train].iter().enumerate() {
-                if let Some(reward) = r.reward {
+                if let Some(reward) = r.resolution.recorded_reward() {
                     let x = Features::new(r.context.clone())?;
                     p.update(&x, r.arm, reward).map_err(|e| {
                         CliError::bad(format!(
@@ -120,6 +123,7 @@ pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
     };
     let evaluator = OfflineEvaluator {
         settings: opts.settings,
+        defaulted: opts.defaulted,
         ..OfflineEvaluator::default()
     };
     let e = evaluator.evaluate(&records[train..], policy.as_ref())?;
@@ -138,6 +142,7 @@ pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
             "episodes": ep.episodes,
             "decisions": ep.decisions,
             "skipped_without_reward": ep.skipped_without_reward,
+            "skipped_defaulted": ep.skipped_defaulted,
             "skipped_inconsistent": ep.skipped_inconsistent,
             "unsupported_episodes": ep.unsupported_episodes,
             "candidate": est,
@@ -155,6 +160,8 @@ pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
         "trained_on_rounds": train,
         "rounds": e.rounds,
         "skipped_without_reward": e.skipped_without_reward,
+        "skipped_defaulted": e.skipped_defaulted,
+        "defaulted_rewards": opts.defaulted,
         "unsupported_rounds": e.unsupported_rounds,
         "candidate": candidate,
         "baseline": e.baseline,

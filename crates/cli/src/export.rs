@@ -32,7 +32,7 @@ pub(crate) fn run(url: &str, out: &Path) -> CliResult<Value> {
         "out": out.display().to_string(),
         "decisions": decisions.len(),
         "bytes": text.len(),
-        "with_outcome": decisions.iter().filter(|d| d.outcome.is_some()).count(),
+        "with_outcome": decisions.iter().filter(|d| d.resolution.outcome().is_some()).count(),
     }))
 }
 

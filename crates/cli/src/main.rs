@@ -96,6 +96,11 @@ enum Command {
         /// Seed of the bootstrap.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Count abandoned and expired decisions at their default reward
+        /// (by default they are left out, as the learner leaves them out,
+        /// and counted in `skipped_defaulted`).
+        #[arg(long)]
+        include_defaulted: bool,
     },
     /// Supervised-to-bandit simulation, or a built-in scenario.
     Simulate {
@@ -280,11 +285,17 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             bootstrap,
             alpha,
             seed,
+            include_defaulted,
         } => evaluate::run(
             &log,
             &policy,
             evaluate::Options {
                 train_fraction,
+                defaulted: if include_defaulted {
+                    tuneloop_counterfactual::DefaultedRewards::Include
+                } else {
+                    tuneloop_counterfactual::DefaultedRewards::Exclude
+                },
                 settings: tuneloop_counterfactual::EstimatorSettings {
                     bootstrap,
                     alpha,

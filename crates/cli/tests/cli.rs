@@ -260,10 +260,10 @@ fn uniform_record(
         phase: None,
         shadow_arm: None,
         timestamp: chrono::Utc::now(),
-        outcome: episode.map(|_| TaskOutcome::success(reward, 100.0)),
-        reward: Some(reward),
-        reward_defaulted: false,
-        abandoned: None,
+        resolution: tuneloop_counterfactual::Resolution::Recorded {
+            outcome: episode.map(|_| TaskOutcome::success(reward, 100.0)),
+            reward,
+        },
     })
 }
 
@@ -1234,6 +1234,32 @@ fn evaluate_and_report_refuse_the_same_logs_with_the_same_message() -> TestResul
             line(&with(&["outcome"], o))
         }),
         ("schema_version", "{\"oops\": 1}".to_owned()),
+        // Resolutions no writer makes: an outcome without its reward, a
+        // default marked on a recorded outcome, a reason without the
+        // default, a default without a reward.
+        ("reward", {
+            let mut v = with(&["outcome"], outcome.clone());
+            if let Some(o) = v.as_object_mut() {
+                o.remove("reward");
+            }
+            line(&v)
+        }),
+        ("reward_defaulted", {
+            let mut v = with(&["outcome"], outcome.clone());
+            v["reward_defaulted"] = json!(true);
+            line(&v)
+        }),
+        (
+            "abandoned",
+            line(&with(&["abandoned"], json!("dropped unrecorded"))),
+        ),
+        ("reward_defaulted", {
+            let mut v = with(&["reward_defaulted"], json!(true));
+            if let Some(o) = v.as_object_mut() {
+                o.remove("reward");
+            }
+            line(&v)
+        }),
     ];
     let bad_input = |out: &Output| -> String {
         String::from_utf8_lossy(&out.stderr)
@@ -1263,5 +1289,110 @@ fn evaluate_and_report_refuse_the_same_logs_with_the_same_message() -> TestResul
             "case {field}: a report was written"
         );
     }
+    Ok(())
+}
+
+/// 300 decisions over 3 arms logged uniformly (arm `i % 3`): arm 0 earns 1,
+/// the others 0; 30 of arm 0's decisions were abandoned (default reward 0).
+/// `fixed:0`'s weight is 3 on arm 0's rounds and 0 elsewhere, so
+/// - left out (the default): 270 rounds, 70 of arm 0: IPW = 3·70/270,
+///   SNIPW = 1, the logged mean 70/270;
+/// - counted at their default: 300 rounds: IPW = SNIPW = 3·70/300 = 0.7,
+///   the logged mean 70/300.
+#[test]
+fn abandoned_decisions_are_left_out_of_estimates_and_counted_alike_by_evaluate_and_report()
+-> TestResult {
+    use tuneloop_counterfactual::{AbandonReason, DecisionLog, JsonlLog, Resolution};
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("decisions.jsonl");
+    let arms = three_arms()?;
+    let log = JsonlLog::open(&path, u64::MAX, 0)?;
+    let mut abandoned = 0;
+    for i in 0..300u128 {
+        let a = (i % 3) as usize;
+        let mut r = uniform_record(&arms, i + 1, a, if a == 0 { 1.0 } else { 0.0 }, None)?;
+        if a == 0 && abandoned < 30 && i % 2 == 0 {
+            r.resolution = Resolution::Abandoned {
+                reason: AbandonReason::Caller("the user cancelled".into()),
+                default_reward: 0.0,
+            };
+            abandoned += 1;
+        }
+        log.append(&r)?;
+    }
+    assert_eq!(abandoned, 30);
+    let p = path.display().to_string();
+    let evaluate = |extra: &[&str]| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let mut args = vec![
+            "evaluate",
+            "--log",
+            &p,
+            "--policy",
+            "fixed:0",
+            "--bootstrap",
+            "100",
+        ];
+        args.extend_from_slice(extra);
+        stdout_json(&tuneloop(&args)?)
+    };
+    let close = |v: &serde_json::Value, expected: f64| {
+        v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-12)
+    };
+
+    let left_out = evaluate(&[])?;
+    assert_eq!(
+        (
+            left_out["rounds"].as_u64(),
+            left_out["skipped_defaulted"].as_u64()
+        ),
+        (Some(270), Some(30))
+    );
+    assert!(
+        close(
+            &left_out["candidate"]["ipw"]["estimate"],
+            3.0 * 70.0 / 270.0
+        ),
+        "{left_out}"
+    );
+    assert!(
+        close(&left_out["candidate"]["snipw"]["estimate"], 1.0),
+        "{left_out}"
+    );
+    assert!(
+        close(&left_out["baseline"]["estimate"], 70.0 / 270.0),
+        "{left_out}"
+    );
+
+    let counted = evaluate(&["--include-defaulted"])?;
+    assert_eq!(
+        (
+            counted["rounds"].as_u64(),
+            counted["skipped_defaulted"].as_u64()
+        ),
+        (Some(300), Some(0))
+    );
+    assert!(
+        close(&counted["candidate"]["ipw"]["estimate"], 0.7),
+        "{counted}"
+    );
+    assert!(
+        close(&counted["candidate"]["snipw"]["estimate"], 0.7),
+        "{counted}"
+    );
+    assert!(
+        close(&counted["baseline"]["estimate"], 70.0 / 300.0),
+        "{counted}"
+    );
+
+    let html = dir.path().join("report.html").display().to_string();
+    let report = stdout_json(&tuneloop(&["report", "--log", &p, "--out", &html])?)?;
+    assert_eq!(
+        (report["rewarded"].as_u64(), report["defaulted"].as_u64()),
+        (
+            left_out["rounds"].as_u64(),
+            left_out["skipped_defaulted"].as_u64()
+        ),
+        "{report}"
+    );
     Ok(())
 }

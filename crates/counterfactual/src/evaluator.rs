@@ -28,6 +28,36 @@ pub struct OfflineEvaluator {
     pub folds: usize,
     /// Ridge λ of the reward model (default 1).
     pub ridge_lambda: f64,
+    /// Decisions logged with the configured default reward (abandoned or
+    /// expired): left out and counted (the default), as the learner leaves
+    /// them out, or counted at their default reward.
+    pub defaulted: DefaultedRewards,
+}
+
+/// What an evaluation does with decisions whose reward is the configured
+/// default ([`Resolution::Abandoned`](crate::Resolution::Abandoned),
+/// [`Resolution::Expired`](crate::Resolution::Expired)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultedRewards {
+    /// Left out of every estimate and counted (`skipped_defaulted`): no
+    /// call was observed, and the learner does not learn them either.
+    #[default]
+    Exclude,
+    /// Counted at the default reward, as if the call had earned it (a
+    /// cancelled call that you want to weigh against its arm).
+    Include,
+}
+
+impl DefaultedRewards {
+    /// The reward `r` contributes under this rule; `None` when it
+    /// contributes none.
+    pub fn reward_of(self, r: &LoggedDecision) -> Option<f64> {
+        match self {
+            DefaultedRewards::Exclude => r.resolution.recorded_reward(),
+            DefaultedRewards::Include => r.resolution.reward(),
+        }
+    }
 }
 
 impl Default for OfflineEvaluator {
@@ -37,6 +67,7 @@ impl Default for OfflineEvaluator {
             decision_estimator: EstimatorKind::Dr,
             folds: 3,
             ridge_lambda: 1.0,
+            defaulted: DefaultedRewards::Exclude,
         }
     }
 }
@@ -48,6 +79,11 @@ pub struct Evaluation {
     pub rounds: usize,
     /// Rounds skipped because no reward was known.
     pub skipped_without_reward: usize,
+    /// Rounds left out because their reward is the configured default
+    /// (abandoned or expired decisions, under
+    /// [`DefaultedRewards::Exclude`]).
+    #[serde(default)]
+    pub skipped_defaulted: usize,
     /// Rounds where the logger was deterministic (propensity 1) and the
     /// candidate put mass on another arm: the log cannot say what that arm
     /// would have earned.
@@ -73,6 +109,10 @@ pub struct EpisodeEvaluation {
     pub decisions: usize,
     /// Episodes skipped because no reward was known.
     pub skipped_without_reward: usize,
+    /// Episodes left out because every decision of theirs carries the
+    /// configured default reward (under [`DefaultedRewards::Exclude`]).
+    #[serde(default)]
+    pub skipped_defaulted: usize,
     /// Episodes skipped because their decisions carry different rewards
     /// (some expired, or were abandoned, before the episode finished).
     pub skipped_inconsistent: usize,
@@ -125,13 +165,15 @@ impl OfflineEvaluator {
     ) -> Result<Evaluation> {
         self.settings.check()?;
         let (data, skipped) = self.data(records, candidate)?;
+        let skipped_defaulted = self.skipped_defaulted(records);
         let unsupported = unsupported_rounds(&data);
         let candidate_estimates = estimate(&data, &EstimatorKind::ALL, &self.settings)?;
         let (baseline, difference) =
             paired_difference(&data, self.decision_estimator, &self.settings)?;
         Ok(Evaluation {
             rounds: data.len(),
-            skipped_without_reward: skipped,
+            skipped_without_reward: skipped - skipped_defaulted,
+            skipped_defaulted,
             unsupported_rounds: unsupported,
             candidate: candidate_estimates,
             baseline,
@@ -225,14 +267,20 @@ impl OfflineEvaluator {
             g.push(r);
         }
         let (mut rounds, mut skipped, mut inconsistent, mut decisions) = (Vec::new(), 0, 0, 0);
+        let mut defaulted = 0;
+        let reward_of = |r: &LoggedDecision| self.defaulted.reward_of(r);
         for (i, key) in order.into_iter().enumerate() {
             let steps = &groups[&key];
-            if steps.iter().any(|r| r.reward != steps[0].reward) {
+            if steps.iter().any(|r| reward_of(r) != reward_of(steps[0])) {
                 inconsistent += 1;
                 continue;
             }
-            let Some(reward) = steps[0].reward else {
-                skipped += 1;
+            let Some(reward) = reward_of(steps[0]) else {
+                if steps[0].resolution.is_defaulted() {
+                    defaulted += 1;
+                } else {
+                    skipped += 1;
+                }
                 continue;
             };
             let (mut target, mut propensity) = (1.0_f64, 1.0_f64);
@@ -265,6 +313,7 @@ impl OfflineEvaluator {
             episodes: data.len(),
             decisions,
             skipped_without_reward: skipped,
+            skipped_defaulted: defaulted,
             skipped_inconsistent: inconsistent,
             unsupported_episodes: unsupported_rounds(&data),
             candidate: candidate_estimates,
@@ -285,7 +334,10 @@ impl OfflineEvaluator {
             "at least 2 folds",
         )?;
         let k = policy.num_arms();
-        let used: Vec<&LoggedDecision> = records.iter().filter(|r| r.reward.is_some()).collect();
+        let used: Vec<&LoggedDecision> = records
+            .iter()
+            .filter(|r| self.defaulted.reward_of(r).is_some())
+            .collect();
         if used.is_empty() {
             return Err(Error::Empty);
         }
@@ -309,7 +361,10 @@ impl OfflineEvaluator {
             targets.push(t);
         }
         let actions: Vec<usize> = used.iter().map(|r| r.arm).collect();
-        let rewards: Vec<f64> = used.iter().map(|r| r.reward.unwrap_or(0.0)).collect();
+        let rewards: Vec<f64> = used
+            .iter()
+            .map(|r| self.defaulted.reward_of(r).unwrap_or(0.0))
+            .collect();
         let q = cross_fit_ridge(
             &contexts,
             &actions,
@@ -326,6 +381,18 @@ impl OfflineEvaluator {
             reward_hat: Some(q[i * k..(i + 1) * k].to_vec()),
         }))?;
         Ok((data, records.len() - used.len()))
+    }
+
+    /// How many of `records` this evaluator leaves out for carrying the
+    /// default reward.
+    fn skipped_defaulted(&self, records: &[LoggedDecision]) -> usize {
+        match self.defaulted {
+            DefaultedRewards::Exclude => records
+                .iter()
+                .filter(|r| r.resolution.is_defaulted())
+                .count(),
+            DefaultedRewards::Include => 0,
+        }
     }
 }
 
@@ -357,7 +424,8 @@ fn distribution(
 /// The replay estimator (Li et al., 2011) for uniformly logged data: the
 /// candidate chooses on every logged context (keyed by `seed` and the
 /// decision id); the rounds where it chose the logged arm are an unbiased
-/// sample of its rewards. Returns `(value, matched rounds)`.
+/// sample of its rewards. Decisions without an observed reward (unresolved,
+/// abandoned, expired) are left out. Returns `(value, matched rounds)`.
 ///
 /// # Errors
 /// [`Error::InvalidRound`] when a round was not logged uniformly over its
@@ -370,7 +438,10 @@ pub fn replay(
     let mut total = 0.0;
     let mut matched = 0;
     for (i, r) in records.iter().enumerate() {
-        let Some(reward) = r.reward else { continue };
+        // Defaulted rewards (abandoned, expired) are no observation.
+        let Some(reward) = r.resolution.recorded_reward() else {
+            continue;
+        };
         let uniform = 1.0 / r.eligible.len() as f64;
         if (r.propensity - uniform).abs() > 1e-9 {
             return Err(Error::InvalidRound {

@@ -41,6 +41,7 @@ pub mod input;
 pub mod log;
 mod par;
 mod reader;
+mod resolution;
 mod reward_model;
 
 pub use data::{
@@ -50,9 +51,12 @@ pub use error::{Error, Result};
 pub use estimators::{
     Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, percentile_sorted,
 };
-pub use evaluator::{Comparison, EpisodeEvaluation, Evaluation, OfflineEvaluator, replay};
+pub use evaluator::{
+    Comparison, DefaultedRewards, EpisodeEvaluation, Evaluation, OfflineEvaluator, replay,
+};
 pub use log::{DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions};
 pub use reader::{LogContents, LogReader, RecordError, read_log};
+pub use resolution::{AbandonReason, Resolution, ResolutionError};
 pub use reward_model::{cross_fit_ridge, cross_fit_ridge_with_arm_features};
 
 #[cfg(test)]

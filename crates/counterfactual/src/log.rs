@@ -16,28 +16,30 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
+
 use tuneloop_core::{ArmId, Cohort, DecisionId, ParameterSet, Phase, TaskOutcome};
 
 use crate::error::{Error, Result};
+use crate::resolution::{AbandonReason, Resolution};
 
 /// Version of the record format written by this release.
 pub const LOG_SCHEMA_VERSION: u32 = 1;
 
-/// One decision and, once known, its outcome. Field names are stable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One decision and, once known, how it ended. Field names are stable:
+/// in JSON, the [`Resolution`] is written as the four fields every release
+/// wrote (`outcome`, `reward`, `reward_defaulted`, `abandoned`), and a
+/// combination no writer makes is refused when read.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoggedDecision {
     /// Version of this record's format.
     pub schema_version: u32,
     /// The decision's id (joins recommendation and outcome).
     pub decision_id: DecisionId,
     /// The caller's own request id, if it gave one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// The episode (an agent task of several calls with one outcome) the
     /// decision belongs to, if any: every decision of an episode carries
     /// the episode's outcome and reward.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub episode_id: Option<DecisionId>,
     /// Task type; each has its own arms and policy.
     pub task_type: String,
@@ -66,33 +68,18 @@ pub struct LoggedDecision {
     /// Version of the logging policy.
     pub policy_version: u64,
     /// Rollout cohort, if a rollout was running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cohort: Option<Cohort>,
     /// Rollout phase when the decision was made (`shadow`, `canary`,
     /// `guarded`, `general`), if a rollout was running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// In shadow: the arm the candidate would have chosen (the incumbent's
     /// choice, or on a probe the candidate's, is `arm`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow_arm: Option<usize>,
     /// When the decision was made.
     pub timestamp: DateTime<Utc>,
-    /// What the call produced, once known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<TaskOutcome>,
-    /// The reward, once known (or defaulted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reward: Option<f64>,
-    /// True when no outcome arrived in time and `reward` is the configured
-    /// default.
-    #[serde(default)]
-    pub reward_defaulted: bool,
-    /// Why the caller gave up on the outcome before its time ran out (a
-    /// handle abandoned or dropped, a shutdown); `reward` is then the
-    /// default and `reward_defaulted` is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub abandoned: Option<String>,
+    /// How the decision ended: recorded with its outcome, abandoned,
+    /// expired, or not yet.
+    pub resolution: Resolution,
 }
 
 impl LoggedDecision {
@@ -126,12 +113,12 @@ impl LoggedDecision {
         if let Some(v) = self.context.iter().find(|v| !v.is_finite()) {
             return bad("context", format!("contains {v}"));
         }
-        if let Some(r) = self.reward
+        if let Some(r) = self.resolution.reward()
             && !(0.0..=1.0).contains(&r)
         {
             return bad("reward", format!("{r} is not in [0, 1]"));
         }
-        if let Some(o) = &self.outcome
+        if let Some(o) = self.resolution.outcome()
             && let Err(e) = o.validate()
         {
             return bad("outcome", e.to_string());
@@ -342,11 +329,12 @@ pub enum JoinError {
     Expired(DecisionId),
 }
 
-/// `d` given up on: the default reward, marked, with the reason.
-fn abandoned(mut d: LoggedDecision, default_reward: f64, reason: &str) -> LoggedDecision {
-    d.reward = Some(default_reward);
-    d.reward_defaulted = true;
-    d.abandoned = Some(reason.to_owned());
+/// `d` given up on: the default reward, with the reason.
+fn abandoned(mut d: LoggedDecision, default_reward: f64, reason: AbandonReason) -> LoggedDecision {
+    d.resolution = Resolution::Abandoned {
+        reason,
+        default_reward,
+    };
     d
 }
 
@@ -425,8 +413,10 @@ impl PendingDecisions {
             return Err(JoinError::Expired(id));
         }
         let mut d = self.pending.remove(&id).ok_or(JoinError::Unknown(id))?;
-        d.outcome = Some(outcome);
-        d.reward = Some(reward);
+        d.resolution = Resolution::Recorded {
+            outcome: Some(outcome),
+            reward,
+        };
         Ok(d)
     }
 
@@ -441,19 +431,23 @@ impl PendingDecisions {
     ///
     /// # Errors
     /// [`JoinError::Unknown`].
-    pub fn abandon(&mut self, id: DecisionId, reason: &str) -> Result<LoggedDecision, JoinError> {
+    pub fn abandon(
+        &mut self,
+        id: DecisionId,
+        reason: AbandonReason,
+    ) -> Result<LoggedDecision, JoinError> {
         let d = self.pending.remove(&id).ok_or(JoinError::Unknown(id))?;
         Ok(abandoned(d, self.default_reward, reason))
     }
 
     /// Takes every pending decision as [`abandon`](Self::abandon) does,
     /// oldest first.
-    pub fn abandon_all(&mut self, reason: &str) -> Vec<LoggedDecision> {
+    pub fn abandon_all(&mut self, reason: &AbandonReason) -> Vec<LoggedDecision> {
         let default_reward = self.default_reward;
         let mut out: Vec<LoggedDecision> = self
             .pending
             .drain()
-            .map(|(_, d)| abandoned(d, default_reward, reason))
+            .map(|(_, d)| abandoned(d, default_reward, reason.clone()))
             .collect();
         out.sort_by_key(|d| d.timestamp);
         out
@@ -472,8 +466,9 @@ impl PendingDecisions {
             .into_iter()
             .filter_map(|id| self.pending.remove(&id))
             .map(|mut d| {
-                d.reward = Some(self.default_reward);
-                d.reward_defaulted = true;
+                d.resolution = Resolution::Expired {
+                    default_reward: self.default_reward,
+                };
                 d
             })
             .collect();

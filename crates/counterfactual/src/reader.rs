@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::log::LoggedDecision;
+use crate::resolution::Wire;
 
 /// What [`read_log`] found.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,8 +176,10 @@ impl LoggedDecision {
     /// # Errors
     /// [`RecordError`] saying what is wrong and where.
     pub fn from_json(text: &[u8]) -> std::result::Result<Self, RecordError> {
-        let record: LoggedDecision =
+        let wire: Wire =
             serde_json::from_slice(text).map_err(|e| RecordError::Syntax(field_error(text, e)))?;
+        let record =
+            LoggedDecision::try_from(wire).map_err(|e| RecordError::Invalid(e.to_string()))?;
         record
             .validate()
             .map_err(|e| RecordError::Invalid(e.to_string()))?;
@@ -189,7 +192,7 @@ impl LoggedDecision {
 /// records that parse pay nothing for it).
 fn field_error(line: &[u8], e: serde_json::Error) -> String {
     let mut de = serde_json::Deserializer::from_slice(line);
-    match serde_path_to_error::deserialize::<_, LoggedDecision>(&mut de) {
+    match serde_path_to_error::deserialize::<_, Wire>(&mut de) {
         Err(tracked) if tracked.path().iter().next().is_some() => {
             format!("{}: {}", tracked.path(), tracked.inner())
         }

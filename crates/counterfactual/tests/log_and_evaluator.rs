@@ -8,7 +8,7 @@ use tuneloop_bandit::{Fixed, Uniform};
 use tuneloop_core::{ArmSet, DecisionId, ErrorClass, Features, TaskOutcome};
 use tuneloop_counterfactual::{
     DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, OfflineEvaluator,
-    PendingDecisions, read_log, replay,
+    PendingDecisions, Resolution, read_log, replay,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -57,10 +57,10 @@ fn logged(i: u64, rng: &mut ChaCha8Rng, arms: &ArmSet) -> LoggedDecision {
             .timestamp_opt(1_700_000_000 + i as i64, 0)
             .single()
             .unwrap_or_default(),
-        outcome: None,
-        reward: Some(if v < means[a] { 1.0 } else { 0.0 }),
-        reward_defaulted: false,
-        abandoned: None,
+        resolution: Resolution::Recorded {
+            outcome: None,
+            reward: if v < means[a] { 1.0 } else { 0.0 },
+        },
     }
 }
 
@@ -168,7 +168,7 @@ fn memory_log_keeps_records_in_order() -> TestResult {
 fn late_outcomes_join_within_the_window_else_default() -> TestResult {
     let mut records = log_of(3, 3)?;
     for r in &mut records {
-        r.reward = None;
+        r.resolution = Resolution::Unresolved;
     }
     let t0 = records[0].timestamp;
     let mut pending = PendingDecisions::new(std::time::Duration::from_secs(60), 0.0)?;
@@ -182,8 +182,13 @@ fn late_outcomes_join_within_the_window_else_default() -> TestResult {
         0.9,
         t0 + Duration::seconds(30),
     )?;
-    assert_eq!(joined.reward, Some(0.9));
-    assert!(!joined.reward_defaulted);
+    assert_eq!(
+        joined.resolution,
+        Resolution::Recorded {
+            outcome: Some(outcome.clone()),
+            reward: 0.9
+        }
+    );
     assert_eq!(
         pending.join(records[0].decision_id, outcome.clone(), 0.9, t0),
         Err(JoinError::Unknown(records[0].decision_id)),
@@ -201,11 +206,10 @@ fn late_outcomes_join_within_the_window_else_default() -> TestResult {
     );
     let expired = pending.expire(late);
     assert_eq!(expired.len(), 2);
-    assert!(
-        expired
-            .iter()
-            .all(|d| d.reward == Some(0.0) && d.reward_defaulted)
-    );
+    assert!(expired.iter().all(|d| d.resolution
+        == Resolution::Expired {
+            default_reward: 0.0
+        }));
     assert!(pending.is_empty());
     Ok(())
 }
@@ -235,7 +239,7 @@ fn a_wait_out_of_range_is_refused_and_the_longest_one_never_panics() -> TestResu
         0.5,
         chrono::DateTime::<chrono::Utc>::MAX_UTC,
     )?;
-    assert_eq!(joined.reward, Some(0.5));
+    assert_eq!(joined.resolution.reward(), Some(0.5));
     Ok(())
 }
 
@@ -355,7 +359,10 @@ fn two_policies_compare_on_one_log() -> TestResult {
 fn records_with_a_reward_outside_0_1_or_an_unknown_version_are_refused() -> TestResult {
     let mut r = log_of(1, 5)?.remove(0);
     assert!(r.validate().is_ok());
-    r.reward = Some(5.0);
+    r.resolution = Resolution::Recorded {
+        outcome: None,
+        reward: 5.0,
+    };
     assert!(matches!(
         r.validate(),
         Err(tuneloop_counterfactual::Error::InvalidRound {
@@ -363,7 +370,10 @@ fn records_with_a_reward_outside_0_1_or_an_unknown_version_are_refused() -> Test
             ..
         })
     ));
-    r.reward = Some(0.5);
+    r.resolution = Resolution::Recorded {
+        outcome: None,
+        reward: 0.5,
+    };
     r.schema_version = 99;
     assert!(matches!(
         r.validate(),
@@ -501,7 +511,10 @@ fn two_step_log(n: u64, seed: u64) -> Result<Vec<LoggedDecision>, Box<dyn std::e
             d.arm = arm;
             d.arm_id = arms.get(arm).map(|a| a.id).ok_or("arm")?;
             d.propensity = 0.5;
-            d.reward = Some(reward);
+            d.resolution = Resolution::Recorded {
+                outcome: None,
+                reward,
+            };
             out.push(d);
         }
     }
@@ -556,7 +569,10 @@ fn episodes_are_valued_by_their_trajectory_weight_to_the_closed_form() -> TestRe
 #[test]
 fn an_episode_with_decisions_of_different_rewards_is_skipped_and_counted() -> TestResult {
     let mut records = two_step_log(10, 1)?;
-    records[3].reward = Some(0.123);
+    records[3].resolution = Resolution::Recorded {
+        outcome: None,
+        reward: 0.123,
+    };
     let e = OfflineEvaluator::default().evaluate_episodes(&records, &TwoStep { p: 0.5, q: 0.5 })?;
     assert_eq!(
         (e.episodes, e.skipped_inconsistent, e.decisions),

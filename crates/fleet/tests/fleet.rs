@@ -186,13 +186,13 @@ fn three_members_share_learning_budget_and_outcomes() -> TestResult {
     assert!(
         records
             .iter()
-            .all(|r| r.outcome.is_some() && !r.reward_defaulted)
+            .all(|r| r.resolution.outcome().is_some() && !r.resolution.is_defaulted())
     );
     // Budget: what was spent across the fleet stays within the limit, and
     // the limit was reached (decisions were refused).
     let spent: u64 = records
         .iter()
-        .filter_map(|r| r.outcome.as_ref())
+        .filter_map(|r| r.resolution.outcome())
         .map(TaskOutcome::total_tokens)
         .sum();
     eprintln!("{spent} tokens spent of {LIMIT}");
@@ -209,7 +209,7 @@ fn three_members_share_learning_budget_and_outcomes() -> TestResult {
         single.update(
             &Features::new(r.context.clone())?,
             r.arm,
-            r.reward.ok_or("no reward")?,
+            r.resolution.recorded_reward().ok_or("no reward")?,
         )?;
     }
     let expected = single.statistics().ok_or("no statistics")?;

@@ -21,6 +21,7 @@ use crate::error::Result;
 use crate::optimizer::{Optimizer, lock};
 use crate::task::TaskState;
 use crate::task_handle::{TaskType, with_state};
+use tuneloop_counterfactual::Resolution;
 
 /// Per-request options of [`Optimizer::recommend`] and
 /// [`Optimizer::recommend_parameters`].
@@ -377,10 +378,7 @@ pub(crate) fn decision_record(
         phase: rec.phase,
         shadow_arm: rec.shadow_arm,
         timestamp: now,
-        outcome: None,
-        reward: None,
-        reward_defaulted: false,
-        abandoned: None,
+        resolution: Resolution::Unresolved,
     }
 }
 

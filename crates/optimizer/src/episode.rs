@@ -9,6 +9,7 @@ use crate::decide::{RecommendOptions, Recommendation};
 use crate::error::{Error, Result};
 use crate::optimizer::Optimizer;
 use crate::task_handle::{TaskType, with_state};
+use tuneloop_counterfactual::{AbandonReason, Resolution};
 
 /// What a dropped, unfinished [`Episode`] logs as its decisions' reason.
 pub const EPISODE_DROPPED: &str = "episode dropped unfinished";
@@ -136,8 +137,10 @@ impl Episode {
                 missing.get_or_insert(id);
                 continue;
             };
-            record.outcome = Some(outcome.clone());
-            record.reward = Some(reward);
+            record.resolution = Resolution::Recorded {
+                outcome: Some(outcome.clone()),
+                reward,
+            };
             // The episode's spend is charged once, with its first decision.
             events.extend(o.learn(record, outcome, reward, credited == 0, now)?);
             credited += 1;
@@ -159,13 +162,13 @@ impl Episode {
     /// [`Error::UnknownDecision`] naming a decision the sweep already took.
     pub fn abandon(mut self, reason: &str) -> Result<()> {
         self.open = false;
-        self.abandon_all(reason)
+        self.abandon_all(&AbandonReason::Caller(reason.to_owned()))
     }
 
-    fn abandon_all(&self, reason: &str) -> Result<()> {
+    fn abandon_all(&self, reason: &AbandonReason) -> Result<()> {
         let mut first_error = Ok(());
         for &id in &self.decisions {
-            if let Err(e) = self.optimizer.abandon(id, reason)
+            if let Err(e) = self.optimizer.abandon_for(id, reason.clone())
                 && first_error.is_ok()
             {
                 first_error = Err(e);
@@ -178,7 +181,7 @@ impl Episode {
 impl Drop for Episode {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.abandon_all(EPISODE_DROPPED);
+            let _ = self.abandon_all(&AbandonReason::EpisodeDropped);
         }
     }
 }

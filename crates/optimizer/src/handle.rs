@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::optimizer::Optimizer;
 use crate::record::Recorded;
 use crate::task_handle::TaskType;
+use tuneloop_counterfactual::AbandonReason;
 
 /// What a dropped, unrecorded [`Decision`] logs as its reason.
 pub const DROPPED: &str = "dropped unrecorded";
@@ -82,7 +83,7 @@ impl Decision {
             // Expired or unknown decisions are the sweep's, or gone.
             let _ = self
                 .optimizer
-                .abandon(self.id(), &format!("outcome refused: {e}"));
+                .abandon_for(self.id(), AbandonReason::OutcomeRefused(e.to_string()));
         }
         result
     }
@@ -108,7 +109,9 @@ impl Decision {
 impl Drop for Decision {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.optimizer.abandon(self.id(), DROPPED);
+            let _ = self
+                .optimizer
+                .abandon_for(self.id(), AbandonReason::Dropped);
         }
     }
 }

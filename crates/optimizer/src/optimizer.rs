@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::pending::Pending;
 use crate::task::TaskState;
 use crate::writer::LogWriter;
+use tuneloop_counterfactual::AbandonReason;
 
 /// The facade: thread-safe (`Clone` shares one optimizer), no I/O on the
 /// hot path, usable from sync and async code alike (every method returns
@@ -165,7 +166,7 @@ impl Optimizer {
     ///
     /// In async code, use [`shutdown`](Self::shutdown).
     pub fn shutdown_blocking(&self) -> usize {
-        let abandoned = self.abandon_all(SHUTDOWN);
+        let abandoned = self.abandon_all(&AbandonReason::Shutdown);
         if let Some(log) = &self.inner.log {
             log.close();
             log.flush();
@@ -178,7 +179,7 @@ impl Optimizer {
     /// before an async program exits: dropping the last handle inside a
     /// runtime does not wait for the writer.
     pub async fn shutdown(&self) -> usize {
-        let abandoned = self.abandon_all(SHUTDOWN);
+        let abandoned = self.abandon_all(&AbandonReason::Shutdown);
         if let Some(log) = &self.inner.log {
             log.close();
             log.flush_async().await;

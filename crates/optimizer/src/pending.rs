@@ -9,6 +9,7 @@ use tuneloop_core::{DecisionId, TaskOutcome};
 use tuneloop_counterfactual::{JoinError, LoggedDecision, PendingDecisions};
 
 use crate::error::{Error, Result};
+use tuneloop_counterfactual::AbandonReason;
 
 const SHARDS: usize = 16;
 
@@ -85,7 +86,7 @@ impl Pending {
     ///
     /// # Errors
     /// [`Error::UnknownDecision`].
-    pub(crate) fn abandon(&self, id: DecisionId, reason: &str) -> Result<LoggedDecision> {
+    pub(crate) fn abandon(&self, id: DecisionId, reason: AbandonReason) -> Result<LoggedDecision> {
         lock(self.shard(id))
             .abandon(id, reason)
             .map_err(|_| Error::UnknownDecision(id))
@@ -97,7 +98,7 @@ impl Pending {
     }
 
     /// Takes every waiting decision as [`abandon`](Self::abandon) does.
-    pub(crate) fn abandon_all(&self, reason: &str) -> Vec<LoggedDecision> {
+    pub(crate) fn abandon_all(&self, reason: &AbandonReason) -> Vec<LoggedDecision> {
         self.shards
             .iter()
             .flat_map(|s| lock(s).abandon_all(reason))

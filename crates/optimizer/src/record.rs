@@ -13,6 +13,7 @@ use crate::decide::{Recommendation, decision_record};
 use crate::error::{Error, Result};
 use crate::optimizer::{Optimizer, lock};
 use crate::task::TaskState;
+use tuneloop_counterfactual::{AbandonReason, Resolution};
 
 /// What recording an outcome did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -181,6 +182,11 @@ impl Optimizer {
     /// [`Error::UnknownDecision`] (never made, already recorded or
     /// abandoned, or expired and swept).
     pub fn abandon(&self, decision_id: DecisionId, reason: &str) -> Result<()> {
+        self.abandon_for(decision_id, AbandonReason::Caller(reason.to_owned()))
+    }
+
+    /// [`abandon`](Self::abandon) for `reason`.
+    pub(crate) fn abandon_for(&self, decision_id: DecisionId, reason: AbandonReason) -> Result<()> {
         let inner = &*self.inner;
         let record = inner.pending.abandon(decision_id, reason)?;
         if let Some(b) = &inner.budget {
@@ -193,7 +199,7 @@ impl Optimizer {
 
     /// Abandons every pending decision with `reason` (see
     /// [`abandon`](Self::abandon)); returns how many.
-    pub(crate) fn abandon_all(&self, reason: &str) -> usize {
+    pub(crate) fn abandon_all(&self, reason: &AbandonReason) -> usize {
         let inner = &*self.inner;
         let records = inner.pending.abandon_all(reason);
         let (n, now) = (records.len(), inner.clock.now());
@@ -266,8 +272,10 @@ impl Optimizer {
             "external",
             inner.clock.now(),
         );
-        record.outcome = Some(outcome.clone());
-        record.reward = Some(reward);
+        record.resolution = Resolution::Recorded {
+            outcome: Some(outcome.clone()),
+            reward,
+        };
         add(&inner.counters.outcomes, 1);
         add_reward(&inner.counters, reward);
         self.log(record);

@@ -20,6 +20,7 @@ use tuneloop_rollout::RolloutManager;
 
 use crate::error::Result;
 use crate::optimizer::{Inner, Optimizer, lock};
+use tuneloop_counterfactual::Resolution;
 
 /// A handle to an optimizer that does not keep it alive, for a background
 /// thread that should end with it: [`upgrade`](Self::upgrade) it for each
@@ -118,11 +119,14 @@ impl Optimizer {
     /// not fit the rollout.
     pub fn observe_for_rollout(&self, record: &LoggedDecision) -> Result<bool> {
         let (_, task) = self.task_state(&record.task_type)?;
-        let (Some(outcome), Some(reward), false) =
-            (&record.outcome, record.reward, record.reward_defaulted)
+        let Resolution::Recorded {
+            outcome: Some(outcome),
+            reward,
+        } = &record.resolution
         else {
             return Ok(false);
         };
+        let reward = *reward;
         let Some(r) = &task.rollout else {
             return Ok(false);
         };

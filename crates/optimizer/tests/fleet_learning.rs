@@ -118,7 +118,10 @@ fn three_members_learn_as_one_learner_fed_every_update() -> TestResult {
     for (opt, log) in opts.iter().zip(&logs) {
         opt.flush_log();
         for r in log.records() {
-            let reward = r.reward.ok_or("a record without its reward")?;
+            let reward = r
+                .resolution
+                .recorded_reward()
+                .ok_or("a record without its reward")?;
             let x = tuneloop::core::Features::new(r.context.clone())?;
             single.update(&x, r.arm, reward)?;
             updates += 1;

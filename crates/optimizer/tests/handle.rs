@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use tuneloop::core::{ArmSet, ManualClock, TaskFeatures, TaskOutcome};
-use tuneloop::counterfactual::{DecisionLog, LoggedDecision, MemoryLog};
+use tuneloop::counterfactual::{AbandonReason, DecisionLog, LoggedDecision, MemoryLog, Resolution};
 use tuneloop::{DROPPED, Error, Optimizer, RecommendOptions, SHUTDOWN, TaskTypeConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -75,22 +75,40 @@ fn a_handle_is_recorded_abandoned_dropped_or_handed_over_exactly_once() -> TestR
             .ok_or("not logged")
     };
     let rec = find(recorded_id)?;
-    assert!(rec.outcome.is_some() && !rec.reward_defaulted && rec.abandoned.is_none());
-    for (id, reason) in [(abandoned_id, "the user cancelled"), (dropped_id, DROPPED)] {
+    assert!(matches!(
+        rec.resolution,
+        Resolution::Recorded {
+            outcome: Some(_),
+            ..
+        }
+    ));
+    for (id, reason) in [
+        (
+            abandoned_id,
+            AbandonReason::Caller("the user cancelled".into()),
+        ),
+        (dropped_id, AbandonReason::Dropped),
+    ] {
         let r = find(id)?;
         assert_eq!(
-            (r.reward, r.reward_defaulted),
-            (Some(0.25), true),
-            "{reason}"
+            r.resolution,
+            Resolution::Abandoned {
+                reason: reason.clone(),
+                default_reward: 0.25
+            }
         );
-        assert_eq!(r.abandoned.as_deref(), Some(reason));
-        assert!(r.outcome.is_none());
+        // In the log, the reason's text.
+        let line = serde_json::to_value(r)?;
+        assert_eq!(line["abandoned"], reason.to_string());
+        assert_eq!(line["reward_defaulted"], true);
     }
+    assert_eq!(DROPPED, AbandonReason::Dropped.to_string());
     let r = find(refused_id)?;
     assert!(
-        r.abandoned
-            .as_deref()
-            .is_some_and(|a| a.starts_with("outcome refused")),
+        matches!(
+            &r.resolution,
+            Resolution::Abandoned { reason: AbandonReason::OutcomeRefused(e), .. } if e.contains("quality")
+        ),
         "{r:?}"
     );
     // Abandoning twice, or what was recorded, is an error naming the id.
@@ -174,7 +192,7 @@ fn shutdown_awaits_the_writer_on_a_current_thread_runtime() -> TestResult {
             let consumer = tokio::spawn(async move {
                 let mut reasons = Vec::new();
                 while let Some(r) = rx.recv().await {
-                    reasons.push(r.abandoned);
+                    reasons.push(r.resolution);
                 }
                 reasons
             });
@@ -203,7 +221,14 @@ fn shutdown_awaits_the_writer_on_a_current_thread_runtime() -> TestResult {
     assert_eq!(
         received
             .iter()
-            .filter(|r| r.as_deref() == Some(SHUTDOWN))
+            .filter(|r| matches!(
+                r,
+                Resolution::Abandoned {
+                    reason: AbandonReason::Shutdown,
+                    ..
+                }
+            ))
+            .inspect(|r| assert_eq!(r.reward(), Some(0.25), "{SHUTDOWN}: the default reward"))
             .count(),
         1
     );
@@ -524,11 +549,18 @@ fn episodes_credit_every_decision_and_are_evaluated_whole() -> TestResult {
     let by_episode = records[..2 * N].chunks(2);
     for pair in by_episode {
         assert!(pair[0].episode_id.is_some() && pair[0].episode_id == pair[1].episode_id);
-        assert_eq!(pair[0].reward, pair[1].reward);
+        assert_eq!(pair[0].resolution, pair[1].resolution);
     }
+    assert!(matches!(
+        records[2 * N].resolution,
+        Resolution::Abandoned {
+            reason: AbandonReason::EpisodeDropped,
+            ..
+        }
+    ));
     assert_eq!(
-        records[2 * N].abandoned.as_deref(),
-        Some(tuneloop::EPISODE_DROPPED)
+        tuneloop::EPISODE_DROPPED,
+        AbandonReason::EpisodeDropped.to_string()
     );
     // Offline: the candidates' values to their closed form.
     let value = |p: f64, q: f64| p * q * 1.0 + (1.0 - p) * q * 0.4 + (1.0 - p) * (1.0 - q) * 0.6;

@@ -303,7 +303,9 @@ fn many_threads_lose_no_update() -> TestResult {
     let records = log.records();
     assert_eq!(records.len() as u64, n);
     for r in &records {
-        assert!(r.propensity > 0.0 && r.eligible.contains(&r.arm) && r.reward.is_some());
+        assert!(
+            r.propensity > 0.0 && r.eligible.contains(&r.arm) && r.resolution.reward().is_some()
+        );
     }
     let mut ids: Vec<_> = records.iter().map(|r| r.decision_id).collect();
     ids.sort();

@@ -652,6 +652,7 @@ mod tests {
             tokens: 100.0,
             propensity: 0.5,
             has_outcome: true,
+            defaulted: false,
         }
     }
 

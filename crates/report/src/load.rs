@@ -25,7 +25,9 @@ pub(crate) struct Row {
     pub(crate) phase: Option<Phase>,
     /// Index into [`Data::arms`].
     pub(crate) arm: u32,
-    /// NaN when unknown.
+    /// NaN when unknown, and for a default reward (abandoned or expired:
+    /// no call was observed; left out of every estimate, as the learner
+    /// and `evaluate` leave it out).
     pub(crate) reward: f32,
     /// NaN without an outcome.
     pub(crate) quality: f32,
@@ -33,6 +35,8 @@ pub(crate) struct Row {
     pub(crate) tokens: f32,
     pub(crate) propensity: f64,
     pub(crate) has_outcome: bool,
+    /// Abandoned or expired: logged with the configured default reward.
+    pub(crate) defaulted: bool,
 }
 
 /// An arm of a task type.
@@ -168,14 +172,14 @@ fn row(
             a
         }
     };
-    let (quality, cost, tokens) = match &l.outcome {
+    let (quality, cost, tokens) = match l.resolution.outcome() {
         Some(o) => (o.quality as f32, o.cost_usd as f32, o.total_tokens() as f32),
         None => (f32::NAN, f32::NAN, f32::NAN),
     };
     if let Some(e) = l.episode_id {
         let entry = data.episodes.entry(e.as_u128()).or_insert((0, f32::NAN));
         entry.0 = entry.0.saturating_add(1);
-        if let Some(r) = l.reward {
+        if let Some(r) = l.resolution.recorded_reward() {
             entry.1 = r as f32;
         }
     }
@@ -185,11 +189,15 @@ fn row(
         cohort: l.cohort,
         phase: l.phase,
         arm,
-        reward: l.reward.map_or(f32::NAN, |r| r as f32),
+        reward: l
+            .resolution
+            .recorded_reward()
+            .map_or(f32::NAN, |r| r as f32),
         quality,
         cost,
         tokens,
         propensity: l.propensity,
-        has_outcome: l.outcome.is_some(),
+        has_outcome: l.resolution.outcome().is_some(),
+        defaulted: l.resolution.is_defaulted(),
     })
 }

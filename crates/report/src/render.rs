@@ -213,6 +213,7 @@ pub fn render(data: &Log, options: &Options<'_>, progress: &dyn Fn(&str)) -> Res
     stage("charts drawn");
 
     let rewarded = data.rows.iter().filter(|r| !r.reward.is_nan()).count();
+    let defaulted = data.rows.iter().filter(|r| r.defaulted).count();
     let mean_reward = data
         .rows
         .iter()
@@ -260,6 +261,7 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
 <div class="cards">
 <div class="card"><b>{n}</b><span>decisions</span></div>
 <div class="card"><b>{rewarded}</b><span>with a reward</span></div>
+<div class="card"><b>{defaulted}</b><span>abandoned or expired (left out)</span></div>
 <div class="card"><b>{mean_reward:.3}</b><span>mean reward</span></div>
 <div class="card"><b>{tasks}</b><span>task types</span></div>
 <div class="card"><b>{narms}</b><span>arms used</span></div>
@@ -359,6 +361,7 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
     let summary = json!({
         "decisions": data.rows.len(),
         "rewarded": rewarded,
+        "defaulted": defaulted,
         "task_types": data.tasks,
         "arms": arms.len(),
         "charts": expected,

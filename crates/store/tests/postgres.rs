@@ -61,7 +61,8 @@ fn two_processes_write_one_log_and_every_decision_is_there_once() -> TestResult 
         store
             .decisions()?
             .iter()
-            .all(|d| d.reward.is_some() && d.outcome.as_ref().map(|o| o.quality) == Some(0.5))
+            .all(|d| d.resolution.reward().is_some()
+                && d.resolution.outcome().map(|o| o.quality) == Some(0.5))
     );
     let s = log_a.stats();
     assert_eq!((s.written, s.dropped, s.pending), (1_501, 0, 0));
