@@ -101,6 +101,10 @@ enum Command {
         /// and counted in `skipped_defaulted`).
         #[arg(long)]
         include_defaulted: bool,
+        /// Evaluate one task type (by default each task type of the log,
+        /// and all of them weighted by their traffic).
+        #[arg(long)]
+        task_type: Option<String>,
     },
     /// Supervised-to-bandit simulation, or a built-in scenario.
     Simulate {
@@ -286,6 +290,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
             alpha,
             seed,
             include_defaulted,
+            task_type,
         } => evaluate::run(
             &log,
             &policy,
@@ -296,6 +301,7 @@ fn run(cli: Cli) -> CliResult<serde_json::Value> {
                 } else {
                     tuneloop_counterfactual::DefaultedRewards::Exclude
                 },
+                task_type,
                 settings: tuneloop_counterfactual::EstimatorSettings {
                     bootstrap,
                     alpha,

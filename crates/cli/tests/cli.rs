@@ -1396,3 +1396,206 @@ fn abandoned_decisions_are_left_out_of_estimates_and_counted_alike_by_evaluate_a
     );
     Ok(())
 }
+
+/// Two task types of 300 decisions over 3 arms logged uniformly (arm
+/// `i % 3`): on `a` arm 0 earns 1 and the others 0, on `b` the reverse.
+/// `fixed:0` is worth 1 on `a` (IPW = 3·100/300, the logged mean 1/3) and
+/// 0 on `b` (the logged mean 2/3): better on one, worse on the other. The
+/// overall figure weighs the two by their 300 rounds each: 0.5 against
+/// the logged 0.5.
+#[test]
+fn evaluate_judges_each_task_type_apart_and_labels_the_overall_figure() -> TestResult {
+    use tuneloop_counterfactual::{DecisionLog, JsonlLog};
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("decisions.jsonl");
+    let arms = three_arms()?;
+    let log = JsonlLog::open(&path, u64::MAX, 0)?;
+    for i in 0..600u128 {
+        let (task, a) = (if i % 2 == 0 { "a" } else { "b" }, ((i / 2) % 3) as usize);
+        let good = (a == 0) == (task == "a");
+        let mut r = uniform_record(&arms, i + 1, a, if good { 1.0 } else { 0.0 }, None)?;
+        r.task_type = task.into();
+        log.append(&r)?;
+    }
+    let p = path.display().to_string();
+    let run = |extra: &[&str]| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let mut args = vec![
+            "evaluate",
+            "--log",
+            &p,
+            "--policy",
+            "fixed:0",
+            "--bootstrap",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        stdout_json(&tuneloop(&args)?)
+    };
+    let close = |v: &serde_json::Value, expected: f64| {
+        v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-12)
+    };
+    let v = run(&[])?;
+    let (a, b) = (&v["task_types"]["a"], &v["task_types"]["b"]);
+    assert_eq!(
+        (a["rounds"].as_u64(), b["rounds"].as_u64()),
+        (Some(300), Some(300))
+    );
+    assert!(close(&a["candidate"]["ipw"]["estimate"], 1.0), "{a}");
+    assert!(close(&a["baseline"]["estimate"], 1.0 / 3.0), "{a}");
+    assert_eq!(a["verdict"], "better");
+    assert!(close(&b["candidate"]["ipw"]["estimate"], 0.0), "{b}");
+    assert!(close(&b["baseline"]["estimate"], 2.0 / 3.0), "{b}");
+    assert_eq!(b["verdict"], "not proven better");
+    assert!(close(&v["candidate"]["ipw"]["estimate"], 0.5), "{v}");
+    assert!(close(&v["baseline"]["estimate"], 0.5), "{v}");
+    assert_eq!(v["rounds"].as_u64(), Some(600));
+    assert!(
+        v["scope"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("overall: 2 task types")),
+        "{}",
+        v["scope"]
+    );
+
+    let only_b = run(&["--task-type", "b"])?;
+    assert_eq!(only_b["scope"], "task type `b`");
+    assert_eq!(only_b["candidate"], b["candidate"]);
+    assert_eq!(only_b["verdict"], "not proven better");
+    let out = tuneloop(&[
+        "evaluate",
+        "--log",
+        &p,
+        "--policy",
+        "fixed:0",
+        "--task-type",
+        "c",
+    ])?;
+    assert_bad_input(&out, &["--task-type", "`c`", "a, b"]);
+    Ok(())
+}
+
+/// The file `Optimizer::save_snapshot` writes evaluates as the policy it
+/// holds for each task type: the same figures as its learner extracted.
+#[test]
+fn an_optimizer_snapshot_evaluates_as_the_learner_it_holds_per_task_type() -> TestResult {
+    use std::sync::Arc;
+    use tuneloop::core::{ArmSet, TaskFeatures, TaskOutcome};
+    use tuneloop::counterfactual::JsonlLog;
+    use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("decisions.jsonl");
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0, 0.5, 1.0])
+        .build()?;
+    let o = Optimizer::builder()
+        .task_type("arithmetic", TaskTypeConfig::new(arms.clone()))
+        .task_type("capitals", TaskTypeConfig::new(arms))
+        .decision_log(Arc::new(JsonlLog::open(&log, u64::MAX, 0)?))
+        .seed(11)
+        .build()?;
+    for i in 0..400u32 {
+        let task = if i % 2 == 0 { "arithmetic" } else { "capitals" };
+        let d = o.recommend(task, &TaskFeatures::default(), &RecommendOptions::default())?;
+        let best = if task == "arithmetic" { 0 } else { 2 };
+        let q = if d.recommendation().arm == best {
+            0.9
+        } else {
+            0.3
+        };
+        d.record(&TaskOutcome::success(q, 100.0))?;
+    }
+    let snapshot = dir.path().join("snapshot.json");
+    o.save_snapshot(&snapshot)?;
+    drop(o);
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&snapshot)?)?;
+    let (l, s) = (log.display().to_string(), snapshot.display().to_string());
+    let whole = stdout_json(&tuneloop(&[
+        "evaluate",
+        "--log",
+        &l,
+        "--policy",
+        &format!("@{s}"),
+        "--bootstrap",
+        "200",
+    ])?)?;
+    for task in ["arithmetic", "capitals"] {
+        let learner = dir.path().join(format!("{task}.json"));
+        std::fs::write(&learner, saved["task_types"][task]["learner"].to_string())?;
+        let alone = stdout_json(&tuneloop(&[
+            "evaluate",
+            "--log",
+            &l,
+            "--policy",
+            &format!("@{}", learner.display()),
+            "--task-type",
+            task,
+            "--bootstrap",
+            "200",
+        ])?)?;
+        assert_eq!(
+            whole["task_types"][task]["candidate"], alone["candidate"],
+            "{task}"
+        );
+        assert_eq!(whole["task_types"][task]["rounds"].as_u64(), Some(200));
+    }
+    Ok(())
+}
+
+/// 1,000 decisions: 20 of arm 0 logged with propensity 0.01 (it was in
+/// truth chosen 2% of the time), earning 1, the rest arm 1 (propensity
+/// 0.99), earning 0. `fixed:0`'s IPW is 100·20/1000 = 2, outside the
+/// logged rewards' [0, 1]; the weights' effective sample size is
+/// (Σw)²/Σw² = 2000²/(20·100²) = 20 rounds, 2% of them.
+#[test]
+fn evaluate_names_an_estimate_outside_the_reward_range_and_little_support() -> TestResult {
+    use tuneloop_counterfactual::{DecisionLog, JsonlLog};
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("decisions.jsonl");
+    let arms = three_arms()?;
+    let log = JsonlLog::open(&path, u64::MAX, 0)?;
+    for i in 0..1000u128 {
+        let a = usize::from(i % 50 != 0);
+        let mut r = uniform_record(&arms, i + 1, a, if a == 0 { 1.0 } else { 0.0 }, None)?;
+        r.eligible = vec![0, 1];
+        r.eligible_ids.truncate(2);
+        r.propensity = if a == 0 { 0.01 } else { 0.99 };
+        log.append(&r)?;
+    }
+    let p = path.display().to_string();
+    let out = tuneloop(&[
+        "evaluate",
+        "--log",
+        &p,
+        "--policy",
+        "fixed:0",
+        "--bootstrap",
+        "100",
+    ])?;
+    let v = stdout_json(&out)?;
+    let warnings = v["warnings"].as_array().ok_or("no warnings")?;
+    let outside = warnings
+        .iter()
+        .find(|w| w["warning"] == "estimate_outside_reward_range" && w["estimator"] == "ipw")
+        .ok_or_else(|| format!("no ipw range warning in {warnings:?}"))?;
+    assert!((outside["estimate"].as_f64().ok_or("estimate")? - 2.0).abs() < 1e-12);
+    assert_eq!(
+        (outside["low"].as_f64(), outside["high"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    let support = warnings
+        .iter()
+        .find(|w| w["warning"] == "little_support")
+        .ok_or_else(|| format!("no support warning in {warnings:?}"))?;
+    assert!(
+        (support["ess"].as_f64().ok_or("ess")? - 20.0).abs() < 1e-9,
+        "{support}"
+    );
+    assert_eq!(support["rounds"].as_u64(), Some(1000));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("outside the logged rewards' range"),
+        "{stderr}"
+    );
+    Ok(())
+}

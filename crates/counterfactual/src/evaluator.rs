@@ -97,6 +97,71 @@ pub struct Evaluation {
     pub difference: Paired,
     /// True when the one-sided lower bound of the difference is `>= 0`.
     pub candidate_is_better: bool,
+    /// What should make a reader doubt the figures.
+    #[serde(default)]
+    pub warnings: Vec<EvaluationWarning>,
+}
+
+/// Share of the rounds under which the decision estimator's effective
+/// sample size is flagged ([`EvaluationWarning::LittleSupport`]).
+pub const LOW_SUPPORT_SHARE: f64 = 0.1;
+
+/// A named reason to doubt an [`Evaluation`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "warning", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EvaluationWarning {
+    /// An estimate outside the range of the logged rewards: no policy can
+    /// earn that on this log, so the estimator's reward model or weights
+    /// are off (a candidate far from the logger, too few rounds).
+    EstimateOutsideRewardRange {
+        /// The estimator.
+        estimator: EstimatorKind,
+        /// Its estimate.
+        estimate: f64,
+        /// The smallest logged reward.
+        low: f64,
+        /// The largest logged reward.
+        high: f64,
+    },
+    /// The decision estimator's effective sample size is under
+    /// [`LOW_SUPPORT_SHARE`] of the rounds: the candidate goes where the
+    /// logger seldom went, and the estimate rests on a few rounds.
+    LittleSupport {
+        /// The decision estimator.
+        estimator: EstimatorKind,
+        /// Its effective sample size.
+        ess: f64,
+        /// The rounds.
+        rounds: usize,
+    },
+}
+
+impl std::fmt::Display for EvaluationWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvaluationWarning::EstimateOutsideRewardRange {
+                estimator,
+                estimate,
+                low,
+                high,
+            } => write!(
+                f,
+                "{} estimate {estimate:.4} is outside the logged rewards' range [{low}, {high}]: do not trust it",
+                estimator.name()
+            ),
+            EvaluationWarning::LittleSupport {
+                estimator,
+                ess,
+                rounds,
+            } => write!(
+                f,
+                "{}'s effective sample size is {ess:.1} of {rounds} rounds (under {:.0}%): the candidate goes where the log seldom went",
+                estimator.name(),
+                LOW_SUPPORT_SHARE * 100.0
+            ),
+        }
+    }
 }
 
 /// The result of [`OfflineEvaluator::evaluate_episodes`].
@@ -164,22 +229,73 @@ impl OfflineEvaluator {
         candidate: &dyn Policy,
     ) -> Result<Evaluation> {
         self.settings.check()?;
-        let (data, skipped) = self.data(records, candidate)?;
-        let skipped_defaulted = self.skipped_defaulted(records);
-        let unsupported = unsupported_rounds(&data);
-        let candidate_estimates = estimate(&data, &EstimatorKind::ALL, &self.settings)?;
+        let refs: Vec<&LoggedDecision> = records.iter().collect();
+        let (data, skipped) = self.data(&refs, candidate)?;
+        self.evaluation(&data, skipped, self.skipped_defaulted(&refs))
+    }
+
+    /// The evaluation of `data`, the rounds of a log of which `skipped`
+    /// had no reward that counts, `skipped_defaulted` of those for
+    /// carrying the default.
+    pub(crate) fn evaluation(
+        &self,
+        data: &OpeData,
+        skipped: usize,
+        skipped_defaulted: usize,
+    ) -> Result<Evaluation> {
+        let candidate_estimates = estimate(data, &EstimatorKind::ALL, &self.settings)?;
         let (baseline, difference) =
-            paired_difference(&data, self.decision_estimator, &self.settings)?;
+            paired_difference(data, self.decision_estimator, &self.settings)?;
+        let warnings = self.warnings(data, &candidate_estimates);
         Ok(Evaluation {
             rounds: data.len(),
             skipped_without_reward: skipped - skipped_defaulted,
             skipped_defaulted,
-            unsupported_rounds: unsupported,
+            unsupported_rounds: unsupported_rounds(data),
             candidate: candidate_estimates,
             baseline,
             candidate_is_better: difference.lower_one_sided >= 0.0,
             difference,
+            warnings,
         })
+    }
+
+    /// The warnings `estimates` of `data` deserve.
+    fn warnings(
+        &self,
+        data: &OpeData,
+        estimates: &[(EstimatorKind, Estimate)],
+    ) -> Vec<EvaluationWarning> {
+        let (low, high) = (0..data.len())
+            .map(|i| data.reward(i))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                (lo.min(r), hi.max(r))
+            });
+        // A rounding error's worth of slack: a value equal to the range's
+        // end up to the last bits is inside.
+        let slack = 1e-9 * (high - low).abs().max(1.0);
+        let mut out: Vec<EvaluationWarning> = estimates
+            .iter()
+            .filter(|(_, e)| e.estimate < low - slack || e.estimate > high + slack)
+            .map(|(k, e)| EvaluationWarning::EstimateOutsideRewardRange {
+                estimator: *k,
+                estimate: e.estimate,
+                low,
+                high,
+            })
+            .collect();
+        if let Some((k, e)) = estimates
+            .iter()
+            .find(|(k, _)| *k == self.decision_estimator)
+            && e.ess < LOW_SUPPORT_SHARE * data.len() as f64
+        {
+            out.push(EvaluationWarning::LittleSupport {
+                estimator: *k,
+                ess: e.ess,
+                rounds: data.len(),
+            });
+        }
+        out
     }
 
     /// Compares two frozen policies on one log: each one's doubly robust
@@ -203,8 +319,9 @@ impl OfflineEvaluator {
             s.bootstrap >= 10,
             "at least 10 resamples",
         )?;
-        let c = dr_rounds(&self.data(records, candidate)?.0)?;
-        let b = dr_rounds(&self.data(records, baseline)?.0)?;
+        let refs: Vec<&LoggedDecision> = records.iter().collect();
+        let c = dr_rounds(&self.data(&refs, candidate)?.0)?;
+        let b = dr_rounds(&self.data(&refs, baseline)?.0)?;
         let d: Vec<f64> = c.iter().zip(&b).map(|(x, y)| x - y).collect();
         let summarize = |v: &[f64]| {
             let boot = bootstrap_mean(v, s.bootstrap, s.seed);
@@ -254,6 +371,21 @@ impl OfflineEvaluator {
         records: &[LoggedDecision],
         candidate: &dyn Policy,
     ) -> Result<EpisodeEvaluation> {
+        self.evaluate_episodes_by_task_type(records.iter(), &|_| Some(candidate))
+    }
+
+    /// [`evaluate_episodes`](Self::evaluate_episodes) with each decision
+    /// valued by the candidate `candidates` gives for its task type (an
+    /// episode may span task types: a plan, then code).
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate); [`Error::InvalidRound`] for a
+    /// decision of a task type without a candidate.
+    pub fn evaluate_episodes_by_task_type<'a, 'c>(
+        &self,
+        records: impl IntoIterator<Item = &'a LoggedDecision>,
+        candidates: &dyn Fn(&str) -> Option<&'c (dyn Policy + 'c)>,
+    ) -> Result<EpisodeEvaluation> {
         self.settings.check()?;
         // Episodes in the order of their first decision.
         let mut order: Vec<DecisionId> = Vec::new();
@@ -286,6 +418,11 @@ impl OfflineEvaluator {
             let (mut target, mut propensity) = (1.0_f64, 1.0_f64);
             for r in steps {
                 r.validate()?;
+                let candidate = candidates(&r.task_type).ok_or_else(|| Error::InvalidRound {
+                    round: i,
+                    field: "task_type",
+                    reason: format!("no candidate for task type `{}`", r.task_type),
+                })?;
                 target *= distribution(candidate, r, i)?.probability_of(r.arm);
                 propensity *= r.propensity;
             }
@@ -326,7 +463,11 @@ impl OfflineEvaluator {
     /// The estimator-level data of `records` for `policy`: its distribution
     /// on every logged context, cross-fitted reward predictions. Returns the
     /// data and the rounds skipped for lack of a reward.
-    fn data(&self, records: &[LoggedDecision], policy: &dyn Policy) -> Result<(OpeData, usize)> {
+    pub(crate) fn data(
+        &self,
+        records: &[&LoggedDecision],
+        policy: &dyn Policy,
+    ) -> Result<(OpeData, usize)> {
         check_setting(
             "folds",
             self.folds as f64,
@@ -336,6 +477,7 @@ impl OfflineEvaluator {
         let k = policy.num_arms();
         let used: Vec<&LoggedDecision> = records
             .iter()
+            .copied()
             .filter(|r| self.defaulted.reward_of(r).is_some())
             .collect();
         if used.is_empty() {
@@ -385,7 +527,7 @@ impl OfflineEvaluator {
 
     /// How many of `records` this evaluator leaves out for carrying the
     /// default reward.
-    fn skipped_defaulted(&self, records: &[LoggedDecision]) -> usize {
+    pub(crate) fn skipped_defaulted(&self, records: &[&LoggedDecision]) -> usize {
         match self.defaulted {
             DefaultedRewards::Exclude => records
                 .iter()

@@ -33,6 +33,7 @@
 //! # Ok::<(), tuneloop_counterfactual::Error>(())
 //! ```
 
+mod by_task;
 mod data;
 mod error;
 mod estimators;
@@ -44,6 +45,7 @@ mod reader;
 mod resolution;
 mod reward_model;
 
+pub use by_task::{ByTaskType, SkippedTaskType, TaskTypeEvaluation};
 pub use data::{
     DEFAULT_MAX_VALUES, OpeData, OpeRound, TARGET_SUM_TOLERANCE, read_jsonl, read_jsonl_limited,
 };
@@ -52,7 +54,8 @@ pub use estimators::{
     Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, percentile_sorted,
 };
 pub use evaluator::{
-    Comparison, DefaultedRewards, EpisodeEvaluation, Evaluation, OfflineEvaluator, replay,
+    Comparison, DefaultedRewards, EpisodeEvaluation, Evaluation, EvaluationWarning,
+    LOW_SUPPORT_SHARE, OfflineEvaluator, replay,
 };
 pub use log::{DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions};
 pub use reader::{LogContents, LogReader, RecordError, read_log};
