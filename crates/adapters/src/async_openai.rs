@@ -38,24 +38,33 @@ use async_openai::types::chat::{
 use tuneloop_core::{FinishReason, ParameterSet, TaskOutcome};
 
 /// Sets every sampling field of `request` from `params`: `model`,
-/// `temperature`, `top_p`, `max_completion_tokens`, `frequency_penalty`,
+/// `temperature`, `top_p`, the token limit, `frequency_penalty`,
 /// `presence_penalty`, `seed` (when set) and `stop` (when not empty).
 /// Messages and everything else stay as they are.
+///
+/// The token limit goes in both fields servers read: `max_completion_tokens`
+/// (OpenAI's) and `max_tokens` (deprecated by OpenAI, the only one
+/// llama.cpp's server reads: with `max_completion_tokens` alone, an
+/// 8-token arm got 99 tokens back). OpenAI's reasoning models refuse
+/// `max_tokens`: for them, set `request.max_tokens = None` after this
+/// call. An answer longer than the arm's limit is caught when it is
+/// recorded anyway (`Resolution::Misapplied`: not learned).
 ///
 /// The server-specific [`SamplingExtras`](tuneloop_core::SamplingExtras)
 /// (`top_k`, `min_p`, `repeat_penalty`) have no field in async-openai's
 /// request type: send them with its `create_byot` and a request of your
 /// own, or use the `genai` adapter or tuneloop's provider, which send them.
 ///
-/// `max_tokens` (deprecated by OpenAI, still the only field some
-/// compatible servers read) is left as it is: for such a server, copy
-/// `max_completion_tokens` into it after this call.
 pub fn apply(params: &ParameterSet, request: &mut CreateChatCompletionRequest) {
     request.model = params.model().to_owned();
     // The ranges are checked by ParameterSet; f32 holds them to 7 digits.
     request.temperature = Some(params.temperature() as f32);
     request.top_p = Some(params.top_p() as f32);
     request.max_completion_tokens = Some(params.max_tokens());
+    #[allow(deprecated)]
+    {
+        request.max_tokens = Some(params.max_tokens());
+    }
     request.frequency_penalty = Some(params.frequency_penalty() as f32);
     request.presence_penalty = Some(params.presence_penalty() as f32);
     // The API's seed is an i64; the bits of ours, so distinct seeds stay

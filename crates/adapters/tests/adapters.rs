@@ -106,7 +106,10 @@ fn async_openai_requests_carry_every_parameter_and_responses_give_the_outcome() 
         oa::apply(&p, &mut request);
         let (response, latency) = adapters::timed(client.chat().create(request)).await;
         let response = response?;
-        assert_sent(&body(&server).await?, "max_completion_tokens");
+        let sent = body(&server).await?;
+        assert_sent(&sent, "max_completion_tokens");
+        // Both fields: llama.cpp's server reads `max_tokens` only.
+        assert_sent(&sent, "max_tokens");
         assert_eq!(oa::answer(&response), Some("Lima is the capital"));
         let o = oa::outcome(&response, latency, 0.75);
         assert_eq!((o.prompt_tokens, o.completion_tokens), (21, 64));

@@ -67,6 +67,12 @@ pub(crate) fn registry(
     );
     counter(
         &mut r,
+        "misapplied",
+        "Outcomes of calls not made as their arm says (over its max_tokens): logged, not learned",
+        c.misapplied,
+    );
+    counter(
+        &mut r,
         "fallbacks",
         "Decisions that fell back to the incumbent",
         c.fallbacks,

@@ -65,7 +65,8 @@ impl OfflineEvaluator {
         let mut task_types = Vec::new();
         let mut skipped = Vec::new();
         let mut parts: Vec<OpeData> = Vec::new();
-        let (mut without, mut defaulted) = (0, 0);
+        let mut without = 0;
+        let mut left_out = crate::evaluator::LeftOut::default();
         for (task_type, group) in by_task_type(records) {
             let Some(candidate) = candidates(task_type) else {
                 skipped.push(SkippedTaskType {
@@ -87,12 +88,13 @@ impl OfflineEvaluator {
                 }
                 Err(e) => return Err(in_task_type(task_type, e)),
             };
-            let skipped_defaulted = self.skipped_defaulted(&group);
+            let left = self.left_out(&group);
             let evaluation = self
-                .evaluation(&data, skipped_rounds, skipped_defaulted)
+                .evaluation(&data, skipped_rounds, left)
                 .map_err(|e| in_task_type(task_type, e))?;
             without += skipped_rounds;
-            defaulted += skipped_defaulted;
+            left_out.defaulted += left.defaulted;
+            left_out.misapplied += left.misapplied;
             task_types.push(TaskTypeEvaluation {
                 task_type: task_type.to_owned(),
                 evaluation,
@@ -105,7 +107,7 @@ impl OfflineEvaluator {
         let overall = if let [one] = task_types.as_slice() {
             one.evaluation.clone()
         } else {
-            self.evaluation(&concatenate(&parts)?, without, defaulted)?
+            self.evaluation(&concatenate(&parts)?, without, left_out)?
         };
         Ok(ByTaskType {
             task_types,

@@ -14,6 +14,7 @@ use crate::estimators::{
     paired_difference, percentile_sorted, unsupported_rounds,
 };
 use crate::log::LoggedDecision;
+use crate::resolution::Resolution;
 use crate::reward_model::cross_fit_ridge;
 
 /// How a candidate is evaluated.
@@ -55,7 +56,11 @@ impl DefaultedRewards {
     pub fn reward_of(self, r: &LoggedDecision) -> Option<f64> {
         match self {
             DefaultedRewards::Exclude => r.resolution.recorded_reward(),
-            DefaultedRewards::Include => r.resolution.reward(),
+            DefaultedRewards::Include => match r.resolution {
+                // Not the arm's reward, whatever the rule for defaults.
+                Resolution::Misapplied { .. } => None,
+                _ => r.resolution.reward(),
+            },
         }
     }
 }
@@ -84,6 +89,11 @@ pub struct Evaluation {
     /// [`DefaultedRewards::Exclude`]).
     #[serde(default)]
     pub skipped_defaulted: usize,
+    /// Rounds left out because the call was not made as their arm says
+    /// ([`Resolution::Misapplied`](crate::Resolution::Misapplied)): the
+    /// reward is not the arm's.
+    #[serde(default)]
+    pub skipped_misapplied: usize,
     /// Rounds where the logger was deterministic (propensity 1) and the
     /// candidate put mass on another arm: the log cannot say what that arm
     /// would have earned.
@@ -231,26 +241,31 @@ impl OfflineEvaluator {
         self.settings.check()?;
         let refs: Vec<&LoggedDecision> = records.iter().collect();
         let (data, skipped) = self.data(&refs, candidate)?;
-        self.evaluation(&data, skipped, self.skipped_defaulted(&refs))
+        self.evaluation(&data, skipped, self.left_out(&refs))
     }
 
     /// The evaluation of `data`, the rounds of a log of which `skipped`
-    /// had no reward that counts, `skipped_defaulted` of those for
-    /// carrying the default.
+    /// had no reward that counts, `left_out` of those for carrying the
+    /// default or being misapplied.
     pub(crate) fn evaluation(
         &self,
         data: &OpeData,
         skipped: usize,
-        skipped_defaulted: usize,
+        left_out: LeftOut,
     ) -> Result<Evaluation> {
+        let LeftOut {
+            defaulted: skipped_defaulted,
+            misapplied: skipped_misapplied,
+        } = left_out;
         let candidate_estimates = estimate(data, &EstimatorKind::ALL, &self.settings)?;
         let (baseline, difference) =
             paired_difference(data, self.decision_estimator, &self.settings)?;
         let warnings = self.warnings(data, &candidate_estimates);
         Ok(Evaluation {
             rounds: data.len(),
-            skipped_without_reward: skipped - skipped_defaulted,
+            skipped_without_reward: skipped - skipped_defaulted - skipped_misapplied,
             skipped_defaulted,
+            skipped_misapplied,
             unsupported_rounds: unsupported_rounds(data),
             candidate: candidate_estimates,
             baseline,
@@ -526,16 +541,29 @@ impl OfflineEvaluator {
     }
 
     /// How many of `records` this evaluator leaves out for carrying the
-    /// default reward.
-    pub(crate) fn skipped_defaulted(&self, records: &[&LoggedDecision]) -> usize {
-        match self.defaulted {
-            DefaultedRewards::Exclude => records
-                .iter()
-                .filter(|r| r.resolution.is_defaulted())
-                .count(),
-            DefaultedRewards::Include => 0,
+    /// default reward, and for being misapplied.
+    pub(crate) fn left_out(&self, records: &[&LoggedDecision]) -> LeftOut {
+        let mut out = LeftOut::default();
+        for r in records {
+            match r.resolution {
+                Resolution::Misapplied { .. } => out.misapplied += 1,
+                Resolution::Abandoned { .. } | Resolution::Expired { .. }
+                    if self.defaulted == DefaultedRewards::Exclude =>
+                {
+                    out.defaulted += 1;
+                }
+                _ => {}
+            }
         }
+        out
     }
+}
+
+/// Rounds an evaluation leaves out although they carry a reward.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LeftOut {
+    pub(crate) defaulted: usize,
+    pub(crate) misapplied: usize,
 }
 
 /// `policy`'s distribution over the eligible arms of record `r` (round `i`

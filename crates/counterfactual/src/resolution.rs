@@ -26,6 +26,18 @@ pub enum Resolution {
         /// The reward, in `[0, 1]`.
         reward: f64,
     },
+    /// The outcome arrived, but the call was not made as the arm says (a
+    /// completion longer than its `max_tokens`: the server ignored the
+    /// limit): the reward is logged, and neither learned as the arm's nor
+    /// used by off-policy evaluation as the arm's.
+    Misapplied {
+        /// What the call produced.
+        outcome: Option<TaskOutcome>,
+        /// The reward the outcome would earn.
+        reward: f64,
+        /// What differed from the arm.
+        reason: String,
+    },
     /// Given up before its time to live ran out (see [`AbandonReason`]):
     /// logged with the configured default reward, which no learner learns.
     Abandoned {
@@ -48,13 +60,17 @@ impl Resolution {
     pub fn reward(&self) -> Option<f64> {
         match self {
             Resolution::Unresolved => None,
-            Resolution::Recorded { reward, .. } => Some(*reward),
+            Resolution::Recorded { reward, .. } | Resolution::Misapplied { reward, .. } => {
+                Some(*reward)
+            }
             Resolution::Abandoned { default_reward, .. }
             | Resolution::Expired { default_reward } => Some(*default_reward),
         }
     }
 
-    /// The reward of an outcome that arrived; `None` for the rest.
+    /// The reward of an outcome that arrived from a call made as the arm
+    /// says: what a learner learns and an estimator uses. `None` for the
+    /// rest.
     pub fn recorded_reward(&self) -> Option<f64> {
         match self {
             Resolution::Recorded { reward, .. } => Some(*reward),
@@ -65,7 +81,9 @@ impl Resolution {
     /// The outcome, when it arrived and the log kept it.
     pub fn outcome(&self) -> Option<&TaskOutcome> {
         match self {
-            Resolution::Recorded { outcome, .. } => outcome.as_ref(),
+            Resolution::Recorded { outcome, .. } | Resolution::Misapplied { outcome, .. } => {
+                outcome.as_ref()
+            }
             _ => None,
         }
     }
@@ -170,6 +188,8 @@ pub(crate) struct Wire {
     reward_defaulted: bool,
     #[serde(default)]
     abandoned: Option<String>,
+    #[serde(default)]
+    misapplied: Option<String>,
 }
 
 /// A combination of the four resolution fields that no writer makes.
@@ -187,8 +207,22 @@ fn resolution(
     reward: Option<f64>,
     defaulted: bool,
     abandoned: Option<String>,
+    misapplied: Option<String>,
 ) -> Result<Resolution, ResolutionError> {
     let bad = |field, problem| Err(ResolutionError { field, problem });
+    if let Some(reason) = misapplied {
+        return match (reward, defaulted, abandoned) {
+            (Some(reward), false, None) => Ok(Resolution::Misapplied {
+                outcome,
+                reward,
+                reason,
+            }),
+            _ => bad(
+                "misapplied",
+                "given without a reward, or beside reward_defaulted or abandoned",
+            ),
+        };
+    }
     match (outcome, reward, defaulted, abandoned) {
         (None, None, false, None) => Ok(Resolution::Unresolved),
         (outcome, Some(reward), false, None) => Ok(Resolution::Recorded { outcome, reward }),
@@ -209,7 +243,13 @@ impl TryFrom<Wire> for LoggedDecision {
 
     fn try_from(w: Wire) -> Result<Self, ResolutionError> {
         Ok(LoggedDecision {
-            resolution: resolution(w.outcome, w.reward, w.reward_defaulted, w.abandoned)?,
+            resolution: resolution(
+                w.outcome,
+                w.reward,
+                w.reward_defaulted,
+                w.abandoned,
+                w.misapplied,
+            )?,
             schema_version: w.schema_version,
             decision_id: w.decision_id,
             request_id: w.request_id,
@@ -278,6 +318,8 @@ struct WireRef<'a> {
     reward_defaulted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     abandoned: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    misapplied: Option<&'a str>,
 }
 
 impl Serialize for LoggedDecision {
@@ -310,6 +352,10 @@ impl Serialize for LoggedDecision {
             reward_defaulted: r.is_defaulted(),
             abandoned: match r {
                 Resolution::Abandoned { reason, .. } => Some(reason.to_string()),
+                _ => None,
+            },
+            misapplied: match r {
+                Resolution::Misapplied { reason, .. } => Some(reason),
                 _ => None,
             },
         }
@@ -377,8 +423,13 @@ mod tests {
                 _ => None,
             };
             assert_eq!(text.as_deref(), abandoned);
-            let back =
-                super::resolution(o.cloned(), reward, defaulted, abandoned.map(str::to_owned));
+            let back = super::resolution(
+                o.cloned(),
+                reward,
+                defaulted,
+                abandoned.map(str::to_owned),
+                None,
+            );
             assert_eq!(back, Ok(resolution));
         }
     }

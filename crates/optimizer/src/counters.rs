@@ -17,6 +17,9 @@ pub struct Counters {
     /// unrecorded, shutdown).
     #[serde(default)]
     pub abandoned: u64,
+    /// Outcomes of calls not made as their arm says (a completion longer
+    /// than the arm's `max_tokens`): logged, not learned.
+    pub misapplied: u64,
     /// Arms excluded by gates, summed over decisions.
     pub gate_exclusions: u64,
     /// The same by reason, in the order of `gates::Reason::KINDS`
@@ -46,6 +49,7 @@ pub(crate) struct AtomicCounters {
     pub(crate) outcomes: AtomicU64,
     pub(crate) expired: AtomicU64,
     pub(crate) abandoned: AtomicU64,
+    pub(crate) misapplied: AtomicU64,
     /// By `gates::Reason::kind_index`; their sum is the total.
     pub(crate) gate_exclusions_by_reason: [AtomicU64; 6],
     pub(crate) fallbacks: AtomicU64,
@@ -78,6 +82,7 @@ impl AtomicCounters {
             outcomes: r(&self.outcomes),
             expired: r(&self.expired),
             abandoned: r(&self.abandoned),
+            misapplied: r(&self.misapplied),
             gate_exclusions: self
                 .gate_exclusions_by_reason
                 .iter()

@@ -63,8 +63,19 @@ impl Optimizer {
         let inner = &*self.inner;
         let decision_id = record.decision_id;
         let (_, task) = self.task_state(&record.task_type)?;
+        let mut record = record;
+        let mut applied = true;
+        if let Some(reason) = misapplied(&record, outcome) {
+            self.flag_misapplied(task, &record, &reason);
+            record.resolution = Resolution::Misapplied {
+                outcome: Some(outcome.clone()),
+                reward,
+                reason,
+            };
+            applied = false;
+        }
         // The runtime configuration may have turned learning off.
-        if task.live.learning() {
+        if applied && task.live.learning() {
             let context = Features::new(record.context.clone())?;
             task.learn(&context, record.arm, reward)?;
         }
@@ -77,7 +88,7 @@ impl Optimizer {
                 let _ = b.release(decision_id, now);
             }
         }
-        if let Some(f) = &inner.floor {
+        if let (Some(f), true) = (&inner.floor, applied) {
             f.observe(&record.task_type, record.arm_id, outcome.quality)?;
         }
         let events = self.observe_rollout(task, &record, outcome, reward, now)?;
@@ -114,8 +125,11 @@ impl Optimizer {
         rollout.observe_reward(cohort, reward)?;
         events.extend(rollout.observe(cohort, o, now)?);
         if let (Some(candidate_arm), Some(Phase::Shadow)) = (record.shadow_arm, record.phase) {
-            // The pair is only defined where the incumbent could be served.
-            if record.eligible.contains(&task.incumbent) {
+            // The pair is only defined where the incumbent could be served,
+            // and only for a call made as the arm says (the proof is
+            // off-policy: a misapplied call's reward is not the arm's).
+            let applied = !matches!(record.resolution, Resolution::Misapplied { .. });
+            if applied && record.eligible.contains(&task.incumbent) {
                 let round = ShadowRound {
                     reward,
                     arm: record.arm,
@@ -283,5 +297,38 @@ impl Optimizer {
             reward,
             events: Vec::new(),
         })
+    }
+}
+
+/// Why the call that produced `outcome` was not the one `record`'s arm
+/// describes, if it was not: a completion longer than the arm's
+/// `max_tokens` (a server that ignored the limit, or a client that did not
+/// send it in the field the server reads).
+///
+/// An episode's outcome sums the tokens of all its calls: it is not
+/// checked against one call's limit.
+fn misapplied(record: &LoggedDecision, outcome: &TaskOutcome) -> Option<String> {
+    let limit = u64::from(record.params.max_tokens());
+    (record.episode_id.is_none() && outcome.completion_tokens > limit).then(|| {
+        format!(
+            "completion of {} tokens over the arm's max_tokens {limit}",
+            outcome.completion_tokens
+        )
+    })
+}
+
+impl Optimizer {
+    /// Counts a misapplied outcome, and warns once per task type and arm.
+    fn flag_misapplied(&self, task: &TaskState, record: &LoggedDecision, reason: &str) {
+        add(&self.inner.counters.misapplied, 1);
+        if task.warn_misapplied_once(record.arm) {
+            tracing::warn!(
+                task_type = &*record.task_type,
+                arm = record.arm,
+                model = record.params.model(),
+                reason,
+                "a call was not made as its arm says: not learned, left out of offline evaluation (is the token limit sent in the field the server reads?)"
+            );
+        }
     }
 }

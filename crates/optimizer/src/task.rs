@@ -2,6 +2,7 @@
 //! optimizer keeps for it while it runs.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -137,6 +138,8 @@ pub(crate) struct TaskState {
     pub(crate) tallies: Mutex<Vec<ArmTally>>,
     /// Per arm, the prompt its variant stands for (`None`: no variant).
     pub(crate) prompts: Vec<Option<Arc<str>>>,
+    /// Per arm, whether a misapplied call was warned about.
+    misapplied_warned: Vec<AtomicBool>,
 }
 
 impl TaskState {
@@ -197,6 +200,7 @@ impl TaskState {
             live: Arc::new(LiveTask::new(settings)),
             tallies: Mutex::new(vec![ArmTally::default(); arms_len]),
             fleet: FleetLearning::default(),
+            misapplied_warned: (0..arms_len).map(|_| AtomicBool::new(false)).collect(),
             prompts,
         })
     }
@@ -226,6 +230,13 @@ fn arm_prompts(
 }
 
 impl TaskState {
+    /// True the first time it is asked for `arm`.
+    pub(crate) fn warn_misapplied_once(&self, arm: usize) -> bool {
+        self.misapplied_warned
+            .get(arm)
+            .is_some_and(|w| !w.swap(true, Ordering::Relaxed))
+    }
+
     /// The learner learns `reward` for `arm` on `x`, and the arm's tally
     /// counts it.
     pub(crate) fn learn(&self, x: &Features, arm: usize, reward: f64) -> Result<()> {

@@ -699,3 +699,74 @@ fn a_task_handle_decides_as_its_name_does_and_an_unknown_name_fails_once() -> Te
     d.abandon("not called")?;
     Ok(())
 }
+
+#[test]
+fn an_answer_longer_than_its_arms_limit_is_logged_as_misapplied_and_not_learned() -> TestResult {
+    let arms = ArmSet::grid()
+        .models(["m"])
+        .temperatures([0.0])
+        .max_tokens([8, 48])
+        .build()?;
+    let log = Arc::new(MemoryLog::new());
+    let o = Optimizer::builder()
+        .task_type("qa", TaskTypeConfig::new(arms))
+        .decision_log(log.clone())
+        .seed(1)
+        .build()?;
+    let (features, options) = (TaskFeatures::default(), RecommendOptions::default());
+    let (mut over, mut within) = (0, 0);
+    for _ in 0..40 {
+        let d = o.recommend("qa", &features, &options)?;
+        let limit = u64::from(d.params().max_tokens());
+        // The server ignored the 8-token limit (99 tokens back); the
+        // 48-token arm's answers keep to their limit.
+        let tokens = if limit == 8 { 99 } else { 40 };
+        if tokens > limit {
+            over += 1;
+        } else {
+            within += 1;
+        }
+        d.record(&TaskOutcome::success(1.0, 100.0).with_tokens(10, tokens))?;
+    }
+    assert!(over > 0 && within > 0, "{over} over, {within} within");
+    assert_eq!(o.counters().misapplied, over);
+    let learned = o.learned("qa", &features)?;
+    let tally = |max: u32| {
+        learned
+            .arms
+            .iter()
+            .find(|a| a.params.max_tokens() == max)
+            .map(|a| a.tally.outcomes)
+    };
+    assert_eq!(
+        (tally(8), tally(48)),
+        (Some(0), Some(within)),
+        "nothing learned of the 8-token arm"
+    );
+    o.flush_log();
+    let records = log.records();
+    let misapplied: Vec<_> = records
+        .iter()
+        .filter_map(|r| match &r.resolution {
+            Resolution::Misapplied {
+                reason, outcome, ..
+            } => Some((reason, outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(misapplied.len() as u64, over);
+    assert!(misapplied.iter().all(|(reason, outcome)| {
+        reason.contains("99 tokens over the arm's max_tokens 8")
+            && outcome.as_ref().is_some_and(|o| o.completion_tokens == 99)
+    }));
+    // Offline evaluation leaves them out too, and says so.
+    let e = tuneloop::counterfactual::OfflineEvaluator::default().evaluate(
+        &records,
+        &tuneloop::bandit::Uniform::new(2, records[0].context.len())?,
+    )?;
+    assert_eq!(
+        (e.rounds as u64, e.skipped_misapplied as u64),
+        (within, over)
+    );
+    Ok(())
+}
