@@ -169,3 +169,75 @@ fn genai_requests_carry_every_parameter_and_responses_give_the_outcome() -> Test
         Ok(())
     })
 }
+
+/// A dollar budget with the async-openai adapter, whose outcomes carry
+/// tokens and no cost: at 1 USD per 1,000 tokens each call of 21 prompt
+/// and 64 completion tokens costs 0.085 USD, priced from the budget's own
+/// table when it is recorded. A limit of 0.5 USD serves 5 calls (0.425)
+/// and refuses the 6th (0.51 would pass it), naming the budget.
+#[test]
+fn a_dollar_budget_runs_down_with_the_adapters_outcomes_and_refuses_by_name() -> TestResult {
+    use tuneloop::core::{ArmSet, ErrorKind, TaskFeatures};
+    use tuneloop::gates::{BudgetConfig, Price};
+    use tuneloop::{Optimizer, RecommendOptions, TaskTypeConfig};
+    runtime()?.block_on(async {
+        let server = server().await;
+        let client = async_openai::Client::with_config(
+            async_openai::config::OpenAIConfig::new()
+                .with_api_base(format!("{}/v1", server.uri()))
+                .with_api_key("sk-test"),
+        );
+        let arms = ArmSet::grid()
+            .models(["small-model"])
+            .temperatures([0.0, 0.5])
+            .max_tokens([64])
+            .build()?;
+        let price = Price {
+            prompt_per_1k_usd: 1.0,
+            completion_per_1k_usd: 1.0,
+        };
+        let o = Optimizer::builder()
+            .task_type("qa", TaskTypeConfig::new(arms))
+            .budget(BudgetConfig {
+                cost_limit_usd: Some(0.5),
+                default_price: Some(price),
+                ..BudgetConfig::default()
+            })
+            .seed(3)
+            .build()?;
+        let features = TaskFeatures {
+            prompt_tokens: 21,
+            ..TaskFeatures::default()
+        };
+        let mut served = 0;
+        let refusal = loop {
+            let d = match o.recommend("qa", &features, &RecommendOptions::default()) {
+                Ok(d) => d,
+                Err(e) => break e,
+            };
+            let mut request = async_openai::types::chat::CreateChatCompletionRequest {
+                messages: vec![
+                    async_openai::types::chat::ChatCompletionRequestUserMessage::from("Hi").into(),
+                ],
+                ..Default::default()
+            };
+            oa::apply(d.params(), &mut request);
+            let (response, latency) = adapters::timed(client.chat().create(request)).await;
+            let outcome = oa::outcome(&response?, latency, 0.9);
+            assert!(
+                outcome.cost_usd.abs() < f64::EPSILON,
+                "the adapter reports no cost"
+            );
+            d.record(&outcome)?;
+            served += 1;
+            assert!(served <= 5, "the budget did not run down");
+        };
+        assert_eq!(served, 5);
+        assert_eq!(refusal.kind(), ErrorKind::Refused);
+        let message = refusal.to_string();
+        assert!(message.contains("budget"), "{message}");
+        let spent = o.budget_usage().ok_or("no budget")?.spent_cost_usd;
+        assert!((spent - 5.0 * 0.085).abs() < 1e-9, "{spent}");
+        Ok(())
+    })
+}

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use tuneloop_core::duration;
-use tuneloop_core::{ArmSet, DecisionId, ParameterSet};
+use tuneloop_core::{ArmSet, DecisionId, ParameterSet, TaskOutcome};
 
 use crate::error::{Error, Result, check};
 use crate::gate::{Exclusion, Gate, GateContext, Reason};
@@ -21,6 +21,14 @@ pub struct Price {
     pub prompt_per_1k_usd: f64,
     /// Per 1,000 completion tokens.
     pub completion_per_1k_usd: f64,
+}
+
+impl Price {
+    /// What `prompt` and `completion` tokens cost, in US dollars.
+    pub fn cost(&self, prompt: u64, completion: u64) -> f64 {
+        prompt as f64 / 1000.0 * self.prompt_per_1k_usd
+            + completion as f64 / 1000.0 * self.completion_per_1k_usd
+    }
 }
 
 /// The window budgets apply to.
@@ -263,6 +271,18 @@ impl Budget {
         Ok(Self::estimate_at(params, prompt_tokens, price))
     }
 
+    /// The cost of `outcome`, priced by this budget's price table for
+    /// `model` when it comes without one (the shipped clients report
+    /// tokens, not dollars); `None` when it has a cost of its own (the
+    /// caller's wins) or the model has no price.
+    pub fn price_outcome(&self, model: &str, outcome: &TaskOutcome) -> Option<f64> {
+        if outcome.cost_usd > 0.0 || outcome.total_tokens() == 0 {
+            return None;
+        }
+        let price = self.price(model).ok()?;
+        Some(price.cost(outcome.prompt_tokens, outcome.completion_tokens))
+    }
+
     /// The price of `model`.
     ///
     /// # Errors
@@ -279,10 +299,7 @@ impl Budget {
     fn estimate_at(params: &ParameterSet, prompt_tokens: u64, price: Option<Price>) -> (u64, f64) {
         let completion = u64::from(params.max_tokens());
         let tokens = prompt_tokens.saturating_add(completion);
-        let cost = price.map_or(0.0, |p| {
-            prompt_tokens as f64 / 1000.0 * p.prompt_per_1k_usd
-                + completion as f64 / 1000.0 * p.completion_per_1k_usd
-        });
+        let cost = price.map_or(0.0, |p| p.cost(prompt_tokens, completion));
         (tokens, cost)
     }
 

@@ -104,15 +104,11 @@ impl GateChain {
             });
         }
         let Some(inc) = ctx.incumbent.filter(|i| candidates.contains(i)) else {
-            return Err(Error::NothingEligible {
-                excluded: excluded.len(),
-            });
+            return Err(nothing_eligible(&excluded));
         };
         for gate in gates().filter(|g| g.is_hard()) {
             if gate.exclude(ctx, arms, inc)?.is_some() {
-                return Err(Error::NothingEligible {
-                    excluded: excluded.len(),
-                });
+                return Err(nothing_eligible(&excluded));
             }
         }
         Ok(Eligibility {
@@ -120,5 +116,22 @@ impl GateChain {
             excluded,
             fell_back_to_incumbent: true,
         })
+    }
+}
+
+/// The refusal when nothing is eligible: each gate that excluded arms,
+/// with its first reason, so the caller reads which limit refused.
+fn nothing_eligible(excluded: &[Exclusion]) -> Error {
+    let mut why: Vec<String> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for e in excluded {
+        if !seen.contains(&e.gate) {
+            seen.push(e.gate);
+            why.push(format!("{}: {}", e.gate, e.reason));
+        }
+    }
+    Error::NothingEligible {
+        excluded: excluded.len(),
+        why,
     }
 }

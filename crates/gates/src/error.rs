@@ -42,10 +42,17 @@ pub enum Error {
     #[error("decision {0} already holds a reservation")]
     DuplicateReservation(DecisionId),
     /// Every arm was excluded, and the incumbent (if any) breaks a hard gate.
-    #[error("no arm is eligible ({excluded} excluded) and no incumbent passes the hard gates")]
+    #[error(
+        "no arm is eligible ({excluded} excluded: {}) and no incumbent passes the hard gates",
+        why.join("; ")
+    )]
     NothingEligible {
         /// How many arms were excluded.
         excluded: usize,
+        /// Each gate that excluded arms, with its first reason
+        /// (`budget: cost needs 0.0031 USD, 0.0012 left`), in the order
+        /// the gates ran.
+        why: Vec<String>,
     },
     /// A provenance chain that does not verify.
     #[error("provenance record {seq}: {problem}")]

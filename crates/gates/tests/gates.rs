@@ -134,10 +134,17 @@ fn quality_floor_excludes_bad_arms_and_falls_back_to_the_incumbent() -> TestResu
     assert_eq!(e.eligible, vec![0]);
     assert!(e.fell_back_to_incumbent);
     // No incumbent: a typed error, never an empty set.
-    assert!(matches!(
-        chain.evaluate(&ctx(None), &arms, &arms.all_indices()),
-        Err(Error::NothingEligible { excluded: 3 })
-    ));
+    match chain.evaluate(&ctx(None), &arms, &arms.all_indices()) {
+        Err(e @ Error::NothingEligible { excluded: 3, .. }) => {
+            // The refusal names the gate and its reason.
+            let message = e.to_string();
+            assert!(
+                message.contains("quality_floor: quality lower bound"),
+                "{message}"
+            );
+        }
+        other => return Err(format!("{other:?}").into()),
+    }
     // Bad input.
     assert!(floor.observe("code", ids[0], 1.5).is_err());
     assert!(

@@ -44,7 +44,30 @@ impl Optimizer {
         let inner = &*self.inner;
         let now = inner.clock.now();
         let reward = inner.reward.reward(outcome)?;
-        let record = inner.pending.join(decision_id, outcome, reward, now)?;
+        let mut record = inner.pending.join(decision_id, outcome, reward, now)?;
+        // An outcome without a cost is priced by the budget's price table,
+        // for the arm's model: the budget, the reward's cost term and the
+        // log then see dollars.
+        let priced = inner
+            .budget
+            .as_ref()
+            .and_then(|b| b.price_outcome(record.params.model(), outcome))
+            .map(|cost| TaskOutcome {
+                cost_usd: cost,
+                ..outcome.clone()
+            });
+        // (The priced outcome is the caller's with a finite cost >= 0: its
+        // reward is computed as the caller's was.)
+        if let Some((priced, reward)) =
+            priced.and_then(|p| inner.reward.reward(&p).ok().map(|r| (p, r)))
+        {
+            record.resolution = Resolution::Recorded {
+                outcome: Some(priced.clone()),
+                reward,
+            };
+            let events = self.learn(record, &priced, reward, true, now)?;
+            return Ok(Recorded { reward, events });
+        }
         let events = self.learn(record, outcome, reward, true, now)?;
         Ok(Recorded { reward, events })
     }
