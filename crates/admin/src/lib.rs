@@ -52,6 +52,7 @@ mod metrics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -115,6 +116,58 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Largest request body accepted, in bytes.
 const MAX_BODY_BYTES: usize = 1 << 20;
+/// Connections served at once; more are closed as they arrive.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a connection has to send a request's whole header.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a request has to send its body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a request has from its header to its response.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Accepts connections until `shutdown`, each on its own task, at most
+/// [`MAX_CONNECTIONS`] at once, each with [`HEADER_TIMEOUT`] to send its
+/// header; then waits for the open ones to finish their request.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut shutdown: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // A connection that failed before it was accepted (reset,
+                // out of descriptors, say): a pause, then on.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Full: closed at once rather than queued without bound.
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
 
 /// Where the endpoint listens, who may use it and what it serves.
 #[derive(Clone)]
@@ -246,15 +299,21 @@ pub async fn serve(optimizer: Optimizer, config: AdminConfig) -> Result<AdminSer
         .route("/health", get(health))
         .merge(protected)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_TIMEOUT,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        // Outermost: an announced body over the limit gets its 413 before
+        // anything reads it (or asks for a token).
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
         .with_state(shared);
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(accept_loop(listener, app, rx));
     Ok(AdminServer {
         addr,
         shutdown: Some(tx),

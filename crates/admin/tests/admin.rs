@@ -528,3 +528,99 @@ fn tuneloop_report_charts() -> [&'static str; 7] {
         "proof",
     ]
 }
+
+/// Raw connections: what a slow or hostile client can hold. Each wait is
+/// bounded generously (what is asserted is that the server acts, never
+/// how fast).
+mod connections {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tuneloop::core::ArmSet;
+    use tuneloop::{Optimizer, TaskTypeConfig};
+    use tuneloop_admin::{AdminConfig, HEADER_TIMEOUT, MAX_CONNECTIONS, serve};
+
+    use super::{TOKEN, TestResult};
+
+    async fn optimizer_and_config() -> Result<(Optimizer, AdminConfig), Box<dyn std::error::Error>>
+    {
+        let arms = ArmSet::grid().models(["m"]).temperatures([0.0]).build()?;
+        let optimizer = Optimizer::builder()
+            .task_type("code", TaskTypeConfig::new(arms))
+            .build()?;
+        let config = AdminConfig {
+            token: Some(TOKEN.into()),
+            ..AdminConfig::default()
+        };
+        Ok((optimizer, config))
+    }
+
+    /// Reads until the server closes the connection; what it sent.
+    async fn until_closed(stream: &mut TcpStream) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let mut out = Vec::new();
+        tokio::time::timeout(HEADER_TIMEOUT * 6, stream.read_to_end(&mut out)).await??;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn half_a_header_is_closed_and_an_announced_huge_body_gets_413_unread() -> TestResult {
+        let (optimizer, config) = optimizer_and_config().await?;
+        let admin = serve(optimizer, config).await?;
+        let mut half = TcpStream::connect(admin.addr()).await?;
+        half.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await?;
+        // The server closes it (a 408, or nothing) once the header time is
+        // up: it is not held open.
+        until_closed(&mut half).await?;
+
+        let mut big = TcpStream::connect(admin.addr()).await?;
+        let head = format!(
+            "POST /runtime-config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n"
+        );
+        big.write_all(head.as_bytes()).await?;
+        let mut first = [0u8; 12];
+        tokio::time::timeout(HEADER_TIMEOUT * 6, big.read_exact(&mut first)).await??;
+        assert_eq!(
+            &first,
+            b"HTTP/1.1 413",
+            "{}",
+            String::from_utf8_lossy(&first)
+        );
+        admin.stop().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_limit_are_closed_and_the_endpoint_serves_again() -> TestResult {
+        let (optimizer, config) = optimizer_and_config().await?;
+        let admin = serve(optimizer, config).await?;
+        let mut idle = Vec::with_capacity(MAX_CONNECTIONS);
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(TcpStream::connect(admin.addr()).await?);
+        }
+        // Give the server the time to take them all.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut extra = TcpStream::connect(admin.addr()).await?;
+        extra
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .ok();
+        let answer = until_closed(&mut extra).await.unwrap_or_default();
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+        drop(idle);
+        // The slots are free again once the idle connections are gone.
+        let health = tokio::time::timeout(HEADER_TIMEOUT * 6, async {
+            loop {
+                match reqwest::get(format!("{}/health", admin.url())).await {
+                    Ok(r) if r.status().is_success() => return,
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        })
+        .await;
+        assert!(health.is_ok(), "the endpoint did not serve again");
+        admin.stop().await;
+        Ok(())
+    }
+}
