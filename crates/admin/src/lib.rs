@@ -485,9 +485,21 @@ async fn post_config(State(s): State<Shared>, body: axum::body::Bytes) -> Respon
     if let Err(e) = new.validate() {
         return problem(StatusCode::BAD_REQUEST, e.to_string());
     }
-    match store.update(|c| *c = new) {
-        Ok(c) => Json(c).into_response(),
-        Err(e) => failure(e.kind(), &e),
+    let config = match store.update(|c| *c = new) {
+        Ok(c) => c,
+        Err(e) => return failure(e.kind(), &e),
+    };
+    // The caller is told it is saved only once it is: the write is made
+    // now (off the runtime's threads), and a failure is a 503 that says
+    // the change is in effect but not on disk.
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(())) => Json(config).into_response(),
+        Ok(Err(e)) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the change is in effect but was not saved: {e}"),
+        ),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -624,3 +624,53 @@ mod connections {
         Ok(())
     }
 }
+
+/// A runtime configuration that cannot be written: the POST says so (503)
+/// instead of acknowledging a change that a restart would lose.
+#[tokio::test]
+async fn a_change_that_cannot_be_saved_is_not_acknowledged_as_saved() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // A file in a directory that does not exist: every write fails.
+    let path = dir.path().join("missing").join("runtime.json");
+    let store = Arc::new(RuntimeConfigStore::open(&path)?);
+    let arms = ArmSet::grid().models(["m"]).temperatures([0.0]).build()?;
+    let optimizer = Optimizer::builder()
+        .task_type("code", TaskTypeConfig::new(arms))
+        .build()?;
+    let admin = serve(
+        optimizer,
+        AdminConfig {
+            runtime_config: Some(store.clone()),
+            ..AdminConfig::default()
+        },
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let posted = http
+        .post(format!("{}/runtime-config", admin.url()))
+        .json(&json!({"exploration_rate": 0.2}))
+        .send()
+        .await?;
+    assert_eq!(posted.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = posted.json().await?;
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("in effect but was not saved")),
+        "{body}"
+    );
+    assert!((store.get().exploration_rate - 0.2).abs() < 1e-15);
+    assert!(!path.exists());
+    // Once it can be written, the next POST is saved and acknowledged.
+    std::fs::create_dir_all(path.parent().ok_or("parent")?)?;
+    let posted = http
+        .post(format!("{}/runtime-config", admin.url()))
+        .json(&json!({"exploration_rate": 0.3}))
+        .send()
+        .await?;
+    assert_eq!(posted.status(), StatusCode::OK);
+    let written: RuntimeConfig = serde_json::from_slice(&std::fs::read(&path)?)?;
+    assert!((written.exploration_rate - 0.3).abs() < 1e-15);
+    admin.stop().await;
+    Ok(())
+}
