@@ -1599,3 +1599,13 @@ fn evaluate_names_an_estimate_outside_the_reward_range_and_little_support() -> T
     );
     Ok(())
 }
+
+#[test]
+fn a_suite_that_is_not_utf8_is_bad_input() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let suite = dir.path().join("suite.json");
+    std::fs::write(&suite, b"{\"name\": \"x\xff\xfe\"}")?;
+    let out = tuneloop(&["eval", "run", &suite.display().to_string(), "--runs", "1"])?;
+    assert_bad_input(&out, &["suite.json", "not UTF-8", "offset 11"]);
+    Ok(())
+}

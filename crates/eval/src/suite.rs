@@ -71,7 +71,15 @@ impl Suite {
     /// [`Error::Io`] if it cannot be read; [`Error::Suite`] naming the file
     /// and the entry (`cases[3] (id "sum")`) for anything invalid.
     pub fn load(path: &Path) -> Result<Suite> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::Suite {
+            source_name: path.display().to_string(),
+            entry: "suite".into(),
+            message: format!(
+                "not UTF-8 text (an invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        })?;
         Suite::parse(&text, &path.display().to_string())
     }
 

@@ -219,7 +219,10 @@ impl OptimizerBuilder {
                     path: "the snapshot".into(),
                     reason: format!("scorecard: {e}"),
                 })?;
-                sc.import(entries);
+                sc.import(entries).map_err(|reason| Error::Snapshot {
+                    path: "the snapshot".into(),
+                    reason: format!("scorecard: {reason}"),
+                })?;
             }
         }
         let tasks: HashMap<Arc<str>, Arc<TaskState>> = tasks

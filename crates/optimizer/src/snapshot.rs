@@ -85,6 +85,16 @@ impl OptimizerSnapshot {
                 supported: SNAPSHOT_SCHEMA_VERSION,
             });
         }
+        // Every optimizer has a task type, so every snapshot one wrote has
+        // one: an empty one is not what it seems (an edited file, another
+        // program's JSON), and restoring it would start from nothing
+        // silently.
+        if self.task_types.is_empty() {
+            return Err(Error::Snapshot {
+                path: "the snapshot".into(),
+                reason: "it has no task types (no optimizer writes one without)".into(),
+            });
+        }
         if let (Some(b), Some(saved)) = (budget, &self.budget) {
             b.restore(saved)?;
         }

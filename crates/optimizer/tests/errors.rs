@@ -75,3 +75,23 @@ fn a_snapshot_that_cannot_be_read_is_io_and_one_that_does_not_parse_is_bad_input
     assert!(matches!(bad, Error::SnapshotFormat { .. }));
     Ok(())
 }
+
+#[test]
+fn a_snapshot_without_task_types_is_refused_not_restored_as_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("empty.json");
+    std::fs::write(
+        &path,
+        br#"{"schema_version": 1, "decision_counter": 0, "task_types": {}}"#,
+    )?;
+    let snapshot = OptimizerSnapshot::load(&path)?;
+    let err = Optimizer::builder()
+        .task_type("qa", TaskTypeConfig::new(arms()?))
+        .restore(snapshot)
+        .build()
+        .err()
+        .ok_or("an empty snapshot was restored")?;
+    assert_eq!(err.kind(), ErrorKind::BadInput);
+    assert!(err.to_string().contains("no task types"), "{err}");
+    Ok(())
+}

@@ -61,6 +61,51 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Checks what a file or a snapshot could get wrong: counts that
+    /// contradict each other (more successes than calls, more verified
+    /// successes than verifications), latencies and a cost that are
+    /// negative or not finite, a latency window longer than
+    /// [`LATENCY_WINDOW`].
+    ///
+    /// # Errors
+    /// The field at fault and why.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.successes > self.calls {
+            return Err(format!(
+                "successes: {} is more than the {} calls",
+                self.successes, self.calls
+            ));
+        }
+        if self.verified_successes > self.verified {
+            return Err(format!(
+                "verified_successes: {} is more than the {} verified",
+                self.verified_successes, self.verified
+            ));
+        }
+        let bad = |v: f64| !(v.is_finite() && v >= 0.0);
+        if let Some(v) = self.latencies_ms.iter().find(|v| bad(**v)) {
+            return Err(format!("latencies_ms: {v} is not a latency (finite, >= 0)"));
+        }
+        if self.latencies_ms.len() > LATENCY_WINDOW {
+            return Err(format!(
+                "latencies_ms: {} values, more than the window's {LATENCY_WINDOW}",
+                self.latencies_ms.len()
+            ));
+        }
+        if let Some(v) = self.ewma_latency_ms.filter(|v| bad(*v)) {
+            return Err(format!(
+                "ewma_latency_ms: {v} is not a latency (finite, >= 0)"
+            ));
+        }
+        if bad(self.cost_usd) {
+            return Err(format!(
+                "cost_usd: {} is not a cost (finite, >= 0)",
+                self.cost_usd
+            ));
+        }
+        Ok(())
+    }
+
     /// Verified accuracy, once `min_samples` answers were checked.
     pub fn accuracy(&self, min_samples: u64) -> Option<f64> {
         (self.verified >= min_samples.max(1))
@@ -110,6 +155,13 @@ pub struct Scorecard {
     entries: Mutex<BTreeMap<String, Entry>>,
 }
 
+/// Every entry of `entries` validates, or the first that does not, by key.
+fn check(entries: &BTreeMap<String, Entry>) -> Result<(), String> {
+    entries
+        .iter()
+        .try_for_each(|(k, e)| e.validate().map_err(|m| format!("entry `{k}`: {m}")))
+}
+
 fn key(provider: &str, model: &str, domain: &str) -> String {
     format!("{provider}/{model}/{domain}")
 }
@@ -137,12 +189,20 @@ impl Scorecard {
             Some(p) if p.exists() => {
                 let text = std::fs::read(p)
                     .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-                serde_json::from_slice(&text).map_err(|e| {
+                let entries: BTreeMap<String, Entry> =
+                    serde_json::from_slice(&text).map_err(|e| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{}: {e}", p.display()),
+                        )
+                    })?;
+                check(&entries).map_err(|e| {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         format!("{}: {e}", p.display()),
                     )
-                })?
+                })?;
+                entries
             }
             _ => BTreeMap::new(),
         };
@@ -238,8 +298,14 @@ impl Scorecard {
     }
 
     /// Replaces every entry by `entries` (from [`export`](Self::export)).
-    pub fn import(&self, entries: BTreeMap<String, Entry>) {
+    ///
+    /// # Errors
+    /// The first entry that does not validate ([`Entry::validate`]),
+    /// named by its key; nothing changes then.
+    pub fn import(&self, entries: BTreeMap<String, Entry>) -> Result<(), String> {
+        check(&entries)?;
         *self.entries.lock().unwrap_or_else(PoisonError::into_inner) = entries;
+        Ok(())
     }
 
     /// Writes the scorecard to its file (atomically); does nothing in memory.
@@ -255,5 +321,49 @@ impl Scorecard {
             serde_json::to_vec_pretty(&*entries).map_err(std::io::Error::other)?
         };
         tuneloop_core::fs::write_atomic(path, &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files that contradict themselves are refused, naming the entry and
+    /// the field, instead of giving an accuracy of 5.0 or a negative cost.
+    #[test]
+    fn a_file_whose_counts_or_values_cannot_be_is_refused_by_entry_and_field() -> std::io::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let cases = [
+            (
+                r#"{"p/m/d": {"calls": 10, "successes": 10, "verified_successes": 50, "verified": 10, "latencies_ms": [], "ewma_latency_ms": null, "cost_usd": 0.0}}"#,
+                "verified_successes: 50 is more than the 10 verified",
+            ),
+            (
+                r#"{"p/m/d": {"calls": 1, "successes": 2, "verified_successes": 0, "verified": 0, "latencies_ms": [], "ewma_latency_ms": null, "cost_usd": 0.0}}"#,
+                "successes: 2 is more than the 1 calls",
+            ),
+            (
+                r#"{"p/m/d": {"calls": 1, "successes": 1, "verified_successes": 0, "verified": 0, "latencies_ms": [-5.0], "ewma_latency_ms": null, "cost_usd": 0.0}}"#,
+                "latencies_ms: -5 is not a latency",
+            ),
+            (
+                r#"{"p/m/d": {"calls": 1, "successes": 1, "verified_successes": 0, "verified": 0, "latencies_ms": [], "ewma_latency_ms": null, "cost_usd": -1.0}}"#,
+                "cost_usd: -1 is not a cost",
+            ),
+        ];
+        for (i, (text, expected)) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("scorecard-{i}.json"));
+            std::fs::write(&path, text)?;
+            let err = Scorecard::open(Some(&path), ScorecardConfig::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains("entry `p/m/d`") && err.contains(expected),
+                "{err}"
+            );
+        }
+        Ok(())
     }
 }
