@@ -178,7 +178,7 @@ fn parse_rows(rows: &[u8], lines_before: usize, columns: &[String]) -> Result<Ro
 
 /// A cell as an error message shows it: bytes that are not printable ASCII
 /// escaped (`\xff`), at most 64 of them.
-fn shown(cell: &[u8]) -> String {
+pub(crate) fn shown(cell: &[u8]) -> String {
     let mut s: String = cell
         .iter()
         .take(64)

@@ -123,7 +123,7 @@ impl Rewards {
                         return Err(bad(format!(
                             "{}: `{}` is not a reward in [0, 1] (rescale the rewards)",
                             at(),
-                            String::from_utf8_lossy(cell)
+                            crate::csv::shown(cell)
                         )));
                     }
                     (None, Some(v)) => data.x.push(v),
@@ -131,7 +131,7 @@ impl Rewards {
                         return Err(bad(format!(
                             "{}: `{}` is not a finite number",
                             at(),
-                            String::from_utf8_lossy(cell)
+                            crate::csv::shown(cell)
                         )));
                     }
                 }
@@ -149,7 +149,10 @@ impl Rewards {
     }
 
     /// The features standardized by column: `(x − mean) / sd`, 0 for a
-    /// constant column.
+    /// constant column. Each column is first divided by its largest
+    /// magnitude (which leaves the standardized values as they are), so
+    /// that values near the ends of `f64` (±1.7e308) neither overflow the
+    /// sum nor the squares.
     fn standardized(&self) -> Vec<f64> {
         let w = self.features.len();
         if w == 0 {
@@ -158,11 +161,25 @@ impl Rewards {
         let n = self.rows() as f64;
         let mut out = self.x.clone();
         for c in 0..w {
-            let col = || self.x.iter().skip(c).step_by(w);
-            let mean = col().sum::<f64>() / n;
-            let sd = (col().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            let scale = self
+                .x
+                .iter()
+                .skip(c)
+                .step_by(w)
+                .fold(0.0_f64, |m, v| m.max(v.abs()));
+            if scale == 0.0 {
+                out.iter_mut().skip(c).step_by(w).for_each(|v| *v = 0.0);
+                continue;
+            }
+            let col = || self.x.iter().skip(c).step_by(w).map(|v| v / scale);
+            let mean = col().map(|v| v / n).sum::<f64>();
+            let sd = (col().map(|v| (v - mean).powi(2) / n).sum::<f64>()).sqrt();
             for v in out.iter_mut().skip(c).step_by(w) {
-                *v = if sd > 0.0 { (*v - mean) / sd } else { 0.0 };
+                *v = if sd > 0.0 {
+                    (*v / scale - mean) / sd
+                } else {
+                    0.0
+                };
             }
         }
         out

@@ -1609,3 +1609,45 @@ fn a_suite_that_is_not_utf8_is_bad_input() -> TestResult {
     assert_bad_input(&out, &["suite.json", "not UTF-8", "offset 11"]);
     Ok(())
 }
+
+/// Values at the ends of f64 standardize (each column is scaled by its
+/// largest magnitude first), and a 5 MB cell is cut in the message that
+/// names it.
+#[test]
+fn replay_standardizes_extreme_values_and_cuts_a_huge_cell_in_its_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut text = String::from("x,reward_a,reward_b\n");
+    for i in 0..200 {
+        let (x, a) = if i % 2 == 0 {
+            ("1.7e308", 1)
+        } else {
+            ("-1.7e308", 0)
+        };
+        text.push_str(&format!("{x},{a},{}\n", 1 - a));
+    }
+    let big = write(dir.path(), "big.csv", &text)?;
+    let v = stdout_json(&tuneloop(&["simulate", "--rewards", &big])?)?;
+    // The feature tells the arms apart exactly; the oracle earns 1.
+    assert_eq!(v["oracle_reward"].as_f64(), Some(1.0), "{v}");
+    assert!(
+        v["average_reward"].as_f64().is_some_and(f64::is_finite),
+        "{v}"
+    );
+
+    let cell = format!(
+        "x,reward_a,reward_b\n1,0,1\n{},0,1\n",
+        "z".repeat(5_000_000)
+    );
+    let cell = write(dir.path(), "cell.csv", &cell)?;
+    let out = tuneloop(&["simulate", "--rewards", &cell])?;
+    assert_bad_input(
+        &out,
+        &["line 3", "column 1 (`x`)", "is not a finite number"],
+    );
+    assert!(
+        out.stderr.len() < 1_000,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
+    Ok(())
+}
