@@ -35,6 +35,7 @@ impl Supervised {
         let name = path.display().to_string();
         let bad = |what: String| CliError::bad(format!("{name}: {what}"));
         let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        check_header_line(&bytes).map_err(bad)?;
         // Cells are trimmed here rather than by the reader: its `Trim::All`
         // rebuilds every record and doubled the time of a 100k-row read.
         let mut reader = ::csv::ReaderBuilder::new()
@@ -174,6 +175,28 @@ fn parse_rows(rows: &[u8], lines_before: usize, columns: &[String]) -> Result<Ro
         labels.push(label);
     }
     Ok((features, labels))
+}
+
+/// The longest header line read: 1 MiB holds thousands of column names; a
+/// longer one is refused before it is parsed (a 100 MB header took 4 GB).
+pub(crate) const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// Checks that the header line of `start` (the file's first bytes, at
+/// least [`MAX_HEADER_BYTES`] + 1 of them when the file has that many)
+/// ends within [`MAX_HEADER_BYTES`].
+///
+/// # Errors
+/// The header's length, in words.
+pub(crate) fn check_header_line(start: &[u8]) -> Result<(), String> {
+    let within = &start[..start.len().min(MAX_HEADER_BYTES + 1)];
+    if within.len() > MAX_HEADER_BYTES && !within.contains(&b'\n') {
+        return Err(format!(
+            "the header line is longer than {} MiB; at most {} MiB of column names are read",
+            MAX_HEADER_BYTES >> 20,
+            MAX_HEADER_BYTES >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// A cell as an error message shows it: bytes that are not printable ASCII

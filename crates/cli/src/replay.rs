@@ -12,6 +12,7 @@
 //! Read with the `csv` crate; cells are trimmed of spaces; an error names
 //! the file, the line, the data row and the column.
 
+use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
@@ -39,8 +40,19 @@ impl Rewards {
     fn read(path: &Path) -> CliResult<Self> {
         let name = path.display().to_string();
         let bad = |what: String| CliError::bad(format!("{name}: {what}"));
-        let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let mut reader = ::csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        let mut file = std::fs::File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        // The header's length is checked before it is parsed.
+        let mut start = Vec::with_capacity(crate::csv::MAX_HEADER_BYTES + 1);
+        Read::take(
+            Read::by_ref(&mut file),
+            crate::csv::MAX_HEADER_BYTES as u64 + 1,
+        )
+        .read_to_end(&mut start)
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+        crate::csv::check_header_line(&start).map_err(bad)?;
+        let mut reader = ::csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(std::io::Cursor::new(start).chain(file));
         let header: Vec<String> = reader
             .headers()
             .map_err(|e| bad(e.to_string()))?

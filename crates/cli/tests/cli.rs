@@ -1651,3 +1651,19 @@ fn replay_standardizes_extreme_values_and_cuts_a_huge_cell_in_its_error() -> Tes
     );
     Ok(())
 }
+
+/// A header line over 1 MiB is refused before it is parsed (a 100 MB
+/// header used to take 4 GB before "no data rows").
+#[test]
+fn a_header_wider_than_a_mebibyte_is_refused_before_it_is_parsed() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut header: String = (0..200_000).map(|i| format!("f{i},")).collect();
+    header.push_str("reward_a,reward_b\n");
+    assert!(header.len() > 1 << 20);
+    let wide = write(dir.path(), "wide.csv", &header)?;
+    for flag in ["--rewards", "--supervised"] {
+        let out = tuneloop(&["simulate", flag, &wide])?;
+        assert_bad_input(&out, &["wide.csv", "header line is longer than 1 MiB"]);
+    }
+    Ok(())
+}
