@@ -1667,3 +1667,26 @@ fn a_header_wider_than_a_mebibyte_is_refused_before_it_is_parsed() -> TestResult
     }
     Ok(())
 }
+
+/// A case's prompt over 256 KiB is refused when the suite is read (a
+/// 100 MB prompt used to run, at 1.2 GB).
+#[test]
+fn a_suite_with_a_prompt_larger_than_any_context_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let suite = serde_json::json!({
+        "name": "big",
+        "cases": [{"id": "one", "task_type": "qa", "prompt": "a".repeat(300 << 10),
+                   "scorer": {"kind": "exact", "expected": "a"}}]
+    });
+    let path = write(dir.path(), "big.json", &suite.to_string())?;
+    let out = tuneloop(&["eval", "run", &path, "--runs", "1"])?;
+    assert_bad_input(
+        &out,
+        &[
+            "big.json",
+            "cases[0]",
+            "prompt: 307200 bytes, over the 256 KiB",
+        ],
+    );
+    Ok(())
+}

@@ -62,7 +62,7 @@ pub use regression::{
 pub use runner::{BenchmarkConfig, BenchmarkRun, CallRecord, run_benchmark};
 pub use scorer::{Judge, ScoreError, Scorer};
 pub use service::{BenchmarkService, PassListener, RoundOutcome};
-pub use suite::{Case, Suite};
+pub use suite::{Case, MAX_SUITE_BYTES, MAX_TEXT_BYTES, Suite};
 pub use summary::{ConfigKey, ConfigSummary, EVAL_SCHEMA_VERSION, Gates, summarize};
 pub use supervisor::{Supervisor, SupervisorConfig, SupervisorReport};
 pub use verdict::{ConfigReport, GateCheck, GateResults};

@@ -26,6 +26,12 @@ use serde::{Deserialize, Serialize};
 use tuneloop_providers::SimulatedAnswer;
 
 use crate::error::{Error, Result};
+
+/// The largest suite file read.
+pub const MAX_SUITE_BYTES: u64 = 16 << 20;
+/// The longest prompt, system message or reference of a case: far more
+/// than any context window holds.
+pub const MAX_TEXT_BYTES: usize = 256 << 10;
 use crate::scorer::Scorer;
 
 /// One prompt and how to score its answers.
@@ -71,7 +77,25 @@ impl Suite {
     /// [`Error::Io`] if it cannot be read; [`Error::Suite`] naming the file
     /// and the entry (`cases[3] (id "sum")`) for anything invalid.
     pub fn load(path: &Path) -> Result<Suite> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(f, MAX_SUITE_BYTES + 1),
+                    &mut bytes,
+                )
+            })
+            .map_err(|e| Error::io(path, e))?;
+        if bytes.len() as u64 > MAX_SUITE_BYTES {
+            return Err(Error::Suite {
+                source_name: path.display().to_string(),
+                entry: "suite".into(),
+                message: format!(
+                    "the file is over {} MiB, the most a suite may be",
+                    MAX_SUITE_BYTES >> 20
+                ),
+            });
+        }
         let text = String::from_utf8(bytes).map_err(|e| Error::Suite {
             source_name: path.display().to_string(),
             entry: "suite".into(),
@@ -171,6 +195,22 @@ impl Suite {
             }
             if c.prompt.trim().is_empty() {
                 return Err(err(label, "prompt: empty".into()));
+            }
+            for (field, text) in [
+                ("prompt", Some(&c.prompt)),
+                ("system", c.system.as_ref()),
+                ("reference", c.reference.as_ref()),
+            ] {
+                if let Some(t) = text.filter(|t| t.len() > MAX_TEXT_BYTES) {
+                    return Err(err(
+                        label,
+                        format!(
+                            "{field}: {} bytes, over the {} KiB a case's text may have",
+                            t.len(),
+                            MAX_TEXT_BYTES >> 10
+                        ),
+                    ));
+                }
             }
             if let Err(e) = c.scorer.validate() {
                 return Err(err(label, format!("scorer: {e}")));
