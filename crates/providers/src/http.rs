@@ -44,6 +44,10 @@ pub struct OpenAiConfig {
     /// Longest wait for the next bytes of a response (default 60 s), so a
     /// stalled server fails the call even without a router's deadline.
     pub read_timeout: Duration,
+    /// Longest a whole call may take, from connecting to the last byte of
+    /// the answer (default 300 s): a server that sends a byte a second
+    /// never trips `read_timeout`, and is cut here (a timeout error).
+    pub call_timeout: Duration,
     /// Ask for the answer as a stream of server-sent events (default
     /// off): the response then carries the time to the first token, and a
     /// deadline that passes mid-answer drops the stream and closes the
@@ -66,6 +70,7 @@ impl Default for OpenAiConfig {
             max_response_bytes: 4 << 20,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(300),
             stream: false,
             extras: SamplingExtras::default(),
         }
@@ -136,6 +141,7 @@ impl OpenAiCompatible {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            .timeout(config.call_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| RouterError::Config(format!("provider `{}`: {e}", config.id)))?;

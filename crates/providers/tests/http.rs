@@ -245,3 +245,49 @@ fn a_missing_key_is_a_configuration_error_naming_the_variable() {
     .unwrap_or_default();
     assert!(err.contains("TUNELOOP_SURELY_UNSET_KEY"), "{err}");
 }
+
+/// A server that answers a byte every 50 ms never trips the read timeout
+/// (300 ms); the call's own deadline (1 s) ends it, with a timeout error.
+#[tokio::test]
+async fn a_server_that_trickles_is_cut_by_the_calls_deadline() -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n";
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if s.write_all(b" ").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let provider = OpenAiCompatible::new(OpenAiConfig {
+        id: "trickle".into(),
+        base_url: format!("http://{addr}/v1"),
+        api_key_env: None,
+        read_timeout: Duration::from_millis(300),
+        call_timeout: Duration::from_secs(1),
+        ..OpenAiConfig::default()
+    })?;
+    let params = ParameterSet::builder("m").build()?;
+    let req = GenerationRequest::new("t", vec![Message::user("hi")], &params);
+    let result = tokio::time::timeout(Duration::from_secs(60), provider.generate(&req))
+        .await
+        .map_err(|_| "the call's deadline did not end the call")?;
+    assert!(
+        matches!(result, Err(ProviderError::Timeout { .. })),
+        "{result:?}"
+    );
+    server.abort();
+    Ok(())
+}
