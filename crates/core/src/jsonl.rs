@@ -18,6 +18,12 @@ use std::path::Path;
 /// (a small gzip file can inflate to gigabytes of one line).
 pub const MAX_LINE_BYTES: usize = 64 << 20;
 
+/// The most blank input (line breaks, spaces) a reader of tuneloop's files
+/// reads without meeting a record (64 MiB): beyond it, reading stops with
+/// an error, so that a small gzip file that inflates to gigabytes of line
+/// breaks costs a fraction of a second, not minutes.
+pub const MAX_BLANK_BYTES: u64 = 64 << 20;
+
 /// Whether a line that did not parse is a record torn by a crash or a full
 /// disk: its JSON ends early.
 pub fn is_torn(line: &[u8]) -> bool {

@@ -326,11 +326,27 @@ pub fn read_jsonl_limited(path: &Path, max_values: usize) -> Result<OpeData> {
     let mut chunk = next_chunk(&mut input, &mut carry).map_err(io)?;
     let mut data = OpeData::empty();
     let mut lines_before = 0;
+    // Blank bytes since the last round (to a chunk's precision).
+    let mut blank = 0u64;
     while !chunk.is_empty() {
         let (next, parsed) = crate::par::join(
             || next_chunk(&mut input, &mut carry),
             || parse_lines(&chunk),
         );
+        if parsed.is_empty() {
+            blank += chunk.len() as u64;
+            if blank > crate::input::MAX_BLANK_BYTES {
+                return Err(bad(
+                    lines_before + memchr::memchr_iter(b'\n', &chunk).count(),
+                    format!(
+                        "more than {} MiB of blank lines without a round (input::MAX_BLANK_BYTES): stopped",
+                        crate::input::MAX_BLANK_BYTES >> 20
+                    ),
+                ));
+            }
+        } else {
+            blank = 0;
+        }
         for (line, round) in parsed {
             let line = lines_before + line;
             let round = round.map_err(|reason| bad(line, reason))?;

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-pub use tuneloop_core::jsonl::{MAX_LINE_BYTES, is_torn, read_line};
+pub use tuneloop_core::jsonl::{MAX_BLANK_BYTES, MAX_LINE_BYTES, is_torn, read_line};
 
 /// Opens `path` for reading, inflating it when its name ends in `.gz`.
 ///

@@ -1,7 +1,7 @@
 //! The one reader of the decision log ([`LogReader`], [`read_log`]) and
 //! the one way a record is read ([`LoggedDecision::from_json`]).
 
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -63,6 +63,8 @@ pub struct LogReader {
     reader: BufReader<Box<dyn Read + Send>>,
     buf: Vec<u8>,
     line: usize,
+    /// Blank bytes read since the last record.
+    blank: u64,
     warnings: Vec<String>,
     done: bool,
 }
@@ -92,6 +94,7 @@ impl LogReader {
             reader: BufReader::with_capacity(1 << 20, inner),
             buf: Vec::new(),
             line: 0,
+            blank: 0,
             warnings: Vec::new(),
             done: false,
         })
@@ -120,8 +123,38 @@ impl LogReader {
         }
     }
 
+    /// Skips blank bytes (line breaks, spaces) in bulk, counting lines,
+    /// up to [`MAX_BLANK_BYTES`](crate::input::MAX_BLANK_BYTES) since the
+    /// last record.
+    fn skip_blank(&mut self) -> Result<()> {
+        loop {
+            let buf = self.reader.fill_buf().map_err(|source| Error::Io {
+                path: format!("{}: line {}", self.name, self.line + 1),
+                source,
+            })?;
+            let k = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            if k == 0 {
+                return Ok(());
+            }
+            // Whole lines only: a record's leading spaces stay with it.
+            let Some(last) = buf[..k].iter().rposition(|&b| b == b'\n') else {
+                return Ok(());
+            };
+            self.line += buf[..=last].iter().filter(|&&b| b == b'\n').count();
+            self.blank += last as u64 + 1;
+            self.reader.consume(last + 1);
+            if self.blank > crate::input::MAX_BLANK_BYTES {
+                return Err(self.invalid(format!(
+                    "more than {} MiB of blank lines without a record (input::MAX_BLANK_BYTES): stopped",
+                    crate::input::MAX_BLANK_BYTES >> 20
+                )));
+            }
+        }
+    }
+
     fn next_record(&mut self) -> Result<Option<LoggedDecision>> {
         loop {
+            self.skip_blank()?;
             let n = crate::input::read_line(&mut self.reader, &mut self.buf).map_err(|source| {
                 Error::Io {
                     path: format!("{}: line {}", self.name, self.line + 1),
@@ -134,8 +167,16 @@ impl LogReader {
             self.line += 1;
             let complete = self.buf.last() == Some(&b'\n');
             if self.buf.iter().all(u8::is_ascii_whitespace) {
+                self.blank += n as u64;
+                if self.blank > crate::input::MAX_BLANK_BYTES {
+                    return Err(self.invalid(format!(
+                        "more than {} MiB of blank lines without a record (input::MAX_BLANK_BYTES): stopped",
+                        crate::input::MAX_BLANK_BYTES >> 20
+                    )));
+                }
                 continue;
             }
+            self.blank = 0;
             // Without its line break, so that a record cut inside a string
             // ends early (an EOF error) rather than on a control character.
             match LoggedDecision::from_json(self.buf.trim_ascii_end()) {

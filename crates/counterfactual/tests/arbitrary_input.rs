@@ -56,3 +56,24 @@ proptest! {
         let _ = read_log(&path);
     }
 }
+
+/// 80 MiB of line breaks (what a small gzip file can inflate to, by the
+/// gigabyte): both readers stop after 64 MiB of blank input
+/// (`MAX_BLANK_BYTES`) and say so, instead of reading it all (10 GB took
+/// 100 s).
+#[test]
+fn gigabytes_of_blank_lines_stop_both_readers_after_the_blank_limit()
+-> Result<(), Box<dyn std::error::Error>> {
+    let bytes = vec![b'\n'; 80 << 20];
+    for name in ["log.jsonl", "rounds.jsonl"] {
+        let (_dir, path) = write(&bytes, name)?;
+        let message = if name.starts_with("log") {
+            read_log(&path).err().map(|e| e.to_string())
+        } else {
+            read_jsonl(&path).err().map(|e| e.to_string())
+        }
+        .ok_or("80 MiB of blank lines were read as data")?;
+        assert!(message.contains("64 MiB of blank lines"), "{message}");
+    }
+    Ok(())
+}
