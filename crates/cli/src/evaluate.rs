@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tuneloop_bandit::{EpsilonGreedyParams, LinUcbParams, PolicyConfig, ThompsonParams};
 use tuneloop_core::{Features, Policy, PolicySnapshot};
 use tuneloop_counterfactual::{
-    DefaultedRewards, EstimatorSettings, Evaluation, LoggedDecision, OfflineEvaluator, read_log,
+    DefaultedRewards, EstimatorSettings, Evaluation, LogReader, LoggedDecision, OfflineEvaluator,
 };
 
 use crate::error::{CliError, CliResult};
@@ -83,16 +83,30 @@ pub(crate) struct Options {
     pub(crate) defaulted: DefaultedRewards,
     /// Evaluate this task type alone.
     pub(crate) task_type: Option<String>,
+    /// Most decisions read.
+    pub(crate) max_decisions: usize,
 }
 
 pub(crate) fn run(log: &Path, spec: &str, opts: Options) -> CliResult<Value> {
     let candidate = parse_spec(spec)?;
     let local = crate::export::local_log(log)?;
-    let contents = read_log(&local.path)?;
-    for w in &contents.warnings {
+    // Read as a stream, up to the limit: a small gzip file of valid records
+    // cannot make them outgrow memory.
+    let mut reader = LogReader::open(&local.path)?;
+    let mut records = Vec::new();
+    for record in &mut reader {
+        if records.len() == opts.max_decisions {
+            return Err(CliError::bad(format!(
+                "{}: more than {} decisions (--max-decisions): evaluate a part, or raise the limit",
+                log.display(),
+                opts.max_decisions
+            )));
+        }
+        records.push(record?);
+    }
+    for w in reader.warnings() {
         eprintln!("tuneloop evaluate: warning: {w}");
     }
-    let records = contents.records;
     if records.is_empty() {
         return Err(CliError::bad(format!(
             "{}: the log has no decisions",

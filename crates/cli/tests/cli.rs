@@ -1690,3 +1690,43 @@ fn a_suite_with_a_prompt_larger_than_any_context_is_refused() -> TestResult {
     );
     Ok(())
 }
+
+/// `evaluate` reads at most `--max-decisions` (a small gzip file of valid
+/// records could make them outgrow memory); `ope` at most `--max-values`.
+#[test]
+fn evaluate_and_ope_stop_at_their_limits_and_name_the_flag() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("decisions.jsonl");
+    write_log(&log, 20)?;
+    let out = tuneloop(&[
+        "evaluate",
+        "--log",
+        &log.display().to_string(),
+        "--policy",
+        "uniform",
+        "--max-decisions",
+        "10",
+    ])?;
+    assert_bad_input(&out, &["more than 10 decisions", "--max-decisions"]);
+    let rounds: String = (0..10).map(|_| format!("{GOOD}\n")).collect();
+    let input = write(dir.path(), "rounds.jsonl", &rounds)?;
+    // 10 rounds of 2 actions count 10 × (2 + 8) = 100 values.
+    let out = tuneloop(&["ope", "--input", &input, "--max-values", "99"])?;
+    assert_bad_input(&out, &["more than 99 values", "--max-values"]);
+    let out = tuneloop(&[
+        "ope",
+        "--input",
+        &input,
+        "--max-values",
+        "100",
+        "--bootstrap",
+        "0",
+    ])?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

@@ -299,13 +299,17 @@ pub fn read_jsonl(path: &Path) -> Result<OpeData> {
     read_jsonl_limited(path, DEFAULT_MAX_VALUES)
 }
 
-/// Most target probabilities (rounds × actions) [`read_jsonl`] reads:
-/// 2²⁷, 1 GiB of them (and as much again of `reward_hat`).
-pub const DEFAULT_MAX_VALUES: usize = 1 << 27;
+/// Most values [`read_jsonl`] reads, counted as rounds × (actions + 8):
+/// each round's target probabilities and predicted rewards, and the eight
+/// per-round numbers the estimators keep. 2²⁴ of them hold, say, 1.6
+/// million rounds of 2 actions, or 150,000 of 100, in well under 1 GB
+/// while the estimators run (2²⁷ target probabilities alone, the limit
+/// before, let a small gzip file take more than 4 GB).
+pub const DEFAULT_MAX_VALUES: usize = 1 << 24;
 
-/// As [`read_jsonl`], reading at most `max_values` target probabilities
-/// (rounds × actions), so that a small compressed file cannot make the
-/// rounds outgrow memory.
+/// As [`read_jsonl`], reading at most `max_values` values (rounds ×
+/// (actions + 8), see [`DEFAULT_MAX_VALUES`]), so that a small compressed
+/// file cannot make the rounds outgrow memory.
 ///
 /// # Errors
 /// As [`read_jsonl`], and [`Error::InvalidLine`] at the line that passes
@@ -356,11 +360,11 @@ pub fn read_jsonl_limited(path: &Path, max_values: usize) -> Result<OpeData> {
                 }
                 other => other,
             })?;
-            if data.n.saturating_mul(data.k) > max_values {
+            if data.n.saturating_mul(data.k.saturating_add(8)) > max_values {
                 return Err(bad(
                     line,
                     format!(
-                        "the input holds more than {max_values} target probabilities (rounds × actions): the limit (`ope --max-values`)"
+                        "the input holds more than {max_values} values (rounds × (actions + 8)): the limit (`ope --max-values`)"
                     ),
                 ));
             }
@@ -474,8 +478,9 @@ mod tests {
             path: "rounds.jsonl".into(),
             source: e,
         })?;
-        assert_eq!(read_jsonl_limited(&path, 20)?.len(), 10);
-        match read_jsonl_limited(&path, 19) {
+        // 10 rounds of 2 actions: 10 × (2 + 8) values.
+        assert_eq!(read_jsonl_limited(&path, 100)?.len(), 10);
+        match read_jsonl_limited(&path, 99) {
             Err(Error::InvalidLine {
                 line: 10, reason, ..
             }) => {
