@@ -1292,6 +1292,29 @@ fn evaluate_and_report_refuse_the_same_logs_with_the_same_message() -> TestResul
     Ok(())
 }
 
+/// `tuneloop evaluate --policy fixed:0` on `log` with `extra` flags.
+fn evaluate_fixed_0(
+    log: &str,
+    extra: &[&str],
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let mut args = vec![
+        "evaluate",
+        "--log",
+        log,
+        "--policy",
+        "fixed:0",
+        "--bootstrap",
+        "200",
+    ];
+    args.extend_from_slice(extra);
+    stdout_json(&tuneloop(&args)?)
+}
+
+/// `v` is a number within 1e-12 of `expected`.
+fn close(v: &serde_json::Value, expected: f64) -> bool {
+    v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-12)
+}
+
 /// 300 decisions over 3 arms logged uniformly (arm `i % 3`): arm 0 earns 1,
 /// the others 0; 30 of arm 0's decisions were abandoned (default reward 0).
 /// `fixed:0`'s weight is 3 on arm 0's rounds and 0 elsewhere, so
@@ -1322,22 +1345,7 @@ fn abandoned_decisions_are_left_out_of_estimates_and_counted_alike_by_evaluate_a
     }
     assert_eq!(abandoned, 30);
     let p = path.display().to_string();
-    let evaluate = |extra: &[&str]| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-        let mut args = vec![
-            "evaluate",
-            "--log",
-            &p,
-            "--policy",
-            "fixed:0",
-            "--bootstrap",
-            "100",
-        ];
-        args.extend_from_slice(extra);
-        stdout_json(&tuneloop(&args)?)
-    };
-    let close = |v: &serde_json::Value, expected: f64| {
-        v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-12)
-    };
+    let evaluate = |extra: &[&str]| evaluate_fixed_0(&p, extra);
 
     let left_out = evaluate(&[])?;
     assert_eq!(
@@ -1418,22 +1426,7 @@ fn evaluate_judges_each_task_type_apart_and_labels_the_overall_figure() -> TestR
         log.append(&r)?;
     }
     let p = path.display().to_string();
-    let run = |extra: &[&str]| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-        let mut args = vec![
-            "evaluate",
-            "--log",
-            &p,
-            "--policy",
-            "fixed:0",
-            "--bootstrap",
-            "200",
-        ];
-        args.extend_from_slice(extra);
-        stdout_json(&tuneloop(&args)?)
-    };
-    let close = |v: &serde_json::Value, expected: f64| {
-        v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-12)
-    };
+    let run = |extra: &[&str]| evaluate_fixed_0(&p, extra);
     let v = run(&[])?;
     let (a, b) = (&v["task_types"]["a"], &v["task_types"]["b"]);
     assert_eq!(

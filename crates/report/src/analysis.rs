@@ -741,6 +741,16 @@ mod tests {
         );
     }
 
+    /// The sample standard deviation of the rows' temperatures.
+    fn temperature_sd(rows: &[Row], arms: &[Arm]) -> f64 {
+        let temps: Vec<f64> = rows
+            .iter()
+            .map(|r| arms[r.arm as usize].params.temperature())
+            .collect();
+        let m = temps.iter().sum::<f64>() / temps.len() as f64;
+        (temps.iter().map(|t| (t - m).powi(2)).sum::<f64>() / (temps.len() - 1) as f64).sqrt()
+    }
+
     #[test]
     fn attribution_separates_task_types_from_parameters_by_their_fixed_effects() {
         // reward = 0.1·temperature + 0.4·[task 1], no noise; task 1 runs
@@ -761,13 +771,7 @@ mod tests {
                 row
             })
             .collect();
-        let temps: Vec<f64> = rows
-            .iter()
-            .map(|r| arms[r.arm as usize].params.temperature())
-            .collect();
-        let m = temps.iter().sum::<f64>() / temps.len() as f64;
-        let sd =
-            (temps.iter().map(|t| (t - m).powi(2)).sum::<f64>() / (temps.len() - 1) as f64).sqrt();
+        let sd = temperature_sd(&rows, &arms);
         let data = Data {
             rows,
             arms,
@@ -803,13 +807,7 @@ mod tests {
             })
             .collect();
         // The per-sd effect is 0.1 × the sample sd of temperature.
-        let temps: Vec<f64> = rows
-            .iter()
-            .map(|r| arms[r.arm as usize].params.temperature())
-            .collect();
-        let m = temps.iter().sum::<f64>() / temps.len() as f64;
-        let sd =
-            (temps.iter().map(|t| (t - m).powi(2)).sum::<f64>() / (temps.len() - 1) as f64).sqrt();
+        let sd = temperature_sd(&rows, &arms);
         let data = Data {
             rows,
             arms,
