@@ -328,8 +328,10 @@ fn optimizer_paths(
                 std::thread::sleep(due - now);
             }
         }
+        // 200 completion tokens: within every arm's max_tokens (an answer
+        // over it would be misapplied, not learned).
         let outcome =
-            TaskOutcome::success(0.5 + 0.4 * ((i % 10) as f64 / 10.0), 800.0).with_tokens(500, 300);
+            TaskOutcome::success(0.5 + 0.4 * ((i % 10) as f64 / 10.0), 800.0).with_tokens(500, 200);
         let (a, b) = if handle {
             let context = BenchContext(&xs[i % xs.len()]);
             let t = Instant::now();

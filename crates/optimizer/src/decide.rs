@@ -158,9 +158,16 @@ impl Optimizer {
         .into_iter()
         .flatten()
         .collect();
-        let eligibility =
+        let mut eligibility =
             task.gates
                 .evaluate_with(&ctx, &task.arms, &task.arms.all_indices(), &extra)?;
+        // Arms whose calls came back not as they say are no longer chosen,
+        // unless nothing else is left.
+        if eligibility.eligible.iter().any(|&a| task.is_misapplied(a))
+            && eligibility.eligible.iter().any(|&a| !task.is_misapplied(a))
+        {
+            eligibility.eligible.retain(|&a| !task.is_misapplied(a));
+        }
         let choice = choose(task, &x, &eligibility.eligible, &key, &assigned)?;
         let arm = task.arms.arm(choice.selection.arm)?;
         if let (Some(hold), Some(budget)) = (hold.as_mut(), &inner.budget) {

@@ -344,13 +344,13 @@ impl Optimizer {
     /// Counts a misapplied outcome, and warns once per task type and arm.
     fn flag_misapplied(&self, task: &TaskState, record: &LoggedDecision, reason: &str) {
         add(&self.inner.counters.misapplied, 1);
-        if task.warn_misapplied_once(record.arm) {
+        if task.mark_misapplied(record.arm) {
             tracing::warn!(
                 task_type = &*record.task_type,
                 arm = record.arm,
                 model = record.params.model(),
                 reason,
-                "a call was not made as its arm says: not learned, left out of offline evaluation (is the token limit sent in the field the server reads?)"
+                "a call was not made as its arm says: not learned, left out of offline evaluation, and the arm is no longer chosen (is the token limit sent in the field the server reads?)"
             );
         }
     }

@@ -138,8 +138,9 @@ pub(crate) struct TaskState {
     pub(crate) tallies: Mutex<Vec<ArmTally>>,
     /// Per arm, the prompt its variant stands for (`None`: no variant).
     pub(crate) prompts: Vec<Option<Arc<str>>>,
-    /// Per arm, whether a misapplied call was warned about.
-    misapplied_warned: Vec<AtomicBool>,
+    /// Per arm, whether a call of it was misapplied (see
+    /// [`is_misapplied`](Self::is_misapplied)).
+    misapplied: Vec<AtomicBool>,
 }
 
 impl TaskState {
@@ -200,7 +201,7 @@ impl TaskState {
             live: Arc::new(LiveTask::new(settings)),
             tallies: Mutex::new(vec![ArmTally::default(); arms_len]),
             fleet: FleetLearning::default(),
-            misapplied_warned: (0..arms_len).map(|_| AtomicBool::new(false)).collect(),
+            misapplied: (0..arms_len).map(|_| AtomicBool::new(false)).collect(),
             prompts,
         })
     }
@@ -230,11 +231,22 @@ fn arm_prompts(
 }
 
 impl TaskState {
-    /// True the first time it is asked for `arm`.
-    pub(crate) fn warn_misapplied_once(&self, arm: usize) -> bool {
-        self.misapplied_warned
+    /// Marks `arm` misapplied; true the first time.
+    pub(crate) fn mark_misapplied(&self, arm: usize) -> bool {
+        self.misapplied
             .get(arm)
             .is_some_and(|w| !w.swap(true, Ordering::Relaxed))
+    }
+
+    /// Whether a call of `arm` came back not as the arm says (a longer
+    /// answer than its `max_tokens`): the client or the server does not
+    /// apply it, so the arm is no longer chosen. Its outcomes are not
+    /// learned, so its uncertainty would never shrink and an optimistic
+    /// learner would choose it for ever.
+    pub(crate) fn is_misapplied(&self, arm: usize) -> bool {
+        self.misapplied
+            .get(arm)
+            .is_some_and(|w| w.load(Ordering::Relaxed))
     }
 
     /// The learner learns `reward` for `arm` on `x`, and the arm's tally
