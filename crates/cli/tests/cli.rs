@@ -1724,3 +1724,45 @@ fn evaluate_and_ope_stop_at_their_limits_and_name_the_flag() -> TestResult {
     );
     Ok(())
 }
+
+/// The report's off-policy section names the same warnings as `evaluate`:
+/// the last fifth of this log is arm 0, logged with a propensity of 0.01
+/// (miscalibrated: it was chosen every time), earning 1; before it, arm 1
+/// earning 0. The report's "candidate" (the last fifth's arm frequencies)
+/// gets IPW = 200 · (1 / 0.01) / 1000 = 20, outside the rewards' [0, 1].
+#[test]
+fn the_report_names_an_estimate_outside_the_reward_range() -> TestResult {
+    use tuneloop_counterfactual::{DecisionLog, JsonlLog};
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("decisions.jsonl");
+    let arms = three_arms()?;
+    let log = JsonlLog::open(&path, u64::MAX, 0)?;
+    let start = chrono::Utc::now();
+    for i in 0..1000u128 {
+        let late = i >= 800;
+        let a = usize::from(!late);
+        let mut r = uniform_record(&arms, i + 1, a, if late { 1.0 } else { 0.0 }, None)?;
+        r.eligible = vec![0, 1];
+        r.eligible_ids.truncate(2);
+        r.propensity = if late { 0.01 } else { 0.99 };
+        r.timestamp = start + chrono::Duration::seconds(i as i64);
+        log.append(&r)?;
+    }
+    let html = dir.path().join("r.html").display().to_string();
+    let v = stdout_json(&tuneloop(&[
+        "report",
+        "--log",
+        &path.display().to_string(),
+        "--out",
+        &html,
+    ])?)?;
+    let warnings = v["ope_warnings"].as_array().ok_or("no ope_warnings")?;
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.starts_with("candidate: ipw estimate 20.0000 is outside"))),
+        "{warnings:?}"
+    );
+    assert!(std::fs::read_to_string(&html)?.contains("<b>Warning</b>: candidate: ipw estimate"));
+    Ok(())
+}

@@ -174,6 +174,46 @@ impl std::fmt::Display for EvaluationWarning {
     }
 }
 
+/// The named warnings (see [`EvaluationWarning`]) that `estimates` of
+/// `data` deserve, the verdict resting on `decision_estimator`: every
+/// estimate outside the logged rewards' range, and the decision
+/// estimator's effective sample size under [`LOW_SUPPORT_SHARE`] of the
+/// rounds.
+pub fn evaluation_warnings(
+    data: &OpeData,
+    estimates: &[(EstimatorKind, Estimate)],
+    decision_estimator: EstimatorKind,
+) -> Vec<EvaluationWarning> {
+    let (low, high) = (0..data.len())
+        .map(|i| data.reward(i))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(r), hi.max(r))
+        });
+    // A rounding error's worth of slack: a value equal to the range's
+    // end up to the last bits is inside.
+    let slack = 1e-9 * (high - low).abs().max(1.0);
+    let mut out: Vec<EvaluationWarning> = estimates
+        .iter()
+        .filter(|(_, e)| e.estimate < low - slack || e.estimate > high + slack)
+        .map(|(k, e)| EvaluationWarning::EstimateOutsideRewardRange {
+            estimator: *k,
+            estimate: e.estimate,
+            low,
+            high,
+        })
+        .collect();
+    if let Some((k, e)) = estimates.iter().find(|(k, _)| *k == decision_estimator)
+        && e.ess < LOW_SUPPORT_SHARE * data.len() as f64
+    {
+        out.push(EvaluationWarning::LittleSupport {
+            estimator: *k,
+            ess: e.ess,
+            rounds: data.len(),
+        });
+    }
+    out
+}
+
 /// The result of [`OfflineEvaluator::evaluate_episodes`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeEvaluation {
@@ -281,36 +321,7 @@ impl OfflineEvaluator {
         data: &OpeData,
         estimates: &[(EstimatorKind, Estimate)],
     ) -> Vec<EvaluationWarning> {
-        let (low, high) = (0..data.len())
-            .map(|i| data.reward(i))
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
-                (lo.min(r), hi.max(r))
-            });
-        // A rounding error's worth of slack: a value equal to the range's
-        // end up to the last bits is inside.
-        let slack = 1e-9 * (high - low).abs().max(1.0);
-        let mut out: Vec<EvaluationWarning> = estimates
-            .iter()
-            .filter(|(_, e)| e.estimate < low - slack || e.estimate > high + slack)
-            .map(|(k, e)| EvaluationWarning::EstimateOutsideRewardRange {
-                estimator: *k,
-                estimate: e.estimate,
-                low,
-                high,
-            })
-            .collect();
-        if let Some((k, e)) = estimates
-            .iter()
-            .find(|(k, _)| *k == self.decision_estimator)
-            && e.ess < LOW_SUPPORT_SHARE * data.len() as f64
-        {
-            out.push(EvaluationWarning::LittleSupport {
-                estimator: *k,
-                ess: e.ess,
-                rounds: data.len(),
-            });
-        }
-        out
+        evaluation_warnings(data, estimates, self.decision_estimator)
     }
 
     /// Compares two frozen policies on one log: each one's doubly robust

@@ -55,7 +55,7 @@ pub use estimators::{
 };
 pub use evaluator::{
     Comparison, DefaultedRewards, EpisodeEvaluation, Evaluation, EvaluationWarning,
-    LOW_SUPPORT_SHARE, OfflineEvaluator, replay,
+    LOW_SUPPORT_SHARE, OfflineEvaluator, evaluation_warnings, replay,
 };
 pub use log::{DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions};
 pub use reader::{LogContents, LogReader, RecordError, read_log};

@@ -201,6 +201,8 @@ pub(crate) struct Ope {
     pub(crate) on_policy: [Option<Mean>; 2],
     /// Per estimator: (name, candidate, baseline) as (estimate, lo, hi).
     pub(crate) estimators: Vec<(&'static str, [Interval; 2])>,
+    /// What should make a reader doubt them (`evaluation_warnings`).
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Largest number of rounds the estimators use (an even sample beyond).
@@ -272,6 +274,7 @@ pub(crate) fn off_policy(data: &Data, seed: u64) -> Result<Option<Ope>> {
         ..EstimatorSettings::default()
     };
     let mut results: Vec<Vec<(EstimatorKind, tuneloop_counterfactual::Estimate)>> = Vec::new();
+    let mut warnings = Vec::new();
     for w in [1usize, 0] {
         let rounds = sample.iter().map(|r| {
             let task = data.arms[r.arm as usize].task as usize;
@@ -295,11 +298,14 @@ pub(crate) fn off_policy(data: &Data, seed: u64) -> Result<Option<Ope>> {
             }
         });
         let ope = OpeData::new(rounds)?;
-        results.push(tuneloop_counterfactual::estimate(
-            &ope,
-            &EstimatorKind::ALL,
-            &settings,
-        )?);
+        let estimates = tuneloop_counterfactual::estimate(&ope, &EstimatorKind::ALL, &settings)?;
+        let whose = if w == 1 { "candidate" } else { "baseline" };
+        warnings.extend(
+            tuneloop_counterfactual::evaluation_warnings(&ope, &estimates, EstimatorKind::Dr)
+                .into_iter()
+                .map(|warning| format!("{whose}: {warning}")),
+        );
+        results.push(estimates);
     }
     let estimators = EstimatorKind::ALL
         .iter()
@@ -326,6 +332,7 @@ pub(crate) fn off_policy(data: &Data, seed: u64) -> Result<Option<Ope>> {
         (m.n > 0).then_some(m)
     };
     Ok(Some(Ope {
+        warnings,
         basis: basis.to_owned(),
         rounds: sample.len(),
         on_policy: [on(1), on(0)],

@@ -144,6 +144,9 @@ pub fn render(data: &Log, options: &Options<'_>, progress: &dyn Fn(&str)) -> Res
                 );
             }
             t.push_str("</table>");
+            for w in &o.warnings {
+                let _ = write!(t, "<p><b>Warning</b>: {}</p>", esc(w));
+            }
             sections.push((
                 CHARTS[3],
                 "Off-policy estimates: candidate against baseline",
@@ -368,6 +371,7 @@ nav a {{ margin-right: 12px; color: #2a5bd7; text-decoration: none; font-size: 1
         "rollbacks": lines.iter().map(|l| l.events.iter().filter(|e| e.3).count()).sum::<usize>(),
         "promotions": lines.iter().map(|l| l.events.iter().filter(|e| !e.3).count()).sum::<usize>(),
         "drift": drift.as_ref().map(|d| json!({"ks_d": d.ks_d, "ks_p": d.ks_p, "shift": d.shift, "anova_p": d.anova_p})),
+        "ope_warnings": ope.as_ref().map(|o| o.warnings.clone()),
         "estimators": ope.as_ref().map(|o| o.estimators.iter().map(|(n, [c, b])| json!({"estimator": n, "candidate": [c.0, c.1, c.2], "baseline": [b.0, b.1, b.2]})).collect::<Vec<_>>()),
         "attribution": effects,
         "episodes": episodes,
@@ -385,6 +389,7 @@ fn analysis_placeholder() -> analysis::Ope {
         rounds: 0,
         on_policy: [None, None],
         estimators: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
