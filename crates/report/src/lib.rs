@@ -19,6 +19,7 @@
 //! ```
 
 mod analysis;
+mod attribution;
 mod charts;
 mod html;
 mod live;
