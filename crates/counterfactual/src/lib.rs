@@ -44,6 +44,7 @@ mod par;
 mod reader;
 mod resolution;
 mod reward_model;
+mod warnings;
 
 pub use by_task::{ByTaskType, SkippedTaskType, TaskTypeEvaluation};
 pub use data::{
@@ -54,13 +55,13 @@ pub use estimators::{
     Estimate, EstimatorKind, EstimatorSettings, Paired, estimate, percentile_sorted,
 };
 pub use evaluator::{
-    Comparison, DefaultedRewards, EpisodeEvaluation, Evaluation, EvaluationWarning,
-    LOW_SUPPORT_SHARE, OfflineEvaluator, evaluation_warnings, replay,
+    Comparison, DefaultedRewards, EpisodeEvaluation, Evaluation, OfflineEvaluator, replay,
 };
 pub use log::{DecisionLog, JoinError, JsonlLog, LoggedDecision, MemoryLog, PendingDecisions};
 pub use reader::{LogContents, LogReader, RecordError, read_log};
 pub use resolution::{AbandonReason, Resolution, ResolutionError};
 pub use reward_model::{cross_fit_ridge, cross_fit_ridge_with_arm_features};
+pub use warnings::{EvaluationWarning, LOW_SUPPORT_SHARE, evaluation_warnings};
 
 #[cfg(test)]
 mod tests {
