@@ -238,6 +238,15 @@ fn a_dollar_budget_runs_down_with_the_adapters_outcomes_and_refuses_by_name() ->
         assert!(message.contains("budget"), "{message}");
         let spent = o.budget_usage().ok_or("no budget")?.spent_cost_usd;
         assert!((spent - 5.0 * 0.085).abs() < 1e-9, "{spent}");
+        // The same spend, per task type and model (what /metrics exports).
+        let by_model = o.spend();
+        assert_eq!(by_model.len(), 1);
+        assert_eq!(
+            (by_model[0].task_type.as_str(), by_model[0].model.as_str()),
+            ("qa", "small-model")
+        );
+        assert_eq!(by_model[0].tokens, 5 * 85);
+        assert!((by_model[0].cost_usd - 5.0 * 0.085).abs() < 1e-9);
         Ok(())
     })
 }

@@ -105,6 +105,23 @@ pub(crate) fn registry(
         "Arms excluded by gates, by reason",
         exclusions,
     );
+    let spend_tokens = Family::<Labels, Counter>::default();
+    let spend_cost = Family::<Labels, Counter<f64, AtomicU64>>::default();
+    for s in o.spend() {
+        let l = labels(&[("task_type", &s.task_type), ("model", &s.model)]);
+        spend_tokens.get_or_create(&l).inc_by(s.tokens);
+        spend_cost.get_or_create(&l).inc_by(s.cost_usd);
+    }
+    r.register(
+        "spend_tokens",
+        "Tokens the recorded outcomes spent, by task type and model",
+        spend_tokens,
+    );
+    r.register(
+        "spend_cost_usd",
+        "US dollars the recorded outcomes spent (their cost, or their tokens priced by the budget), by task type and model",
+        spend_cost,
+    );
     gauge(
         &mut r,
         "pending_decisions",

@@ -91,7 +91,12 @@ async fn the_endpoint_exposes_metrics_changes_the_config_and_drives_rollouts() -
     };
     for _ in 0..10 {
         let rec = ask("chat")?;
-        optimizer.record_outcome(rec.decision_id, &TaskOutcome::success(0.5, 100.0))?;
+        optimizer.record_outcome(
+            rec.decision_id,
+            &TaskOutcome::success(0.5, 100.0)
+                .with_tokens(30, 12)
+                .with_cost(0.002),
+        )?;
     }
     let pending = ask("code")?;
 
@@ -143,10 +148,21 @@ async fn the_endpoint_exposes_metrics_changes_the_config_and_drives_rollouts() -
     };
     assert_eq!(get("tuneloop_recommendations_total", &[])?, 11.0);
     assert_eq!(get("tuneloop_outcomes_total", &[])?, 10.0);
-    // Ten rewards of one outcome (quality 0.5, 100 ms, no cost) under the
-    // default reward function: 0.7·0.5 + 0.15·2000/2100 + 0.15·1.
-    let one = 0.7 * 0.5 + 0.15 * 2000.0 / 2100.0 + 0.15;
+    // Ten rewards of one outcome (quality 0.5, 100 ms, 0.002 USD) under
+    // the default reward function: 0.7·0.5 + 0.15·2000/2100 + 0.15·0.01/0.012.
+    let one = 0.7 * 0.5 + 0.15 * 2000.0 / 2100.0 + 0.15 * 0.01 / 0.012;
     assert!((get("tuneloop_reward_sum_total", &[])? - 10.0 * one).abs() < 1e-4);
+    // Ten outcomes of 42 tokens and 0.002 USD each, spent by "chat" on "m".
+    let spent = [("task_type", "chat"), ("model", "m")];
+    assert_eq!(get("tuneloop_spend_tokens_total", &spent)?, 420.0);
+    assert!((get("tuneloop_spend_cost_usd_total", &spent)? - 0.02).abs() < 1e-12);
+    assert_eq!(
+        get(
+            "tuneloop_spend_tokens_total",
+            &[("task_type", "code"), ("model", "m")]
+        )?,
+        0.0
+    );
     assert_eq!(get("tuneloop_pending_decisions", &[])?, 1.0);
     // Two arms of four excluded on each of the ten chat decisions.
     assert_eq!(

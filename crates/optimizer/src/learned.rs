@@ -177,3 +177,53 @@ impl Optimizer {
         })
     }
 }
+
+/// What the recorded outcomes of one task type and model spent since the
+/// optimizer was built, from [`Optimizer::spend`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spend {
+    /// The task type.
+    pub task_type: String,
+    /// The model.
+    pub model: String,
+    /// Prompt and completion tokens.
+    pub tokens: u64,
+    /// US dollars: the outcomes' own cost, or their tokens priced by the
+    /// budget's price table.
+    pub cost_usd: f64,
+}
+
+impl Optimizer {
+    /// What the recorded outcomes spent, per task type and model, in the
+    /// order of the task types' names and the models' first arm (what
+    /// `/metrics` exports: its cardinality is the arms').
+    pub fn spend(&self) -> Vec<Spend> {
+        let mut out = Vec::new();
+        for name in self.task_types() {
+            let Ok((_, task)) = self.task_state(name) else {
+                continue;
+            };
+            let spend = lock(&task.spend).clone();
+            let start = out.len();
+            for (arm, (tokens, cost)) in task.arms.iter().zip(spend) {
+                let model = arm.params.model();
+                match out[start..]
+                    .iter_mut()
+                    .find(|s: &&mut Spend| s.model == model)
+                {
+                    Some(s) => {
+                        s.tokens = s.tokens.saturating_add(tokens);
+                        s.cost_usd += cost;
+                    }
+                    None => out.push(Spend {
+                        task_type: name.to_owned(),
+                        model: model.to_owned(),
+                        tokens,
+                        cost_usd: cost,
+                    }),
+                }
+            }
+        }
+        out
+    }
+}

@@ -74,7 +74,7 @@ pub use decide::{RecommendOptions, Recommendation};
 pub use episode::{EPISODE_DROPPED, Episode, EpisodeRecorded};
 pub use error::{Error, Result};
 pub use handle::{DROPPED, Decision};
-pub use learned::{ArmLearned, ArmTally, Learned};
+pub use learned::{ArmLearned, ArmTally, Learned, Spend};
 pub use learning::LearningSync;
 pub use optimizer::{Optimizer, RolloutStatus, SHUTDOWN};
 pub use record::Recorded;

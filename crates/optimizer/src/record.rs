@@ -102,6 +102,12 @@ impl Optimizer {
             let context = Features::new(record.context.clone())?;
             task.learn(&context, record.arm, reward)?;
         }
+        if spend && let Some(s) = lock(&task.spend).get_mut(record.arm) {
+            s.0 = s.0.saturating_add(outcome.total_tokens());
+            if outcome.cost_usd.is_finite() {
+                s.1 += outcome.cost_usd;
+            }
+        }
         if let Some(b) = &inner.budget {
             // The reservation may have expired meanwhile; the spend is
             // recorded either way as far as the budget still knows it.

@@ -138,6 +138,9 @@ pub(crate) struct TaskState {
     pub(crate) tallies: Mutex<Vec<ArmTally>>,
     /// Per arm, the prompt its variant stands for (`None`: no variant).
     pub(crate) prompts: Vec<Option<Arc<str>>>,
+    /// Per arm, the tokens and US dollars its recorded outcomes spent
+    /// since the optimizer was built.
+    pub(crate) spend: Mutex<Vec<(u64, f64)>>,
     /// Per arm, whether a call of it was misapplied (see
     /// [`is_misapplied`](Self::is_misapplied)).
     misapplied: Vec<AtomicBool>,
@@ -202,6 +205,7 @@ impl TaskState {
             tallies: Mutex::new(vec![ArmTally::default(); arms_len]),
             fleet: FleetLearning::default(),
             misapplied: (0..arms_len).map(|_| AtomicBool::new(false)).collect(),
+            spend: Mutex::new(vec![(0, 0.0); arms_len]),
             prompts,
         })
     }
