@@ -1,7 +1,7 @@
 //! `tuneloop evaluate`: policy-level evaluation of a candidate on a
 //! decision log written by the library.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -9,6 +9,7 @@ use tuneloop_bandit::{EpsilonGreedyParams, LinUcbParams, PolicyConfig, ThompsonP
 use tuneloop_core::{Features, Policy, PolicySnapshot};
 use tuneloop_counterfactual::{
     DefaultedRewards, EstimatorSettings, Evaluation, LogReader, LoggedDecision, OfflineEvaluator,
+    by_task_type,
 };
 
 use crate::error::{CliError, CliResult};
@@ -300,18 +301,4 @@ fn evaluation_json(e: &Evaluation, evaluator: &OfflineEvaluator) -> CliResult<Va
         "decision_estimator": evaluator.decision_estimator.name(),
         "verdict": if e.candidate_is_better { "better" } else { "not proven better" },
     }))
-}
-
-/// The records of each task type, in the order of its first decision.
-fn by_task_type(records: &[LoggedDecision]) -> Vec<(&str, Vec<&LoggedDecision>)> {
-    let mut groups: Vec<(&str, Vec<&LoggedDecision>)> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    for r in records {
-        let i = *index.entry(&r.task_type).or_insert_with(|| {
-            groups.push((&r.task_type, Vec::new()));
-            groups.len() - 1
-        });
-        groups[i].1.push(r);
-    }
-    groups
 }

@@ -117,8 +117,9 @@ impl OfflineEvaluator {
     }
 }
 
-/// The records of each task type, in the order of its first decision.
-pub(crate) fn by_task_type<'a>(
+/// The records of each task type, in the order of its first decision
+/// (how [`OfflineEvaluator::evaluate_by_task_type`] groups them).
+pub fn by_task_type<'a>(
     records: impl IntoIterator<Item = &'a LoggedDecision>,
 ) -> Vec<(&'a str, Vec<&'a LoggedDecision>)> {
     let mut groups: Vec<(&str, Vec<&LoggedDecision>)> = Vec::new();

@@ -46,7 +46,7 @@ mod resolution;
 mod reward_model;
 mod warnings;
 
-pub use by_task::{ByTaskType, SkippedTaskType, TaskTypeEvaluation};
+pub use by_task::{ByTaskType, SkippedTaskType, TaskTypeEvaluation, by_task_type};
 pub use data::{
     DEFAULT_MAX_VALUES, OpeData, OpeRound, TARGET_SUM_TOLERANCE, read_jsonl, read_jsonl_limited,
 };
